@@ -1,0 +1,59 @@
+"""Side-by-side timing: interleaved repeats, medians and inter-quartile ranges.
+
+Every benchmark in manualgrad compares a manualgrad callable with its native torch twin measured
+in the same process, alternating between them so that drift (thermal, other processes) hits both
+equally. Only ratios are reported.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and inter-quartile range of one callable's wall time, in seconds."""
+
+    median: float
+    iqr: float
+
+
+def interleaved(
+    candidates: Mapping[str, Callable[[], object]],
+    repeats: int = 21,
+    warmup: int = 3,
+    min_time: float = 2e-3,
+) -> dict[str, Timing]:
+    """Time each callable in ``candidates`` with interleaved repeats.
+
+    Each repeat runs every candidate once, in turn; a candidate faster than ``min_time`` is looped
+    ``k`` times per repeat (the same ``k`` for all, chosen from the slowest warm-up) and its time
+    divided by ``k``.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    warm: dict[str, float] = {}
+    for name, fn in candidates.items():
+        for _ in range(warmup):
+            start = time.perf_counter()
+            fn()
+            warm[name] = time.perf_counter() - start
+    loops = max(1, int(min_time / max(min(warm.values(), default=min_time), 1e-9)))
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            for _ in range(loops):
+                fn()
+            samples[name].append((time.perf_counter() - start) / loops)
+    return {name: _summarise(values) for name, values in samples.items()}
+
+
+def _summarise(values: list[float]) -> Timing:
+    if len(values) < 4:
+        return Timing(statistics.median(values), 0.0)
+    quartiles = statistics.quantiles(values, n=4)
+    return Timing(statistics.median(values), quartiles[2] - quartiles[0])

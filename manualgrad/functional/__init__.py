@@ -1,0 +1,13 @@
+"""The math: every op a ``torch.autograd.Function`` with a hand-derived backward.
+
+Same names, signatures and defaults as ``torch.nn.functional``; also importable as
+``manualgrad.nn.functional``. Each family module lists its public names in ``__all__``; this
+package re-exports them all.
+"""
+
+import manualgrad.functional.activations as _activations
+import manualgrad.functional.linear as _linear
+from manualgrad.functional.activations import *  # noqa: F403
+from manualgrad.functional.linear import *  # noqa: F403
+
+__all__ = [*_activations.__all__, *_linear.__all__]

@@ -1,0 +1,70 @@
+"""Affine layer: the lecture's "each layer is one matrix" (plus a bias)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class LinearFunction(torch.autograd.Function):
+    r"""Affine map  y = x Wᵀ + b,  x: (..., in),  W: (out, in),  b: (out,).
+
+    Flatten the leading dims: X = x.reshape(N, in), G = dL/dy reshaped to (N, out). Then
+
+        dL/dx = G W                      (N, in) → reshaped back to x's shape
+        dL/dW = Gᵀ X                     (out, in)
+        dL/db = Σ_rows G                 (out,)
+
+    Saved: x only if W needs a gradient, W only if x needs one (each gradient needs the *other*
+    operand); b is never saved. Every gradient is a matmul or a sum of ``grad_y``, hence linear in
+    it and differentiable again (double backward = the same three formulas).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if input.dim() == 2 and bias is not None:
+            return torch.addmm(bias, input, weight.t())
+        output = input.matmul(weight.t())
+        return output if bias is None else output + bias
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _ = inputs
+        needs_input, needs_weight, _ = ctx.needs_input_grad
+        ctx.save_for_backward(
+            input if needs_weight else None,
+            weight if needs_input else None,
+        )
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        input, weight = ctx.saved_tensors
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad
+        grad_input = grad_weight = grad_bias = None
+        if needs_input:
+            grad_input = grad_output.matmul(weight)
+        if needs_weight:
+            grad_weight = _flat_rows(grad_output).t().matmul(_flat_rows(input))
+        if needs_bias:
+            grad_bias = _flat_rows(grad_output).sum(0)
+        return grad_input, grad_weight, grad_bias
+
+
+def _flat_rows(tensor: Tensor) -> Tensor:
+    """View (..., k) as (N, k); a 1-d tensor is one row."""
+    return tensor.reshape(-1, tensor.shape[-1])
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``torch.nn.functional.linear`` with the hand-derived backward of :class:`LinearFunction`.
+
+    A 1-d ``weight`` (in,) maps (..., in) to (...), as in torch.
+    """
+    if weight.dim() == 1:
+        return LinearFunction.apply(input, weight.unsqueeze(0), bias).squeeze(-1)
+    return LinearFunction.apply(input, weight, bias)
+
+
+__all__ = ["LinearFunction", "linear"]

@@ -8,7 +8,7 @@ compares the vector-Jacobian product for a random, non-unit output gradient agai
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -76,12 +76,14 @@ def check_function(
     rtol: float = 1e-5,
     seed: int = 0,
     name: str | None = None,
+    constant: Collection[int] = (),
     **kwargs: object,
 ) -> CheckReport:
     """Check ``function(*inputs, **kwargs)`` (an autograd.Function class or any callable).
 
     Floating-point tensor inputs are cast to float64 and checked one at a time (the others held
-    constant). ``reference`` is called the same way and differentiated by autograd. Returns a
+    constant); positions in ``constant`` (targets, class weights) are not checked.
+    ``reference`` is called the same way and differentiated by autograd. Returns a
     :class:`CheckReport`; with ``raise_on_failure=True`` a failing report raises
     :class:`DerivationError` carrying the table.
     """
@@ -98,7 +100,7 @@ def check_function(
                 (_max_abs(a - b) for a, b in zip(outputs, expected, strict=True)), default=0.0
             )
         for index, value in enumerate(values):
-            if isinstance(value, Tensor) and value.is_floating_point():
+            if isinstance(value, Tensor) and value.is_floating_point() and index not in constant:
                 report.inputs.append(
                     _check_input(call, reference, values, index, kwargs, generator, atol, rtol)
                 )

@@ -1,0 +1,7 @@
+"""``python -m manualgrad``: the same as the ``manualgrad`` command."""
+
+import sys
+
+from manualgrad.cli import main
+
+sys.exit(main())

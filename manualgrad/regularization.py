@@ -165,7 +165,7 @@ class HardConcreteFunction(torch.autograd.Function):
 
     Backward (the pathwise / reparameterisation gradient), with σ' = σ(1 − σ):
 
-        ∂z/∂log α = 1[0 < s̄ < 1] · (ζ − γ) · s (1 − s) / β
+        ∂z/∂log α = 1[0 < s̄ < 1] · (ζ − γ) · s (1 − s) / β,   dL/dlog α = dL/dz · ∂z/∂log α
 
     0 where the gate is clamped (and at the clamp points s̄ ∈ {0, 1}, a subgradient choice). The
     noise u is not differentiated (returns None).

@@ -6,8 +6,10 @@ package re-exports them all.
 """
 
 import manualgrad.functional.activations as _activations
+import manualgrad.functional.dropout as _dropout
 import manualgrad.functional.linear as _linear
 from manualgrad.functional.activations import *  # noqa: F403
+from manualgrad.functional.dropout import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
 
-__all__ = [*_activations.__all__, *_linear.__all__]
+__all__ = [*_activations.__all__, *_dropout.__all__, *_linear.__all__]

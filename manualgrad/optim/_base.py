@@ -1,0 +1,212 @@
+"""Bookkeeping shared by the first-order optimizers: validation, lazy state, scratch buffers.
+
+The classes in this package keep torch.optim's public contract (defaults, ``param_groups`` keys,
+per-parameter state keys, ``step`` as a tensor) so that ``state_dict()`` moves freely between
+``manualgrad.optim.X`` and ``torch.optim.X`` and ``torch.optim.lr_scheduler`` drives either.
+Everything torch's ``Optimizer`` base class provides (``zero_grad``, ``add_param_group``,
+``state_dict``/``load_state_dict``, step and state-dict hooks, pickling/``deepcopy``) is inherited.
+
+The update math lives in one pure function per optimizer. Those functions work in place and
+allocation-free: temporaries (``±g + λθ``, ``√v + ε``, ...) go into a :class:`Scratch` buffer that
+is reused from parameter to parameter, so one step allocates at most a few parameter-sized buffers
+however many parameters there are. With ``differentiable=True`` the scratch hands out ``None``
+instead, every ``out=`` then allocates, and autograd records the update like any other graph.
+
+Flags accepted for compatibility with torch.optim (documented once, here):
+
+- ``foreach``: accepted and validated as torch does; manualgrad has a single implementation.
+- ``fused``: accepted and validated as torch does (floating point parameters, not together with
+  ``foreach`` or ``differentiable``); the written-out update runs, and ``step`` is kept as torch's
+  fused kernels keep it (float32, on the parameter's device) so state dicts stay interchangeable.
+  ``GradScaler`` is not given the fused fast path: it unscales the gradients itself.
+- ``capturable``: accepted; ``step`` lives on the parameter's device as in torch. The update reads
+  ``step`` on the host, so it is correct but not CUDA-graph capturable.
+- ``differentiable``: supported. ``step()`` then runs with autograd enabled, state tensors are
+  cloned before being updated and no buffer is reused, so gradients flow from the new parameters
+  back to the old ones, the gradients and the state (parameters must be non-leaf tensors, as in
+  torch). Hyper-parameters are taken as Python numbers; a tensor hyper-parameter that requires
+  grad raises ``NotImplementedError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+Closure = Callable[[], Any]
+
+
+def require(condition: object, message: str) -> None:
+    """Raise ``ValueError(message)`` unless ``condition`` holds (torch's validation idiom)."""
+    if not condition:
+        raise ValueError(message)
+
+
+def check_lr(lr: float | Tensor) -> None:
+    """torch.optim's learning-rate checks: a 1-element tensor or a number, not negative."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    require(lr >= 0.0, f"Invalid learning rate: {lr}")
+
+
+def check_fused_flags(defaults: dict[str, Any]) -> None:
+    """The ``RuntimeError`` torch raises for ``fused`` combined with other flags."""
+    if defaults.get("fused"):
+        if defaults.get("differentiable"):
+            raise RuntimeError("`fused` does not support `differentiable`")
+        if defaults.get("foreach"):
+            raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+
+
+def scalar(value: float | Tensor, name: str = "hyper-parameter") -> float:
+    """A hyper-parameter as a Python float (tensor hyper-parameters are 1-element)."""
+    if isinstance(value, Tensor):
+        if value.requires_grad:
+            raise NotImplementedError(
+                f"manualgrad.optim takes {name} as a number; a tensor {name} that requires grad "
+                "(a differentiable hyper-parameter) is not supported, use torch.optim instead"
+            )
+        return value.item()
+    return value
+
+
+def step_dtype(fused: bool | None = None) -> torch.dtype:
+    """dtype of the ``step`` counter, as torch.optim picks it."""
+    if fused:
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def new_step(param: Tensor, on_device: bool = False, fused: bool | None = None) -> Tensor:
+    """A zero ``step`` counter: a 0-d tensor on the CPU, or on ``param``'s device if asked."""
+    device = param.device if on_device or fused else torch.device("cpu")
+    return torch.zeros((), dtype=step_dtype(fused), device=device)
+
+
+def real(tensors: list[Tensor]) -> list[Tensor]:
+    """Complex tensors viewed as real ``(..., 2)`` tensors; the updates then act per component."""
+    return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
+
+
+def increment(steps: list[Tensor]) -> list[float]:
+    """``step ← step + 1`` for every counter; returns the new values as Python floats."""
+    torch._foreach_add_(steps, 1.0)
+    return [step.item() for step in steps]
+
+
+def effective_grad(
+    param: Tensor, grad: Tensor, weight_decay: float, maximize: bool, out: Tensor | None
+) -> Tensor:
+    """g' = ±g + λθ (minus when maximizing); written into ``out`` unless it is ``grad`` itself."""
+    if maximize:
+        grad = torch.neg(grad, out=out)
+    if weight_decay != 0:
+        grad = torch.add(grad, param, alpha=weight_decay, out=out)
+    return grad
+
+
+class Scratch:
+    """Reusable temporaries: ``scratch(like, slot)`` is a buffer shaped like ``like``.
+
+    Buffers are keyed by ``(slot, dtype, device)`` and grow to the largest parameter seen, so a
+    whole step allocates one buffer per slot. Disabled (``differentiable``), it returns ``None``,
+    which every ``out=`` argument reads as "allocate a new tensor".
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._buffers: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+
+    def __call__(self, like: Tensor, slot: int = 0) -> Tensor | None:
+        if not self.enabled:
+            return None
+        key = (slot, like.dtype, like.device)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < like.numel():
+            buffer = self._buffers[key] = torch.empty(
+                like.numel(), dtype=like.dtype, device=like.device
+            )
+        return buffer[: like.numel()].view(like.shape)
+
+
+class FirstOrderOptimizer(Optimizer):
+    """torch.optim.Optimizer plus what every first-order optimizer here shares.
+
+    Subclasses define ``_init_state(param, group) -> dict`` (fresh per-parameter state, torch's
+    keys) and ``_update(group, params, grads)``, which fetches the state with :meth:`_states` and
+    calls the pure update function.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        check_fused_flags(defaults)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Fill hyper-parameters missing from an older state dict; make ``step`` a tensor."""
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+            for param in group["params"]:
+                param_state = self.state.get(param, {})
+                step = param_state.get("step")
+                if step is not None and not torch.is_tensor(step):
+                    counter = new_step(param, group.get("capturable", False), group.get("fused"))
+                    param_state["step"] = counter.fill_(float(step))
+
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
+        raise NotImplementedError
+
+    def _states(self, group: dict[str, Any], params: list[Tensor]) -> list[dict[str, Tensor]]:
+        """Per-parameter state, created on first use; cloned first when ``differentiable``."""
+        states = []
+        for param in params:
+            state = self.state[param]
+            if not state:
+                if group.get("fused") and not torch.is_floating_point(param):
+                    raise RuntimeError(
+                        "`fused=True` requires all the params to be floating point Tensors, "
+                        f"got {param.dtype}"
+                    )
+                state.update(self._init_state(param, group))
+            if group.get("differentiable"):
+                for key, value in state.items():
+                    if key != "step" and torch.is_tensor(value):
+                        state[key] = value.clone()
+            states.append(state)
+        return states
+
+    def step(self, closure: Closure | None = None) -> Any:
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model and returns the
+                loss.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.set_grad_enabled(self.defaults["differentiable"]):
+            for group in self.param_groups:
+                params = [p for p in group["params"] if p.grad is not None]
+                if not params:
+                    continue
+                grads = []
+                for p in params:
+                    if p.grad.is_sparse:
+                        raise RuntimeError(
+                            f"manualgrad.optim.{type(self).__name__} does not support sparse "
+                            "gradients; densify them (grad.to_dense()) or use "
+                            "torch.optim.SparseAdam"
+                        )
+                    grads.append(p.grad)
+                self._update(group, params, grads)
+        return loss

@@ -1,14 +1,23 @@
 """Element-wise activations φ(z): forward, what is saved, and dφ/dz, side by side.
 
 Each Function saves the least its derivative needs: the output when φ' is a function of φ
-(ReLU, Sigmoid, Tanh, ELU with α > 0, Hardtanh), the input otherwise. Kinks get the subgradient
-torch chooses, stated in each docstring.
+(ReLU, LeakyReLU with slope ≥ 0, ELU with α ≥ 0, Hardtanh, Sigmoid, Tanh), the input otherwise.
+Kinks get the subgradient torch chooses, stated in each docstring. Every backward is a product of
+``grad_output`` with plain tensor ops (``where``, ``exp``, ``erf``, and our own Sigmoid/Tanh
+Functions), so it is differentiable again.
+
+``inplace=True`` is accepted for signature compatibility with torch and ignored: the result is
+always a new tensor (the input is never overwritten, so saving it or the output stays valid).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
+
+from manualgrad.functional._checks import require_floating, require_tensor
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -39,4 +48,458 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ReLUFunction.apply(input)
 
 
-__all__ = ["ReLUFunction", "relu"]
+class LeakyReLUFunction(torch.autograd.Function):
+    r"""Leaky ReLU.  y = z if z > 0 else s·z   (s = negative_slope).
+
+    Saved: y when s ≥ 0 (then y > 0 ⇔ z > 0: s·z ≤ 0 for z ≤ 0), else z (a negative slope
+    makes y > 0 on both sides). Either way only the sign is read.
+    dL/dz = dL/dy · (1 if z > 0 else s)   (subgradient s chosen at z = 0, as torch does).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, negative_slope: float) -> Tensor:
+        return torch.where(input > 0, input, input * negative_slope)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, negative_slope = inputs
+        ctx.negative_slope = negative_slope
+        ctx.save_for_backward(output if negative_slope >= 0 else input)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (saved,) = ctx.saved_tensors
+        grad_input = torch.where(saved > 0, grad_output, grad_output * ctx.negative_slope)
+        return grad_input, None
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.leaky_relu`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "leaky_relu")
+    return LeakyReLUFunction.apply(input, negative_slope)
+
+
+class PReLUFunction(torch.autograd.Function):
+    r"""PReLU with a learnable slope a:  y = z if z > 0 else a·z.
+
+    ``weight`` arrives already shaped to broadcast against ``input`` (one slope, or one per
+    channel at dim 1 — see :func:`prelu`).
+    Saved: z (its sign for dL/dz, its value for dL/da) and a only if dL/dz is needed.
+        dL/dz = dL/dy · (1 if z > 0 else a)            (subgradient a at z = 0, as torch)
+        dL/da = Σ_{broadcast dims} dL/dy · (0 if z > 0 else z)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, weight: Tensor) -> Tensor:
+        return torch.where(input > 0, input, weight * input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight = inputs
+        needs_input, _ = ctx.needs_input_grad
+        ctx.weight_shape = weight.shape
+        ctx.save_for_backward(input, weight if needs_input else None)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        input, weight = ctx.saved_tensors
+        needs_input, needs_weight = ctx.needs_input_grad
+        positive = input > 0
+        grad_input = grad_weight = None
+        if needs_input:
+            grad_input = torch.where(positive, grad_output, weight * grad_output)
+        if needs_weight:
+            grad_weight = torch.where(positive, 0, input * grad_output).sum_to_size(
+                ctx.weight_shape
+            )
+        return grad_input, grad_weight
+
+
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """``torch.nn.functional.prelu``: ``weight`` has one element, or one per channel (dim 1).
+
+    As torch: a 1-d input has one channel, a 0-d input takes only a single-element weight, the
+    weight is 0-d or 1-d, and input and weight share a dtype (no type promotion).
+    """
+    if input.dtype != weight.dtype:
+        raise RuntimeError(
+            f"prelu: `input` ({input.dtype}) and `weight` ({weight.dtype}) must share a dtype"
+        )
+    if weight.numel() != 1:
+        if input.dim() == 0:
+            raise RuntimeError(
+                f"prelu: a zero-dim `input` takes a single-element `weight`, got {weight.numel()}"
+            )
+        channels = input.shape[1] if input.dim() > 1 else 1
+        if weight.numel() != channels:
+            raise RuntimeError(
+                f"prelu: `weight` has {weight.numel()} elements but `input` has {channels} "
+                f"channels (dim 1); expected 1 or {channels}"
+            )
+    if weight.dim() > 1:
+        raise RuntimeError(f"prelu: `weight` must be 0-d or 1-d, got {weight.dim()} dims")
+    if weight.dim() != input.dim():
+        shape = [1] * input.dim()
+        if input.dim() > 1:
+            shape[1] = weight.numel()
+        weight = weight.reshape(shape)
+    return PReLUFunction.apply(input, weight)
+
+
+class ELUFunction(torch.autograd.Function):
+    r"""ELU.  y = z if z > 0 else α·(eᶻ − 1).
+
+    On z ≤ 0, dy/dz = α·eᶻ = y + α, a function of the output.
+    Saved: y when α ≥ 0 (then y > 0 ⇔ z > 0), else z (a negative α makes y ≥ 0 for z < 0).
+        dL/dz = dL/dy · 1                   for z > 0
+        dL/dz = dL/dy · (y + α) = dL/dy · α·eᶻ   for z ≤ 0   (subgradient α at z = 0, as torch)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, alpha: float) -> Tensor:
+        return torch.where(input > 0, input, alpha * torch.expm1(input))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, alpha = inputs
+        ctx.alpha = alpha
+        ctx.from_output = alpha >= 0
+        ctx.save_for_backward(output if ctx.from_output else input)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (saved,) = ctx.saved_tensors
+        if ctx.from_output:
+            negative_slope = saved + ctx.alpha
+        else:  # exp of min(z, 0): no overflow in the branch ``where`` discards
+            negative_slope = ctx.alpha * torch.exp(saved.clamp_max(0))
+        return torch.where(saved > 0, grad_output, grad_output * negative_slope), None
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.elu`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "elu")
+    return ELUFunction.apply(input, alpha)
+
+
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+_TANH_BETA = math.sqrt(2 / math.pi)
+_TANH_KAPPA = 0.044715
+
+
+class GELUFunction(torch.autograd.Function):
+    r"""GELU.  y = z·Φ(z), Φ the standard normal CDF.
+
+    approximate='none':  Φ(z) = ½(1 + erf(z/√2)),  φ(z) = e^{−z²/2}/√(2π)
+        dL/dz = dL/dy · (Φ(z) + z·φ(z))
+    approximate='tanh':  y = ½z(1 + t),  t = tanh(u),  u = √(2/π)(z + κz³),  κ = 0.044715
+        dL/dz = dL/dy · (½(1 + t) + ½z(1 − t²)·√(2/π)(1 + 3κz²))
+    Saved: z (the derivative is not a function of y: GELU is not monotone).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, approximate: str) -> Tensor:
+        if approximate == "tanh":
+            inner = _TANH_BETA * (input + _TANH_KAPPA * input * input * input)
+            return 0.5 * input * (1 + torch.tanh(inner))
+        return input * 0.5 * (1 + torch.erf(input * _SQRT1_2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, approximate = inputs
+        ctx.approximate = approximate
+        ctx.save_for_backward(input)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (input,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":
+            square = input * input
+            t = TanhFunction.apply(_TANH_BETA * (input + _TANH_KAPPA * square * input))
+            du = _TANH_BETA * (1 + 3 * _TANH_KAPPA * square)
+            derivative = 0.5 * (1 + t) + 0.5 * input * (1 - t * t) * du
+        else:
+            cdf = 0.5 * (1 + torch.erf(input * _SQRT1_2))
+            pdf = _INV_SQRT_2PI * torch.exp(-0.5 * input * input)
+            derivative = cdf + input * pdf
+        return grad_output * derivative, None
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """``torch.nn.functional.gelu`` with ``approximate`` in {'none', 'tanh'}."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(f"gelu: `approximate` must be 'none' or 'tanh', got {approximate!r}")
+    require_floating(input, "gelu")
+    return GELUFunction.apply(input, approximate)
+
+
+class SiLUFunction(torch.autograd.Function):
+    r"""SiLU (swish).  y = z·σ(z).
+
+    dy/dz = σ(z) + z·σ(z)(1 − σ(z)) = σ(z)·(1 + z(1 − σ(z))).
+    Saved: z (y alone does not determine z: SiLU is not monotone); σ(z) is recomputed.
+        dL/dz = dL/dy · σ(z)·(1 + z(1 − σ(z)))
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return input * torch.sigmoid(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (input,) = ctx.saved_tensors
+        sigma = SigmoidFunction.apply(input)
+        return grad_output * sigma * (1 + input * (1 - sigma))
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.silu`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "silu")
+    return SiLUFunction.apply(input)
+
+
+class SoftplusFunction(torch.autograd.Function):
+    r"""Softplus.  y = log(1 + e^{βz})/β, reverting to y = z where βz > threshold (as torch).
+
+    dy/dz = e^{βz}/(1 + e^{βz}) = σ(βz) on the smooth branch, 1 on the linear branch.
+    Saved: z (recovering σ(βz) = 1 − e^{−βy} from y loses precision for small y).
+        dL/dz = dL/dy · σ(βz)   if βz ≤ threshold   (βz = threshold is on the smooth side)
+        dL/dz = dL/dy           if βz > threshold
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, beta: float, threshold: float) -> Tensor:
+        scaled = input * beta
+        return torch.where(scaled > threshold, input, torch.log1p(torch.exp(scaled)) / beta)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, beta, threshold = inputs
+        ctx.beta, ctx.threshold = beta, threshold
+        ctx.save_for_backward(input)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (input,) = ctx.saved_tensors
+        scaled = input * ctx.beta
+        grad_input = torch.where(
+            scaled > ctx.threshold, grad_output, grad_output * SigmoidFunction.apply(scaled)
+        )
+        return grad_input, None, None
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """``torch.nn.functional.softplus``."""
+    require_floating(input, "softplus")
+    return SoftplusFunction.apply(input, beta, threshold)
+
+
+class SigmoidFunction(torch.autograd.Function):
+    r"""Logistic sigmoid.  y = σ(z) = 1/(1 + e^{−z}).
+
+    dy/dz = σ(z)(1 − σ(z)) = y(1 − y).
+    Saved: y only (the derivative is a function of the output).
+        dL/dz = dL/dy · y(1 − y)
+    The forward evaluates σ with torch's elementary ``torch.sigmoid`` (value only).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return torch.sigmoid(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (output,) = ctx.saved_tensors
+        return grad_output * output * (1 - output)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """``torch.nn.functional.sigmoid``."""
+    require_tensor(input, "sigmoid", AttributeError)
+    return SigmoidFunction.apply(input)
+
+
+class TanhFunction(torch.autograd.Function):
+    r"""Hyperbolic tangent.  y = tanh(z).
+
+    dy/dz = 1 − tanh²(z) = 1 − y².
+    Saved: y only (the derivative is a function of the output).
+        dL/dz = dL/dy · (1 − y²)
+    The forward evaluates tanh with torch's elementary ``torch.tanh`` (value only).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return torch.tanh(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (output,) = ctx.saved_tensors
+        return grad_output * (1 - output * output)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """``torch.nn.functional.tanh``."""
+    require_tensor(input, "tanh", AttributeError)
+    return TanhFunction.apply(input)
+
+
+class HardtanhFunction(torch.autograd.Function):
+    r"""Hardtanh.  y = clamp(z, m, M)   (m = min_val, M = max_val).
+
+    Saved: y only; m < y < M ⇔ m < z < M, so strict bounds on y give the pass-through mask.
+        dL/dz = dL/dy · 1[m < y < M]   (subgradient 0 at z = m and at z = M, as torch)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, min_val: float, max_val: float) -> Tensor:
+        return input.clamp(min_val, max_val)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, ctx.min_val, ctx.max_val = inputs
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (output,) = ctx.saved_tensors
+        inside = (output > ctx.min_val) & (output < ctx.max_val)
+        return grad_output * inside, None, None
+
+
+def hardtanh(
+    input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False
+) -> Tensor:
+    """``torch.nn.functional.hardtanh`` (``inplace`` accepted, computed out of place).
+
+    Integer inputs stay integer, with the bounds truncated to integers as torch does.
+    """
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: `min_val` ({min_val}) cannot be greater than `max_val`")
+    if not input.is_floating_point():
+        min_val, max_val = int(min_val), int(max_val)
+    return HardtanhFunction.apply(input, min_val, max_val)
+
+
+class StepFunction(torch.autograd.Function):
+    r"""The threshold unit of the perceptron.  φ(z) = 1 if z > 0 else 0  (φ(0) = 0).
+
+    φ is constant on each side of 0 and jumps at 0, so its true derivative is 0 almost
+    everywhere (and undefined at 0, where 0 is used): a network of step units gets no gradient.
+    Use :class:`StraightThroughStepFunction` to train one.
+    Saved: nothing.
+        dL/dz = 0
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return (input > 0).to(input.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        return torch.zeros_like(grad_output)
+
+
+class StraightThroughStepFunction(torch.autograd.Function):
+    r"""Step forward, saturating straight-through estimator backward.
+
+    Forward: φ(z) = 1[z > 0] (as :class:`StepFunction`). Backward pretends φ was the hard
+    tanh-like identity on [−1, 1]:
+        dL/dz := dL/dy · 1[|z| ≤ 1]   (an estimator, not the derivative of φ)
+    Saved: the bool window 1[|z| ≤ 1] (1 byte per element), returned by ``forward`` as a
+    non-differentiable second output so that it is a saved output, not an intermediate.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> tuple[Tensor, Tensor]:
+        return (input > 0).to(input.dtype), input.abs() <= 1
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        _, window = output
+        ctx.mark_non_differentiable(window)
+        ctx.save_for_backward(window)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, grad_window: Tensor | None) -> Tensor:
+        (window,) = ctx.saved_tensors
+        return grad_output * window
+
+
+def step(input: Tensor, straight_through: bool = False) -> Tensor:
+    """The perceptron's threshold unit φ(z) = 1[z > 0] (φ(0) = 0).
+
+    ``straight_through=False``: the true gradient, 0 everywhere (see :class:`StepFunction`).
+    ``straight_through=True``: gradient ``grad · 1[|z| ≤ 1]`` (saturating straight-through
+    estimator, :class:`StraightThroughStepFunction`), so a network of step units can be trained.
+    """
+    require_tensor(input, "step")
+    if straight_through:
+        return StraightThroughStepFunction.apply(input)[0]
+    return StepFunction.apply(input)
+
+
+__all__ = [
+    "ELUFunction",
+    "GELUFunction",
+    "HardtanhFunction",
+    "LeakyReLUFunction",
+    "PReLUFunction",
+    "ReLUFunction",
+    "SiLUFunction",
+    "SigmoidFunction",
+    "SoftplusFunction",
+    "StepFunction",
+    "StraightThroughStepFunction",
+    "TanhFunction",
+    "elu",
+    "gelu",
+    "hardtanh",
+    "leaky_relu",
+    "prelu",
+    "relu",
+    "sigmoid",
+    "silu",
+    "softplus",
+    "step",
+    "tanh",
+]

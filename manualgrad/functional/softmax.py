@@ -1,0 +1,116 @@
+"""Softmax and log-softmax along one dimension: forward, what is saved, and the vector-Jacobian
+product, side by side. Both save only their output (the Jacobian is a function of it)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+from manualgrad.functional._checks import require_floating, wrap_dim
+
+
+def _shifted(input: Tensor, dim: int) -> Tensor:
+    """z − max_dim z: the same softmax, no overflow in exp (an empty tensor is left as is)."""
+    if input.numel() == 0:
+        return input
+    return input - input.amax(dim, keepdim=True)
+
+
+class SoftmaxFunction(torch.autograd.Function):
+    r"""Softmax along ``dim``.  y_i = e^{z_i} / Σ_j e^{z_j}   (computed as e^{z_i − max z}/Σ).
+
+    Jacobian: ∂y_i/∂z_k = y_i(δ_ik − y_k), so with g = dL/dy
+        dL/dz = y ⊙ (g − Σ_dim g ⊙ y)
+    Saved: y only (the Jacobian is a function of the output).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, dim: int) -> Tensor:
+        exps = torch.exp(_shifted(input, dim))
+        return exps / exps.sum(dim, keepdim=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.dim = inputs[1]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (output,) = ctx.saved_tensors
+        dot = (grad_output * output).sum(ctx.dim, keepdim=True)
+        return output * (grad_output - dot), None
+
+
+class LogSoftmaxFunction(torch.autograd.Function):
+    r"""Log-softmax along ``dim``.  y_i = z_i − log Σ_j e^{z_j}   (shifted by max z first).
+
+    Jacobian: ∂y_i/∂z_k = δ_ik − softmax(z)_k = δ_ik − e^{y_k}, so with g = dL/dy
+        dL/dz = g − e^{y} ⊙ Σ_dim g
+    Saved: y only (softmax(z) = e^{y}).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, dim: int) -> Tensor:
+        shifted = _shifted(input, dim)
+        return shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.dim = inputs[1]
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (output,) = ctx.saved_tensors
+        total = grad_output.sum(ctx.dim, keepdim=True)
+        return grad_output - torch.exp(output) * total, None
+
+
+def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
+    """torch's legacy rule for ``dim=None`` (dim 0 for 0-, 1- and 3-d input, else 1), with the
+    same deprecation warning, attributed ``stacklevel`` frames up."""
+    warnings.warn(
+        f"Implicit dimension choice for {name} has been deprecated. "
+        "Change the call to include dim=X as an argument.",
+        stacklevel=stacklevel,
+    )
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _prepared(name: str, input: Tensor, dim: int, dtype: torch.dtype | None) -> tuple[Tensor, int]:
+    """Check ``dim`` and cast to ``dtype`` first (outside the Function, so autograd casts the
+    gradient back), as torch does."""
+    dim = wrap_dim(dim, input.dim(), name)
+    if dtype is not None:
+        input = input.to(dtype)
+    require_floating(input, name)
+    return input, dim
+
+
+def softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None
+) -> Tensor:
+    """``torch.nn.functional.softmax``: same signature, same legacy ``dim=None`` rule/warning."""
+    if dim is None:
+        dim = _implicit_dim("softmax", input.dim(), _stacklevel)
+    input, dim = _prepared("softmax", input, dim, dtype)
+    return SoftmaxFunction.apply(input, dim)
+
+
+def log_softmax(
+    input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None
+) -> Tensor:
+    """``torch.nn.functional.log_softmax``: same signature, same legacy ``dim=None`` rule."""
+    if dim is None:
+        dim = _implicit_dim("log_softmax", input.dim(), _stacklevel)
+    input, dim = _prepared("log_softmax", input, dim, dtype)
+    return LogSoftmaxFunction.apply(input, dim)
+
+
+__all__ = ["LogSoftmaxFunction", "SoftmaxFunction", "log_softmax", "softmax"]

@@ -1,23 +1,328 @@
-"""Registry entries (see manualgrad.testing.registry): element-wise activations."""
+"""Registry entries (see manualgrad.testing.registry): activations, step, softmax, log-softmax."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as TF
+from torch import Tensor
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
-from manualgrad.testing.registry import ModuleInfo, OpInfo, elementwise_samples, tensor
+from manualgrad.testing.registry import (
+    ErrorCase,
+    ModuleInfo,
+    OpInfo,
+    Sample,
+    SampleGenerator,
+    elementwise_samples,
+    tensor,
+)
+
+_INTEGER_INPUT = torch.tensor([1, -2, 3])
 
 
-def _activation_module(name, module, reference, kwargs=({},)):
-    return ModuleInfo(
-        name, module, reference, list(kwargs), lambda kw, dtype: (tensor(4, 5, dtype=dtype),)
+def _variants(*variants: tuple[str, SampleGenerator]) -> SampleGenerator:
+    """Concatenate sample generators, prefixing each sample's name with its variant's label."""
+
+    def samples(dtype: torch.dtype) -> Iterator[Sample]:
+        for label, generate in variants:
+            for sample in generate(dtype):
+                yield dataclasses.replace(sample, name=f"{label}-{sample.name}")
+
+    return samples
+
+
+def _integer_input_error(**kwargs: object):
+    """torch's element-wise kernels are not implemented for integer tensors."""
+
+    def errors() -> Iterator[ErrorCase]:
+        yield ErrorCase((_INTEGER_INPUT,), kwargs, NotImplementedError, "`input`")
+
+    return errors
+
+
+def _not_a_tensor_error(error: type[Exception]):
+    def errors() -> Iterator[ErrorCase]:
+        yield ErrorCase(([0.5, -1.0],), {}, error, "`input`")
+
+    return errors
+
+
+def prelu_samples(dtype: torch.dtype) -> Iterator[Sample]:
+    def make(*shape: int, noncontiguous: bool = False) -> Tensor:
+        return tensor(*shape, dtype=dtype, noncontiguous=noncontiguous, exclude_zero=True)
+
+    yield Sample("single_2d", (make(4, 3), make(1)))
+    yield Sample("per_channel_2d", (make(4, 3), make(3)))
+    yield Sample("per_channel_4d", (make(2, 3, 2, 2), make(3)))
+    yield Sample("single_4d", (make(2, 3, 2, 2), make(1)))
+    yield Sample("scalar_weight_3d", (make(2, 3, 4), make()))
+    yield Sample("vector_input", (make(5), make(1)))
+    yield Sample("scalar_input", (make(), make(1)))
+    yield Sample("scalar_input_scalar_weight", (make(), make()))
+    yield Sample("size1", (make(1, 1), make(1)))
+    yield Sample("empty_batch", (make(0, 3), make(3)))
+    yield Sample(
+        "noncontiguous_4d",
+        (make(2, 3, 2, 4, noncontiguous=True), make(3)),
+        noncontiguous_grad=True,
+    )
+    yield Sample(
+        "noncontiguous_2d",
+        (make(5, 3, noncontiguous=True), make(3)),
+        noncontiguous_grad=True,
     )
 
 
+def prelu_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(2, 3), torch.randn(4)), {}, RuntimeError, "`weight` has 4")
+    yield ErrorCase((torch.randn(3), torch.randn(3)), {}, RuntimeError, "`weight` has 3")
+    yield ErrorCase((torch.randn(()), torch.randn(3)), {}, RuntimeError, "zero-dim `input`")
+    yield ErrorCase((torch.randn(2, 3), torch.randn(3, 1)), {}, RuntimeError, "`weight` must be")
+    yield ErrorCase(
+        (torch.randn(2, 3), torch.randn(3, dtype=torch.float64)), {}, RuntimeError, "dtype"
+    )
+
+
+def gelu_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(3),), {"approximate": "fast"}, RuntimeError, "`approximate`")
+    yield from _integer_input_error()()
+
+
+def hardtanh_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(3),), {"min_val": 2.0, "max_val": 1.0}, ValueError, "`min_val`")
+
+
+def softmax_samples(dtype: torch.dtype) -> Iterator[Sample]:
+    def make(*shape: int, noncontiguous: bool = False) -> Tensor:
+        return tensor(*shape, dtype=dtype, low=-3, high=3, noncontiguous=noncontiguous)
+
+    yield Sample("last_dim", (make(3, 4),), {"dim": 1})
+    yield Sample("first_dim", (make(3, 4),), {"dim": 0})
+    yield Sample("negative_dim", (make(2, 3, 4),), {"dim": -2})
+    yield Sample("middle_dim", (make(2, 3, 4),), {"dim": 1})
+    yield Sample("size1_dim", (make(3, 1),), {"dim": 1})
+    yield Sample("vector", (make(5),), {"dim": 0})
+    yield Sample("scalar", (make(),), {"dim": -1})
+    yield Sample("empty_dim", (make(3, 0),), {"dim": 1})
+    yield Sample("empty_batch", (make(0, 4),), {"dim": 1})
+    yield Sample("dtype_kwarg", (make(3, 4),), {"dim": -1, "dtype": torch.float64})
+    yield Sample(
+        "noncontiguous_last",
+        (make(2, 3, 4, noncontiguous=True),),
+        {"dim": -1},
+        noncontiguous_grad=True,
+    )
+    yield Sample(
+        "noncontiguous_first",
+        (make(4, 3, noncontiguous=True),),
+        {"dim": 0},
+        noncontiguous_grad=True,
+    )
+
+
+def softmax_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(2, 3),), {"dim": 2}, IndexError, "`dim` out of range")
+    yield ErrorCase((torch.randn(2, 3),), {"dim": -3}, IndexError, "`dim` out of range")
+    yield ErrorCase((torch.randn(()),), {"dim": 1}, IndexError, "`dim` out of range")
+    yield ErrorCase((_INTEGER_INPUT,), {"dim": 0}, NotImplementedError, "`input`")
+
+
+def _step_reference(input: Tensor) -> Tensor:
+    """1[z > 0] with gradient 0, by autograd."""
+    return (input > 0).to(input.dtype) + 0 * input
+
+
+def _straight_through_reference(input: Tensor) -> Tensor:
+    """1[z > 0] forward; backward that of clamp(z, −1, 1), i.e. 1[|z| ≤ 1], by autograd."""
+    clamped = input.clamp(-1, 1)
+    return (input > 0).to(input.dtype) + (clamped - clamped.detach())
+
+
+def _straight_through_step(input: Tensor) -> Tensor:
+    return F.step(input, straight_through=True)
+
+
+def _elementwise_op(name, op, reference, function, variants, **options) -> OpInfo:
+    """An OpInfo whose samples are :func:`elementwise_samples` for each (label, kwargs, range)."""
+    generators = [
+        (label, elementwise_samples(low, high, **kwargs)) for label, kwargs, (low, high) in variants
+    ]
+    return OpInfo(name, op, reference, function, _variants(*generators), **options)
+
+
+_DEFAULT_RANGE = (-2, 2)
+
 OPS = [
     OpInfo("relu", F.relu, TF.relu, F.ReLUFunction, elementwise_samples(), compile=True),
+    _elementwise_op(
+        "leaky_relu",
+        F.leaky_relu,
+        TF.leaky_relu,
+        F.LeakyReLUFunction,
+        [
+            ("default", {}, _DEFAULT_RANGE),
+            ("slope0.2", {"negative_slope": 0.2}, _DEFAULT_RANGE),
+            ("slope0", {"negative_slope": 0.0}, _DEFAULT_RANGE),
+            ("negative_slope", {"negative_slope": -0.5}, _DEFAULT_RANGE),
+        ],
+        errors=_integer_input_error(),
+    ),
+    OpInfo("prelu", F.prelu, TF.prelu, F.PReLUFunction, prelu_samples, prelu_errors, compile=True),
+    _elementwise_op(
+        "elu",
+        F.elu,
+        TF.elu,
+        F.ELUFunction,
+        [
+            ("default", {}, _DEFAULT_RANGE),
+            ("alpha0.5", {"alpha": 0.5}, _DEFAULT_RANGE),
+            ("alpha0", {"alpha": 0.0}, _DEFAULT_RANGE),
+            ("negative_alpha", {"alpha": -0.7}, _DEFAULT_RANGE),
+        ],
+        errors=_integer_input_error(),
+    ),
+    _elementwise_op(
+        "gelu",
+        F.gelu,
+        TF.gelu,
+        F.GELUFunction,
+        [("none", {}, (-4, 4)), ("tanh", {"approximate": "tanh"}, (-4, 4))],
+        errors=gelu_errors,
+        compile=True,
+    ),
+    _elementwise_op(
+        "silu",
+        F.silu,
+        TF.silu,
+        F.SiLUFunction,
+        [("default", {}, (-6, 6))],
+        errors=_integer_input_error(),
+    ),
+    _elementwise_op(
+        "softplus",
+        F.softplus,
+        TF.softplus,
+        F.SoftplusFunction,
+        [
+            ("default_across_threshold", {}, (-30, 30)),
+            ("beta2_threshold1", {"beta": 2.0, "threshold": 1.0}, _DEFAULT_RANGE),
+            ("beta0.5", {"beta": 0.5}, (-6, 6)),
+        ],
+        errors=_integer_input_error(),
+    ),
+    _elementwise_op(
+        "sigmoid",
+        F.sigmoid,
+        TF.sigmoid,
+        F.SigmoidFunction,
+        [("default", {}, (-6, 6))],
+        errors=_not_a_tensor_error(AttributeError),
+    ),
+    _elementwise_op(
+        "tanh",
+        F.tanh,
+        TF.tanh,
+        F.TanhFunction,
+        [("default", {}, (-3, 3))],
+        errors=_not_a_tensor_error(AttributeError),
+    ),
+    _elementwise_op(
+        "hardtanh",
+        F.hardtanh,
+        TF.hardtanh,
+        F.HardtanhFunction,
+        [
+            ("default", {}, _DEFAULT_RANGE),
+            ("asymmetric", {"min_val": -0.5, "max_val": 1.5}, _DEFAULT_RANGE),
+            ("relu6", {"min_val": 0.0, "max_val": 6.0}, (-3, 9)),
+            ("collapsed", {"min_val": 0.5, "max_val": 0.5}, _DEFAULT_RANGE),
+        ],
+        errors=hardtanh_errors,
+    ),
+    OpInfo(
+        "step",
+        F.step,
+        _step_reference,
+        F.StepFunction,
+        elementwise_samples(),
+        errors=_not_a_tensor_error(TypeError),
+    ),
+    # The estimator is not the derivative of the forward: no gradcheck (tests/test_step.py
+    # checks its formula); parity, vmap and saved bytes still run against the clamp reference.
+    OpInfo(
+        "step_straight_through",
+        _straight_through_step,
+        _straight_through_reference,
+        F.StraightThroughStepFunction,
+        elementwise_samples(-3, 3),
+        gradcheck=False,
+    ),
+    OpInfo(
+        "softmax",
+        F.softmax,
+        TF.softmax,
+        F.SoftmaxFunction,
+        softmax_samples,
+        softmax_errors,
+        compile=True,
+    ),
+    OpInfo(
+        "log_softmax",
+        F.log_softmax,
+        TF.log_softmax,
+        F.LogSoftmaxFunction,
+        softmax_samples,
+        softmax_errors,
+    ),
 ]
+
+
+def _activation_module(name, module, reference, kwargs=({},), shape=(4, 5)) -> ModuleInfo:
+    return ModuleInfo(
+        name, module, reference, list(kwargs), lambda kw, dtype: (tensor(*shape, dtype=dtype),)
+    )
+
 
 MODULES = [
     _activation_module("ReLU", mnn.ReLU, torch.nn.ReLU),
+    _activation_module(
+        "LeakyReLU",
+        mnn.LeakyReLU,
+        torch.nn.LeakyReLU,
+        [{}, {"negative_slope": 0.2}, {"negative_slope": -0.1}],
+    ),
+    _activation_module(
+        "PReLU",
+        mnn.PReLU,
+        torch.nn.PReLU,
+        [{}, {"num_parameters": 5}, {"num_parameters": 5, "init": 0.1}],
+        shape=(4, 5, 3),
+    ),
+    _activation_module("ELU", mnn.ELU, torch.nn.ELU, [{}, {"alpha": 0.5}, {"alpha": -0.3}]),
+    _activation_module("GELU", mnn.GELU, torch.nn.GELU, [{}, {"approximate": "tanh"}]),
+    _activation_module("SiLU", mnn.SiLU, torch.nn.SiLU),
+    _activation_module(
+        "Softplus",
+        mnn.Softplus,
+        torch.nn.Softplus,
+        [{}, {"beta": 2.0, "threshold": 1.0}, {"beta": 0.5, "threshold": 10.0}],
+    ),
+    _activation_module("Sigmoid", mnn.Sigmoid, torch.nn.Sigmoid),
+    _activation_module("Tanh", mnn.Tanh, torch.nn.Tanh),
+    _activation_module(
+        "Hardtanh",
+        mnn.Hardtanh,
+        torch.nn.Hardtanh,
+        [{}, {"min_val": -0.5, "max_val": 1.5}, {"min_val": 0.0, "max_val": 6.0}],
+    ),
+    _activation_module(
+        "Softmax", mnn.Softmax, torch.nn.Softmax, [{"dim": 1}, {"dim": 0}, {"dim": -1}]
+    ),
+    _activation_module(
+        "LogSoftmax", mnn.LogSoftmax, torch.nn.LogSoftmax, [{"dim": 1}, {"dim": 0}, {"dim": -1}]
+    ),
 ]

@@ -1,7 +1,7 @@
 """manualgrad: PyTorch layers, losses and optimizers with backward passes derived by hand.
 
 Public surface: :mod:`manualgrad.nn`, :mod:`manualgrad.optim`, :mod:`manualgrad.functional`,
-:func:`check_function` and :func:`convert`.
+:func:`check_function`, :func:`convert` and :func:`compile`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,22 @@ from manualgrad.gradcheck import check_function
 
 __version__ = "0.1.0"
 
-_LAZY = {"optim": "manualgrad.optim", "convert": "manualgrad.convert"}
+_LAZY = {
+    "optim": "manualgrad.optim",
+    "convert": "manualgrad.convert",
+    "compile": "manualgrad.compile",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Import ``optim`` and ``convert`` on first use (they sit above nn in the dependency order)."""
+    """Import ``optim``, ``convert`` and ``compile`` on first use (they sit above nn in the
+    dependency order)."""
     if name not in _LAZY:
         raise AttributeError(f"module 'manualgrad' has no attribute {name!r}")
     module = import_module(_LAZY[name])
-    value = getattr(module, name) if name == "convert" else module
+    value = module if name == "optim" else getattr(module, name)
     globals()[name] = value
     return value
 
 
-__all__ = ["__version__", "check_function", "convert", "functional", "nn", "optim"]
+__all__ = ["__version__", "check_function", "compile", "convert", "functional", "nn", "optim"]

@@ -67,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="sub-minute smoke run")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads value")
     parser.add_argument("--out", default="runs/bench", help="folder for the JSON results")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to run")
     args = parser.parse_args(argv)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            parser.error("--device cuda needs a CUDA GPU, and none is available")
+        # Suites create tensors with factory defaults; timings synchronise on this device.
+        torch.set_default_device("cuda")
     torch.set_num_threads(args.threads)
     names = list(SUITES) if args.suite == "all" else [args.suite]
     rows = run_suites(names, quick=args.quick)
@@ -76,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     payload = {"threads": args.threads, "quick": args.quick, "torch": torch.__version__}
+    payload["device"] = args.device
     payload["rows"] = [asdict(row) | {"ratio": row.ratio} for row in rows]
     path.write_text(json.dumps(payload, indent=2))
     print(f"results written to {path}")

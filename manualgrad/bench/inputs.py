@@ -1,0 +1,115 @@
+"""Benchmark inputs: one maker per registry op, at three sizes.
+
+The registry's own samples are tiny (they feed gradgradcheck); a benchmark needs realistic
+tensors. ``MAKERS`` maps every registry op name to ``maker(size) -> Sample`` for the sizes in
+``SIZES``. A size is the same amount of data in each op's own terms:
+
+==========  =====================  ===========================  ===================
+size        matrix (rows × cols)   image (N, C, H, W)           attention (B, H, L, D)
+==========  =====================  ===========================  ===================
+small       64 × 64                1 × 16 × 16 × 16             1 × 1 × 64 × 64
+medium      256 × 1024             4 × 64 × 32 × 32             4 × 4 × 256 × 64
+large       4096 × 1024            16 × 64 × 64 × 64            16 × 4 × 1024 × 64
+==========  =====================  ===========================  ===================
+
+A linear layer maps ``cols → cols`` features of ``rows`` inputs, a loss sees ``rows`` examples
+of ``cols`` classes, an embedding looks ``rows`` ids up in a (1024, cols) table, a 1-d signal is
+(N, C, H·W). Inputs are float32, seeded, on the default
+device; a registry op with no maker here fails the bench smoke test, so every new op gets one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from manualgrad.testing.registry import Sample
+
+SIZES = ("small", "medium", "large")
+MATRIX = {"small": (64, 64), "medium": (256, 1024), "large": (4096, 1024)}
+IMAGE = {"small": (1, 16, 16, 16), "medium": (4, 64, 32, 32), "large": (16, 64, 64, 64)}
+ATTENTION = {"small": (1, 1, 64, 64), "medium": (4, 4, 256, 64), "large": (16, 4, 1024, 64)}
+
+Maker = Callable[[str], Sample]
+
+
+def randn(*shape: int) -> Tensor:
+    """Standard normal float32 values."""
+    return torch.randn(*shape)
+
+
+def classes(count: int, num_classes: int) -> Tensor:
+    """``count`` integer class labels in ``[0, num_classes)``."""
+    return torch.randint(0, num_classes, (count,))
+
+
+def elementwise(**kwargs: object) -> Maker:
+    """One (rows, cols) input, with ``kwargs`` passed to the op."""
+    return lambda size: Sample(size, (randn(*MATRIX[size]),), dict(kwargs))
+
+
+def linear(size: str) -> Sample:
+    """x (rows, cols) through a (cols → cols) layer with bias."""
+    rows, cols = MATRIX[size]
+    return Sample(size, (randn(rows, cols), randn(cols, cols) / cols**0.5, randn(cols)))
+
+
+def prelu(size: str) -> Sample:
+    """x (rows, cols) with one slope per column (channel)."""
+    rows, cols = MATRIX[size]
+    return Sample(size, (randn(rows, cols), torch.full((cols,), 0.25)))
+
+
+def embedding(**kwargs: object) -> Maker:
+    """``rows`` token ids looking up a (VOCAB, cols) table."""
+
+    def maker(size: str) -> Sample:
+        rows, cols = MATRIX[size]
+        return Sample(size, (classes(rows, VOCAB), randn(VOCAB, cols)), dict(kwargs))
+
+    return maker
+
+
+VOCAB = 1024
+
+MAKERS: dict[str, Maker] = {
+    "linear": linear,
+    **dict.fromkeys(
+        (
+            "relu",
+            "leaky_relu",
+            "elu",
+            "gelu",
+            "silu",
+            "softplus",
+            "sigmoid",
+            "tanh",
+            "hardtanh",
+            "step",
+            "step_straight_through",
+        ),
+        elementwise(),
+    ),
+    "prelu": prelu,
+    "softmax": elementwise(dim=-1),
+    "log_softmax": elementwise(dim=-1),
+    "dropout": elementwise(p=0.5),
+    "embedding": embedding(),
+    "embedding_padding_freq": embedding(padding_idx=0, scale_grad_by_freq=True),
+}
+
+
+def make(name: str, size: str) -> Sample:
+    """The seeded benchmark sample of op ``name`` at ``size`` (``KeyError`` if none is written)."""
+    if name not in MAKERS:
+        raise KeyError(f"no benchmark input maker for registry op {name!r} in {__name__}.MAKERS")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return MAKERS[name](size)
+
+
+__all__ = ["ATTENTION", "IMAGE", "MAKERS", "MATRIX", "SIZES", "Maker", "make"]

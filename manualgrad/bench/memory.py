@@ -1,0 +1,108 @@
+"""``memory`` suite: bytes saved for backward and peak memory of every registry op vs native.
+
+Both numbers are deterministic (no allocator or OS noise), so they need no repeats.
+
+- ``saved_bytes``: the distinct storages autograd keeps between forward and backward
+  (:func:`manualgrad.testing.memory.saved_bytes`, ``saved_tensors_hooks``, each storage once).
+- ``peak_bytes``: the high-water mark of *live tensor storage bytes allocated inside the measured
+  call* — forward, backward and the gradients it returns. :class:`PeakMemory` is a
+  ``TorchDispatchMode`` that sees every tensor an aten op returns, counts each new storage once
+  (views and in-place results share their input's storage and are not new) and subtracts it when
+  the storage is freed (a weak reference's callback). It is what a device allocator's
+  ``max_memory_allocated`` would report above the inputs, without its rounding and caching, on
+  any device; tensors that existed before the call (inputs, parameters, optimizer state) are not
+  counted, and neither is scratch memory a kernel allocates internally (e.g. a matmul's packing
+  buffers), which is the same for both sides.
+
+``tracemalloc`` cannot be used (torch allocates outside Python's allocator) and a process's RSS
+is blurred by the C allocator keeping freed pages.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+
+from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from manualgrad.bench import Row
+from manualgrad.bench.inputs import make
+from manualgrad.bench.ops import forward_backward, output_grads
+from manualgrad.testing.memory import saved_bytes
+from manualgrad.testing.registry import OPS, OpInfo, Sample
+
+
+class PeakMemory(TorchDispatchMode):
+    """Track live bytes of the storages allocated by aten ops run inside the ``with`` block.
+
+    ``current`` is the bytes of those storages still alive, ``peak`` its maximum so far.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current = 0
+        self.peak = 0
+        self._live: dict[int, int] = {}
+        self._refs: dict[int, weakref.ref] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        output = func(*args, **(kwargs or {}))
+        inputs = {_storage_key(t) for t in tree_leaves((args, kwargs)) if isinstance(t, Tensor)}
+        for tensor in tree_leaves(output):
+            if isinstance(tensor, Tensor):
+                self._allocated(tensor, inputs)
+        return output
+
+    def _allocated(self, tensor: Tensor, inputs: set[int]) -> None:
+        storage = tensor.untyped_storage()
+        key, size = storage.data_ptr(), storage.nbytes()
+        if size == 0 or key in inputs or key in self._live:
+            return
+        self._live[key] = size
+        self._refs[key] = weakref.ref(storage, lambda _, key=key: self._freed(key))
+        self.current += size
+        self.peak = max(self.peak, self.current)
+
+    def _freed(self, key: int) -> None:
+        self.current -= self._live.pop(key)
+        del self._refs[key]
+
+
+def _storage_key(tensor: Tensor) -> int:
+    return tensor.untyped_storage().data_ptr()
+
+
+def peak_bytes(fn: Callable[[], object]) -> int:
+    """Peak live bytes of the tensor storages allocated while ``fn()`` runs (see module doc)."""
+    with PeakMemory() as tracker:
+        fn()
+    return tracker.peak
+
+
+def saved_pair(op: OpInfo, sample: Sample) -> tuple[int, int]:
+    """Bytes saved for backward by (manualgrad, native) on fresh leaves of ``sample``."""
+
+    def saved(fn: Callable[..., object]) -> int:
+        args = sample.prepared()
+        return saved_bytes(lambda: fn(*args, **sample.kwargs))
+
+    return saved(op.op), saved(op.reference)
+
+
+def op_rows(op: OpInfo, size: str) -> list[Row]:
+    """``saved_bytes`` and ``peak_bytes`` rows of one registry op at one size."""
+    sample = make(op.name, size)
+    grads = output_grads(op, sample)
+    peaks = [peak_bytes(forward_backward(fn, sample, grads)) for fn in (op.op, op.reference)]
+    return [
+        Row("memory", op.name, size, "saved_bytes", *saved_pair(op, sample)),
+        Row("memory", op.name, size, "peak_bytes", *peaks),
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    """Two rows per registry op, at the medium size (small when ``quick``)."""
+    size = "small" if quick else "medium"
+    return [row for op in OPS for row in op_rows(op, size)]

@@ -1,0 +1,266 @@
+"""``train`` suite: one full training step (zero_grad, forward, loss, backward, optimizer step)
+of a manualgrad model and optimizer against its torch.nn + torch.optim twin.
+
+Models:
+
+- ``digits_mlp``: the default ``make train`` network (``TrainConfig`` defaults: the MLP, loss and
+  optimizer of :mod:`manualgrad.train`) on a batch of scikit-learn digits; its twin is
+  :func:`manualgrad.train.twin.to_torch` of it with the same torch.optim class and
+  hyper-parameters.
+- ``cnn``: conv → batch-norm → ReLU → max-pool → conv → batch-norm → ReLU → avg-pool → linear on
+  MNIST-shaped inputs, SGD with momentum.
+- ``gpt``: a nanoGPT-style stack (token + position embeddings, pre-norm blocks of causal
+  self-attention and a GELU MLP, final layer norm) whose head and loss are one
+  ``manualgrad.functional.linear_cross_entropy`` call (native: ``cross_entropy(linear(h, W))``),
+  AdamW.
+- ``digits_mlp_compiled``: ``digits_mlp`` through :func:`manualgrad.compile` (Inductor; the
+  quick smoke run uses the ``aot_eager`` backend) against the eager native twin, timed after the
+  compiling warm-up.
+
+Both twins start from the same weights and batch; their first losses must agree, so the timing
+compares equal computations. Rows: ``time`` (interleaved medians) and ``peak_bytes``
+(:func:`manualgrad.bench.memory.peak_bytes` of one step after the warm-up that creates the
+optimizer state).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as TF
+from torch import Tensor
+
+import manualgrad
+import manualgrad.functional as mF
+import manualgrad.nn as mnn
+from manualgrad.bench import Row
+from manualgrad.bench.memory import peak_bytes
+from manualgrad.bench.ops import compare
+
+# Optimizer options that choose an implementation rather than the math; left at torch's default.
+_IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+
+
+@dataclass(frozen=True)
+class Step:
+    """A training step as a zero-argument call returning the loss; ``loss(model)`` runs the
+    forward pass on the step's batch."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    loss: Callable[[torch.nn.Module], Tensor]
+
+    def __call__(self) -> Tensor:
+        """zero_grad, forward + loss, backward, optimizer step; returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(self.model)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach()
+
+
+def torch_optimizer(optimizer: torch.optim.Optimizer, params) -> torch.optim.Optimizer:
+    """The torch.optim class of the same name with ``optimizer``'s hyper-parameters."""
+    cls = getattr(torch.optim, type(optimizer).__name__)
+    accepted = inspect.signature(cls).parameters
+    kwargs = {
+        key: value
+        for key, value in optimizer.defaults.items()
+        if key in accepted and key not in _IMPLEMENTATION_FLAGS
+    }
+    return cls(params, **kwargs)
+
+
+def digits_mlp(quick: bool) -> tuple[Step, Step, str]:
+    """The default ``make train`` MLP, loss and optimizer, and their torch twins."""
+    from manualgrad.train.config import TrainConfig
+    from manualgrad.train.data import load_dataset
+    from manualgrad.train.model import build_loss, build_mlp
+    from manualgrad.train.optimizers import build_optimizer
+    from manualgrad.train.twin import to_torch
+
+    config = TrainConfig()
+    data = load_dataset(config.dataset, seed=config.seed, val_fraction=config.val_fraction)
+    device = torch.get_default_device()
+    x = data.x_train[: config.batch_size].to(device)
+    loss_fn, encode = build_loss(config.loss, data.num_classes)
+    target = encode(data.y_train[: config.batch_size]).to(device)
+    model = build_mlp(
+        data.num_features, config.hidden, data.num_classes, config.activation, config.init
+    ).to(device)
+    native, native_loss = to_torch(model), to_torch(loss_fn)
+    optimizer = build_optimizer(config, model.parameters())
+    ours = Step(model, optimizer, batch_loss(loss_fn, x, target))
+    theirs = Step(
+        native,
+        torch_optimizer(optimizer, native.parameters()),
+        batch_loss(native_loss, x, target),
+    )
+    return ours, theirs, f"b{config.batch_size}"
+
+
+def batch_loss(criterion: Callable, x: Tensor, target: Tensor) -> Callable:
+    """``model ↦ criterion(model(x), target)``."""
+    return lambda model: criterion(model(x), target)
+
+
+def cnn_layers(nn: types.ModuleType) -> torch.nn.Sequential:
+    """The small CNN from namespace ``nn`` (``torch.nn`` or ``manualgrad.nn``)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(32 * 7 * 7, 10),
+    )
+
+
+def cnn(quick: bool) -> tuple[Step, Step, str]:
+    """The small CNN on a batch of MNIST-shaped inputs, SGD with momentum."""
+    batch = 8 if quick else 64
+    x, target = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    steps = []
+    for nn, F in ((mnn, mF), (torch.nn, TF)):
+        model = cnn_layers(nn)
+        optimizer = _optimizers(nn).SGD(model.parameters(), lr=0.01, momentum=0.9)
+        steps.append(Step(model, optimizer, batch_loss(F.cross_entropy, x, target)))
+    steps[0].model.load_state_dict(steps[1].model.state_dict())
+    return steps[0], steps[1], f"28x28 b{batch}"
+
+
+def _optimizers(nn: types.ModuleType) -> types.ModuleType:
+    return manualgrad.optim if nn is mnn else torch.optim
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """Shape of the small GPT-style stack."""
+
+    vocab: int = 8192
+    context: int = 128
+    width: int = 128
+    heads: int = 4
+    layers: int = 2
+    batch: int = 8
+
+
+class Block(torch.nn.Module):
+    """Pre-norm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x)), causal attention."""
+
+    def __init__(self, nn: types.ModuleType, F: types.ModuleType, config: GPTConfig) -> None:
+        super().__init__()
+        width = config.width
+        self.heads = config.heads
+        self.attention = F.scaled_dot_product_attention
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.qkv, self.proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+        hidden = 4 * width
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """One block on (B, T, C)."""
+        batch, time, width = x.shape
+        heads = [
+            part.view(batch, time, self.heads, width // self.heads).transpose(1, 2)
+            for part in self.qkv(self.ln1(x)).split(width, dim=-1)
+        ]
+        attended = self.attention(*heads, is_causal=True)
+        x = x + self.proj(attended.transpose(1, 2).reshape(batch, time, width))
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(torch.nn.Module):
+    """Token + position embeddings, ``layers`` blocks, final norm, then ``head_loss``."""
+
+    def __init__(
+        self,
+        nn: types.ModuleType,
+        F: types.ModuleType,
+        head_loss: Callable[[Tensor, Tensor, Tensor], Tensor],
+        config: GPTConfig,
+    ) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(config.vocab, config.width)
+        self.positions = nn.Embedding(config.context, config.width)
+        self.blocks = nn.Sequential(*(Block(nn, F, config) for _ in range(config.layers)))
+        self.norm = nn.LayerNorm(config.width)
+        self.head = nn.Linear(config.width, config.vocab, bias=False)
+        self.head_loss = head_loss
+
+    def forward(self, index: Tensor, target: Tensor) -> Tensor:
+        """Mean next-token cross-entropy of ``index`` (B, T) against ``target`` (B, T)."""
+        positions = torch.arange(index.shape[1], device=index.device)
+        hidden = self.norm(self.blocks(self.tokens(index) + self.positions(positions)))
+        return self.head_loss(hidden.flatten(0, 1), self.head.weight, target.flatten())
+
+
+def unfused_linear_cross_entropy(input: Tensor, weight: Tensor, target: Tensor) -> Tensor:
+    """``cross_entropy(linear(input, weight), target)``: the full logits matrix, torch's way."""
+    return TF.cross_entropy(TF.linear(input, weight), target)
+
+
+def gpt(quick: bool) -> tuple[Step, Step, str]:
+    """The GPT-style stack, fused head + loss (manualgrad) vs unfused (native), AdamW."""
+    config = GPTConfig(vocab=1024, context=32, layers=1, batch=2) if quick else GPTConfig()
+    shape = (config.batch, config.context)
+    index, target = torch.randint(0, config.vocab, shape), torch.randint(0, config.vocab, shape)
+    twins = ((mnn, mF, mF.linear_cross_entropy), (torch.nn, TF, unfused_linear_cross_entropy))
+    steps = []
+    for nn, F, head_loss in twins:
+        model = GPT(nn, F, head_loss, config)
+        optimizer = _optimizers(nn).AdamW(model.parameters(), lr=3e-4)
+        steps.append(Step(model, optimizer, lambda model: model(index, target)))
+    steps[0].model.load_state_dict(steps[1].model.state_dict())
+    return steps[0], steps[1], f"T{config.context} b{config.batch} V{config.vocab}"
+
+
+def digits_mlp_compiled(quick: bool) -> tuple[Step, Step, str]:
+    """``digits_mlp`` with the manualgrad model compiled (Inductor; aot_eager when quick)."""
+    ours, native, size = digits_mlp(quick)
+    torch._dynamo.reset()
+    compiled = manualgrad.compile(ours.model, backend="aot_eager" if quick else "inductor")
+    return Step(compiled, ours.optimizer, ours.loss), native, size
+
+
+MODELS: dict[str, Callable[[bool], tuple[Step, Step, str]]] = {
+    "digits_mlp": digits_mlp,
+    "cnn": cnn,
+    "gpt": gpt,
+    "digits_mlp_compiled": digits_mlp_compiled,
+}
+# Models whose peak memory is reported (a compiled model's peak is not seen by the dispatcher).
+PEAK = ("digits_mlp", "cnn", "gpt")
+
+
+def model_rows(name: str, quick: bool) -> list[Row]:
+    """``time`` (and ``peak_bytes``) rows of one model's training step."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ours, native, size = MODELS[name](quick)
+    torch.testing.assert_close(ours(), native(), rtol=1e-4, atol=1e-5)
+    rows = [compare("train", name, size, {"manualgrad": ours, "native": native}, quick)]
+    if name in PEAK:
+        rows.append(Row("train", name, size, "peak_bytes", peak_bytes(ours), peak_bytes(native)))
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    """Rows of every model in ``MODELS``; a model whose layers or optimizer manualgrad does not
+    have (yet) is skipped with a note on stderr."""
+    rows = []
+    for name in MODELS:
+        try:
+            rows.extend(model_rows(name, quick))
+        except (AttributeError, ImportError) as missing:
+            print(f"bench train: skipped {name}: {missing}", file=sys.stderr)
+    return rows

@@ -1,0 +1,109 @@
+"""``manualgrad bench --quick`` emits every row and writes its JSON (timings are never asserted);
+every registry op has benchmark inputs; the peak-memory tracker counts what it should;
+``manualgrad.compile`` gives eager's outputs and gradients."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import manualgrad
+import manualgrad.nn as mnn
+from manualgrad.bench import main
+from manualgrad.bench import train as train_suite
+from manualgrad.bench.inputs import MAKERS, make
+from manualgrad.bench.memory import peak_bytes
+from tests.registry import OPS
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    assert main(["all", "--quick", "--out", str(out)]) == 0
+    (path,) = out.glob("*.json")
+    return json.loads(path.read_text())
+
+
+def _keys(payload: dict, suite: str) -> set[tuple[str, str, str]]:
+    return {(r["name"], r["size"], r["metric"]) for r in payload["rows"] if r["suite"] == suite}
+
+
+def test_every_registry_op_has_an_input_maker_and_no_maker_is_stale():
+    names = {op.name for op in OPS}
+    assert names - MAKERS.keys() == set(), "add a maker to manualgrad/bench/inputs.py"
+    assert MAKERS.keys() - names == set(), "maker for an op the registry no longer has"
+
+
+def test_quick_run_writes_json_with_settings(quick_run):
+    assert quick_run["quick"] is True
+    assert quick_run["threads"] >= 1
+    assert quick_run["device"] == "cpu"
+    for row in quick_run["rows"]:
+        assert {"suite", "name", "size", "metric", "manualgrad", "native", "ratio"} <= row.keys()
+
+
+def test_ops_suite_has_a_time_row_per_op(quick_run):
+    assert _keys(quick_run, "ops") == {(op.name, "small", "time") for op in OPS}
+
+
+def test_memory_suite_has_saved_and_peak_rows_per_op(quick_run):
+    expected = {(op.name, "small", m) for op in OPS for m in ("saved_bytes", "peak_bytes")}
+    assert _keys(quick_run, "memory") == expected
+
+
+def test_train_suite_has_time_and_peak_rows_per_model(quick_run):
+    rows = {(name, metric) for name, _, metric in _keys(quick_run, "train")}
+    expected = {(name, "time") for name in train_suite.MODELS}
+    expected |= {(name, "peak_bytes") for name in train_suite.PEAK}
+    assert rows == expected
+
+
+def test_optim_suite_emits_rows(quick_run):
+    assert _keys(quick_run, "optim")
+
+
+def test_medium_inputs_are_float32_and_seeded():
+    op = OPS[0]
+    first, second = make(op.name, "medium"), make(op.name, "medium")
+    for a, b in zip(first.args, second.args, strict=True):
+        if isinstance(a, torch.Tensor) and a.is_floating_point():
+            assert a.dtype == torch.float32
+            assert torch.equal(a, b)
+
+
+def test_cuda_device_needs_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit):
+        main(["ops", "--quick", "--device", "cuda"])
+
+
+def test_peak_bytes_counts_new_storages_once_while_alive():
+    x = torch.ones(256)
+
+    def work() -> torch.Tensor:
+        y = x * 2  # 1 KiB
+        view = y.view(16, 16)  # views and in-place results allocate nothing
+        x.add_(0)
+        z = view + 1  # 2 KiB live
+        del y, view
+        return z * 3  # y freed first: still 2 KiB
+
+    assert peak_bytes(work) == 2 * 256 * 4
+    assert peak_bytes(lambda: x.clone().requires_grad_().square().sum().backward()) > 0
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compile_fullgraph_matches_eager(backend):
+    torch._dynamo.reset()
+    model = mnn.Sequential(mnn.Linear(8, 16), mnn.ReLU(), mnn.Linear(16, 4))
+    x = torch.randn(5, 8)
+    compiled = manualgrad.compile(model, fullgraph=True, backend=backend)
+    outputs = compiled(x)
+    grads = torch.autograd.grad(outputs.square().sum(), list(model.parameters()))
+    expected = model(x)
+    expected_grads = torch.autograd.grad(expected.square().sum(), list(model.parameters()))
+    torch.testing.assert_close(outputs, expected)
+    torch.testing.assert_close(grads, expected_grads)

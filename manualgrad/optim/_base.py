@@ -120,17 +120,22 @@ class Scratch:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._buffers: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
+        self._views: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
 
     def __call__(self, like: Tensor, slot: int = 0) -> Tensor | None:
         if not self.enabled:
             return None
         key = (slot, like.dtype, like.device)
+        view = self._views.get(key)
+        if view is not None and view.shape == like.shape:
+            return view
         buffer = self._buffers.get(key)
         if buffer is None or buffer.numel() < like.numel():
             buffer = self._buffers[key] = torch.empty(
                 like.numel(), dtype=like.dtype, device=like.device
             )
-        return buffer[: like.numel()].view(like.shape)
+        view = self._views[key] = buffer[: like.numel()].view(like.shape)
+        return view
 
 
 class FirstOrderOptimizer(Optimizer):
@@ -170,11 +175,6 @@ class FirstOrderOptimizer(Optimizer):
         for param in params:
             state = self.state[param]
             if not state:
-                if group.get("fused") and not torch.is_floating_point(param):
-                    raise RuntimeError(
-                        "`fused=True` requires all the params to be floating point Tensors, "
-                        f"got {param.dtype}"
-                    )
                 state.update(self._init_state(param, group))
             if group.get("differentiable"):
                 for key, value in state.items():
@@ -182,6 +182,21 @@ class FirstOrderOptimizer(Optimizer):
                         state[key] = value.clone()
             states.append(state)
         return states
+
+    def _grads(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
+        """The parameters' gradients, refusing sparse ones (and non-float parameters if fused)."""
+        for p in params:
+            if p.grad.is_sparse:
+                raise RuntimeError(
+                    f"manualgrad.optim.{type(self).__name__} does not support sparse gradients; "
+                    "densify them (grad.to_dense()) or use torch.optim.SparseAdam"
+                )
+            if group.get("fused") and not torch.is_floating_point(p):
+                raise RuntimeError(
+                    "`fused=True` requires all the params to be floating point Tensors, "
+                    f"got {p.dtype}"
+                )
+        return [p.grad for p in params]
 
     def step(self, closure: Closure | None = None) -> Any:
         """Perform a single optimization step.
@@ -199,14 +214,6 @@ class FirstOrderOptimizer(Optimizer):
                 params = [p for p in group["params"] if p.grad is not None]
                 if not params:
                     continue
-                grads = []
-                for p in params:
-                    if p.grad.is_sparse:
-                        raise RuntimeError(
-                            f"manualgrad.optim.{type(self).__name__} does not support sparse "
-                            "gradients; densify them (grad.to_dense()) or use "
-                            "torch.optim.SparseAdam"
-                        )
-                    grads.append(p.grad)
+                grads = self._grads(group, params)
                 self._update(group, params, grads)
         return loss

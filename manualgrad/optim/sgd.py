@@ -7,13 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import FirstOrderOptimizer, check_lr, require, scalar
-
-
-def scale_(tensors: list[Tensor], factor: float) -> None:
-    """θ ← factor·θ for every tensor (skipped when factor is 1)."""
-    if factor != 1:
-        torch._foreach_mul_(tensors, factor)
+from ._base import FirstOrderOptimizer, Scratch, check_lr, effective_grad, require, scalar
 
 
 def sgd(
@@ -27,43 +21,54 @@ def sgd(
     weight_decay: float,
     nesterov: bool,
     maximize: bool,
+    differentiable: bool = False,
 ) -> None:
-    r"""One SGD step, in place; fills the ``None`` entries of ``momentum_buffers``.
+    r"""One SGD step, in place (algorithm in :class:`SGD`); fills ``None`` momentum buffers.
 
-    With g' = ±g + λθ (see :class:`SGD`) the update is expanded into in-place sums, so that no
-    gradient-sized temporary is needed:
-
-        no momentum:  θ ← (1 − γλ)·θ − γ·(±g)
-        b ← g'                                  (first step: a copy, b's only allocation)
-        b ← μ·b + (1 − τ)·(±g) + (1 − τ)λ·θ     (later steps)
-        Nesterov:     θ ← (1 − γλ)·θ − γ·(±g) − γμ·b
-        otherwise:    θ ← θ − γ·b
+    When the effective gradient is the raw one (no ``maximize``, no weight decay, no Nesterov)
+    every operation is a multi-tensor one; otherwise a loop over the parameters builds g' (and
+    Nesterov's g' + μb) in a reused scratch buffer.
     """
-    sign = -1.0 if maximize else 1.0
+    if not (maximize or weight_decay != 0 or nesterov):
+        _heavy_ball(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening)
+        return
+    scratch = Scratch(enabled=not differentiable)
+    for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
+        out = scratch(param)
+        grad = effective_grad(param, grad, weight_decay, maximize, out)  # g' = ±g + λθ
+        if momentum != 0:
+            buffer = momentum_buffers[i]
+            if buffer is None:
+                buffer = momentum_buffers[i] = grad.clone()  # b₁ = g'
+            else:
+                buffer.mul_(momentum).add_(grad, alpha=1 - dampening)  # b ← μb + (1 − τ)g'
+            # Nesterov: g' + μb; heavy ball: b
+            grad = torch.add(grad, buffer, alpha=momentum, out=out) if nesterov else buffer
+        param.add_(grad, alpha=-lr)  # θ ← θ − γ·(g', b or g' + μb)
+
+
+def _heavy_ball(
+    params: list[Tensor],
+    grads: list[Tensor],
+    momentum_buffers: list[Tensor | None],
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+) -> None:
+    """θ ← θ − γg, or b ← μb + (1 − τ)g, θ ← θ − γb, with multi-tensor (``_foreach``) ops."""
     if momentum == 0:
-        scale_(params, 1 - lr * weight_decay)
-        torch._foreach_add_(params, grads, alpha=-lr * sign)
+        torch._foreach_add_(params, grads, alpha=-lr)
         return
     old = [i for i, buffer in enumerate(momentum_buffers) if buffer is not None]
     if old:
         buffers = [momentum_buffers[i] for i in old]
         torch._foreach_mul_(buffers, momentum)
-        torch._foreach_add_(buffers, [grads[i] for i in old], alpha=sign * (1 - dampening))
-        if weight_decay != 0:
-            torch._foreach_add_(
-                buffers, [params[i] for i in old], alpha=(1 - dampening) * weight_decay
-            )
+        torch._foreach_add_(buffers, [grads[i] for i in old], alpha=1 - dampening)
     for i, buffer in enumerate(momentum_buffers):
         if buffer is None:
-            buffer = momentum_buffers[i] = torch.mul(grads[i], sign)
-            if weight_decay != 0:
-                buffer.add_(params[i], alpha=weight_decay)
-    if nesterov:
-        scale_(params, 1 - lr * weight_decay)
-        torch._foreach_add_(params, grads, alpha=-lr * sign)
-        torch._foreach_add_(params, momentum_buffers, alpha=-lr * momentum)
-    else:
-        torch._foreach_add_(params, momentum_buffers, alpha=-lr)
+            momentum_buffers[i] = grads[i].clone()
+    torch._foreach_add_(params, momentum_buffers, alpha=-lr)
 
 
 class SGD(FirstOrderOptimizer):
@@ -150,6 +155,7 @@ class SGD(FirstOrderOptimizer):
             weight_decay=scalar(group["weight_decay"], "weight_decay"),
             nesterov=group["nesterov"],
             maximize=group["maximize"],
+            differentiable=group["differentiable"],
         )
         for state, buffer in zip(states, buffers[: len(states)], strict=True):
             state["momentum_buffer"] = buffer

@@ -1,0 +1,160 @@
+"""The training configuration: one typed dataclass, nanoGPT-style, saved as ``config.json``.
+
+Every field is a command-line option of ``manualgrad train`` (``--batch-size`` for
+``batch_size``); the defaults below are what ``make train`` runs. A run directory holds the
+``config.json`` it was trained with, and ``--resume RUN_DIR`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATASETS = ("digits", "mnist", "xor", "spirals")
+ACTIVATIONS = (
+    "relu",
+    "leaky_relu",
+    "prelu",
+    "elu",
+    "gelu",
+    "silu",
+    "sigmoid",
+    "tanh",
+    "step",
+    "step-ste",
+    "linear",
+)
+INITS = ("auto", "xavier", "he", "normal", "zeros")
+LOSSES = ("cross_entropy", "mse", "hinge", "multi_margin")
+SCHEDULERS = ("none", "cosine", "step")
+DEVICES = ("cpu", "cuda")
+
+# Options that may change when a run is resumed: they do not alter the computation.
+RESUMABLE = frozenset(
+    {
+        "epochs",
+        "quiet",
+        "log_interval",
+        "hist_interval",
+        "check_interval",
+        "resume",
+        "device",
+        "threads",
+    }
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (defaults = ``make train``)."""
+
+    # data
+    dataset: str = "digits"
+    data_dir: str = "data/mnist"
+    val_fraction: float = 0.2
+    # model
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    init: str = "auto"
+    # objective
+    loss: str = "cross_entropy"
+    l1: float = 0.0
+    l2: float = 0.0
+    # optimizer (lr None: the optimizer's entry in DEFAULT_LR)
+    optimizer: str = "adam"
+    lr: float | None = None
+    momentum: float = 0.0
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    # schedule of the loop
+    batch_size: int | str = 32
+    epochs: int = 30
+    tol: float = 0.0
+    patience: int = 5
+    early_stopping: bool = False
+    min_delta: float = 0.0
+    seed: int = 0
+    # logging
+    logdir: str = "runs"
+    name: str | None = None
+    log_interval: int = 10
+    hist_interval: int = 5
+    check_interval: int = 5
+    resume: str | None = None
+    device: str = "cpu"
+    threads: int = 1
+    quiet: bool = False
+    dry_run: bool = False
+
+    @property
+    def full_batch(self) -> bool:
+        """True for ``--batch-size full`` (one step per epoch on the whole training set)."""
+        return self.batch_size == "full"
+
+    def run_name(self) -> str:
+        """``--name``, or ``<dataset>-<activation>-<optimizer>``."""
+        return self.name or f"{self.dataset}-{self.activation}-{self.optimizer}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples become lists)."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        """Write ``config.json``."""
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        values = dict(values)
+        for key in ("hidden", "betas"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        """Read a run's ``config.json``."""
+        return cls.from_dict(json.loads(path.read_text()))
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the option for any value out of range."""
+        _choice("dataset", self.dataset, DATASETS)
+        _choice("activation", self.activation, ACTIVATIONS)
+        _choice("init", self.init, INITS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("scheduler", self.scheduler, SCHEDULERS)
+        _choice("device", self.device, DEVICES)
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if not self.hidden or any(width < 1 for width in self.hidden):
+            raise ValueError(f"--hidden needs positive widths, got {self.hidden}")
+        if not (self.full_batch or (isinstance(self.batch_size, int) and self.batch_size >= 1)):
+            raise ValueError(
+                f"--batch-size must be a positive integer or 'full', got {self.batch_size}"
+            )
+        for name in ("epochs", "patience", "log_interval", "hist_interval", "check_interval"):
+            _at_least(name, getattr(self, name), 1)
+        for name in ("tol", "min_delta", "l1", "l2", "weight_decay", "momentum", "threads"):
+            _at_least(name, getattr(self, name), 0)
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ValueError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown --{name} {value!r} (choose from {', '.join(choices)})")

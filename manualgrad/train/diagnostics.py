@@ -1,0 +1,208 @@
+"""What TensorBoard shows about backpropagation, and the writers that put it there.
+
+A run directory ``runs/<YYYYmmdd-HHMMSS>-<name>/`` holds three TensorBoard runs:
+
+- ``train/`` and ``val/``: the tags ``loss`` and ``accuracy``, so the two curves overlay on one
+  chart per tag;
+- the run directory itself: everything else (all x-axes are the optimizer step):
+
+  ============================  ============================================================
+  ``lr/group<k>``               learning rate of each parameter group
+  ``epoch``                     epoch number at each epoch end (to read epochs off the x-axis)
+  ``grad_norm/<layer>``         ‖∂L/∂θ‖ over the layer's parameters (weight and bias together)
+  ``weight_norm/<layer>``       ‖θ‖
+  ``update_ratio/<layer>``      ‖Δθ‖ / ‖θ‖ for the step actually taken (healthy: ~1e-3)
+  ``activation_mean/<act>``     mean of the activation's output on the batch
+  ``activation_std/<act>``      its standard deviation
+  ``dead_relu/<act>``           fraction of ReLU units that are 0 on every sample of the batch
+  ``saturated/<act>``           fraction of sigmoid outputs outside [0.01, 0.99] / tanh
+                                outputs with |y| > 0.99 (where φ' ≈ 0 and learning stalls)
+  ``penalty``                   l1·‖W‖₁ + l2·½‖W‖² when ``--l1``/``--l2`` are set
+  ``check/max_grad_diff``       max |manualgrad − autograd| gradient on the probe batch
+  ``weights/…`` ``grads/…``     histograms per parameter, and ``activations/<act>`` on the
+                                probe batch, every ``--hist-interval`` epochs (non-finite
+                                values dropped, so a diverging run still logs)
+  hparams                       the configuration with the final metrics (``hparam/…``)
+  graph, text ``model``         the traced model graph, and the module's ``repr`` as text
+                                (the graph is skipped, with a note in the text, if tracing fails)
+  text ``config``               the ``config.json`` of the run
+  ============================  ============================================================
+
+Per-step diagnostics are recorded every ``--log-interval`` optimizer steps; the writers are
+flushed at the end of every epoch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+_EPS = 1e-12
+
+
+def parameter_layers(model: torch.nn.Module) -> dict[str, list[Tensor]]:
+    """``{module name: its own parameters}`` for every module that holds parameters."""
+    layers = {}
+    for name, module in model.named_modules():
+        params = list(module.parameters(recurse=False))
+        if params:
+            layers[name] = params
+    return layers
+
+
+def _norm(tensors: list[Tensor]) -> float:
+    return torch.sqrt(sum((t.detach().double() ** 2).sum() for t in tensors)).item()
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, list[Tensor]]:
+    """Copies of every layer's parameters, taken before a step to measure the update."""
+    return {name: [p.detach().clone() for p in ps] for name, ps in parameter_layers(model).items()}
+
+
+def layer_stats(model: torch.nn.Module, before: dict[str, list[Tensor]]) -> dict[str, float]:
+    """``grad_norm``, ``weight_norm`` and ``update_ratio`` per layer (tags as in the module
+    docstring); ``before`` is the :func:`snapshot` taken before the step."""
+    stats = {}
+    for name, params in parameter_layers(model).items():
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads:
+            stats[f"grad_norm/{name}"] = _norm(grads)
+        stats[f"weight_norm/{name}"] = _norm(params)
+        step = [p.detach() - old for p, old in zip(params, before[name], strict=True)]
+        stats[f"update_ratio/{name}"] = _norm(step) / (_norm(before[name]) + _EPS)
+    return stats
+
+
+def activation_stats(name: str, module: torch.nn.Module, output: Tensor) -> dict[str, float]:
+    """Mean, std and the dead/saturated fraction of one activation's output on a batch."""
+    y = output.detach().double().reshape(len(output), -1)
+    stats = {
+        f"activation_mean/{name}": y.mean().item(),
+        f"activation_std/{name}": y.std(correction=0).item(),
+    }
+    if isinstance(module, torch.nn.ReLU):
+        stats[f"dead_relu/{name}"] = 1.0 - (y > 0).any(0).double().mean().item()
+    elif isinstance(module, torch.nn.Sigmoid):
+        stats[f"saturated/{name}"] = ((y < 0.01) | (y > 0.99)).double().mean().item()
+    elif isinstance(module, torch.nn.Tanh):
+        stats[f"saturated/{name}"] = (y.abs() > 0.99).double().mean().item()
+    return stats
+
+
+class ActivationMonitor:
+    """Forward hooks on the activation modules (every parameter-free child that is not a
+    Linear) that, while :meth:`recording`, keep the statistics of their latest output."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.modules = {
+            name: module
+            for name, module in model.named_children()
+            if not isinstance(module, torch.nn.Linear)
+        }
+        self.stats: dict[str, float] = {}
+        self.outputs: dict[str, Tensor] = {}
+        self._active = False
+        self._keep_outputs = False
+        for name, module in self.modules.items():
+            module.register_forward_hook(self._hook(name))
+
+    def _hook(self, name: str):
+        def hook(module: torch.nn.Module, inputs: tuple, output: Tensor) -> None:
+            if self._active:
+                self.stats.update(activation_stats(name, module, output))
+                if self._keep_outputs:
+                    self.outputs[name] = output.detach()
+
+        return hook
+
+    @contextmanager
+    def recording(self, keep_outputs: bool = False) -> Iterator[None]:
+        """Record statistics (and, if asked, the outputs) of forwards run inside the block."""
+        self.stats, self.outputs = {}, {}
+        self._active, self._keep_outputs = True, keep_outputs
+        try:
+            yield
+        finally:
+            self._active = self._keep_outputs = False
+
+
+def _finite(values: Tensor) -> Tensor:
+    values = values.detach().flatten().float().cpu()
+    return values[torch.isfinite(values)]
+
+
+class RunLogger:
+    """The TensorBoard writers of one run directory (see the module docstring for the tags)."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        self.run_dir = run_dir
+        self.main = SummaryWriter(str(run_dir), purge_step=purge_step)
+        self.splits = {
+            split: SummaryWriter(str(run_dir / split), purge_step=purge_step)
+            for split in ("train", "val")
+        }
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        """``add_scalar`` for each tag in the main run."""
+        for tag, value in values.items():
+            self.main.add_scalar(tag, value, step)
+
+    def split_metrics(self, split: str, loss: float, accuracy: float, step: int) -> None:
+        """``loss`` and ``accuracy`` in the ``train`` or ``val`` sub-run."""
+        self.splits[split].add_scalar("loss", loss, step)
+        self.splits[split].add_scalar("accuracy", accuracy, step)
+
+    def histograms(self, model: torch.nn.Module, activations: dict[str, Tensor], step: int) -> None:
+        """Weights, gradients and activations; non-finite entries are dropped (an all
+        non-finite tensor is skipped)."""
+        tensors = {}
+        for name, p in model.named_parameters():
+            tensors[f"weights/{name}"] = p
+            if p.grad is not None:
+                tensors[f"grads/{name}"] = p.grad
+        tensors.update({f"activations/{name}": y for name, y in activations.items()})
+        for tag, tensor in tensors.items():
+            values = _finite(tensor)
+            if values.numel():
+                self.main.add_histogram(tag, values, step)
+
+    def model(self, model: torch.nn.Module, example: Tensor) -> None:
+        """The model's ``repr`` as text, and its graph when ``torch.jit.trace`` can trace it."""
+        note = ""
+        try:
+            self.main.add_graph(model, example)
+        except Exception as error:  # tracing support for custom Functions varies by version
+            note = f"\n\n(graph not traced: {type(error).__name__}: {error})"
+        self.main.add_text("model", f"```\n{model}\n```{note}", 0)
+
+    def config(self, config: dict[str, Any]) -> None:
+        """The configuration as text."""
+        self.main.add_text("config", f"```\n{json.dumps(config, indent=2)}\n```", 0)
+
+    def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
+        """hparams summary in *this* run (``SummaryWriter.add_hparams`` would open a timestamped
+        sub-run): the plugin's experiment and session records, then each metric as a scalar."""
+        clean = {
+            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in params.items()
+        }
+        for summary in hparams(clean, metrics):
+            self.main.file_writer.add_summary(summary)
+        self.scalars(metrics, step)
+
+    def flush(self) -> None:
+        """Write everything pending to disk."""
+        for writer in (self.main, *self.splits.values()):
+            writer.flush()
+
+    def close(self) -> None:
+        """Flush and close all writers."""
+        for writer in (self.main, *self.splits.values()):
+            writer.close()

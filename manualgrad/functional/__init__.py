@@ -9,11 +9,13 @@ import manualgrad.functional.activations as _activations
 import manualgrad.functional.dropout as _dropout
 import manualgrad.functional.embedding as _embedding
 import manualgrad.functional.linear as _linear
+import manualgrad.functional.losses as _losses
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.dropout import *  # noqa: F403
 from manualgrad.functional.embedding import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
+from manualgrad.functional.losses import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
 
 __all__ = [
@@ -21,5 +23,6 @@ __all__ = [
     *_dropout.__all__,
     *_embedding.__all__,
     *_linear.__all__,
+    *_losses.__all__,
     *_softmax.__all__,
 ]

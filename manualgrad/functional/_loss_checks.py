@@ -1,0 +1,159 @@
+"""Argument checks of the loss wrappers: torch's exception type for the same bad call, a message
+naming the argument.
+
+Shape/dtype checks read metadata only. The two value checks (class index in range, hinge target
+in {−1, +1}) read data, so they run in the wrapper, outside the Functions, and are skipped while
+torch.compile traces or inside a torch.func transform (:func:`data_dependent_checks_allowed`).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+
+
+def data_dependent_checks_allowed(tensor: Tensor) -> bool:
+    """False under torch.compile tracing (a check would break the graph) or when ``tensor`` is
+    wrapped by a torch.func transform (vmap cannot branch on data)."""
+    if torch.compiler.is_compiling():
+        return False
+    return not torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+
+
+def scalar_name(tensor: Tensor) -> str:
+    """torch's short dtype name used in its messages: Float, Double, Long, Byte, ..."""
+    return tensor.type().removeprefix("torch.").removesuffix("Tensor")
+
+
+def broadcast_shape(
+    input: Tensor, target: Tensor, op: str, warn_stacklevel: int | None = None
+) -> torch.Size:
+    """The common shape of ``input`` and ``target`` (RuntimeError naming both if there is none).
+    With ``warn_stacklevel``, repeat torch's UserWarning of the regression losses when the sizes
+    differ, attributed to that frame (counted from this function)."""
+    if warn_stacklevel is not None and target.size() != input.size():
+        warnings.warn(
+            f"Using a target size ({target.size()}) that is different to the input size "
+            f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
+            "Please ensure they have the same size.",
+            stacklevel=warn_stacklevel,
+        )
+    try:
+        return torch.broadcast_shapes(input.shape, target.shape)
+    except RuntimeError:
+        raise RuntimeError(
+            f"{op}: the size of `target` {list(target.shape)} cannot be broadcast with the size "
+            f"of `input` {list(input.shape)}"
+        ) from None
+
+
+def check_elementwise_weight(input: Tensor, weight: Tensor | None) -> None:
+    """mse/l1/huber: a per-element ``weight`` must have exactly ``input``'s size (ValueError)."""
+    if weight is not None and weight.size() != input.size():
+        raise ValueError(
+            f"Weights and input must have the same size: `weight` {list(weight.shape)}, "
+            f"`input` {list(input.shape)}"
+        )
+
+
+def check_constant_weight(weight: Tensor | None, name: str, op: str) -> None:
+    """Class/element weights of ce, nll, multi_margin and bce are constants, as in torch."""
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        raise RuntimeError(
+            f"The function '{op}' is not differentiable with respect to argument '{name}'. "
+            "This input cannot have requires_grad True."
+        )
+
+
+def check_class_weight(input: Tensor, weight: Tensor | None, n_classes: int, op: str) -> None:
+    """A class weight is a 1-d tensor of ``n_classes`` entries with ``input``'s dtype."""
+    if weight is None:
+        return
+    if weight.dim() != 1 or weight.numel() != n_classes:
+        raise RuntimeError(
+            f"{op}: `weight` tensor should be defined either for all {n_classes} classes or no "
+            f"classes but got weight tensor of shape: {list(weight.shape)}"
+        )
+    if weight.dtype != input.dtype:
+        raise RuntimeError(
+            f"{op}: expected `weight` of scalar type {scalar_name(input)} but found "
+            f"{scalar_name(weight)}"
+        )
+    check_constant_weight(weight, "weight", op)
+
+
+def check_class_targets(
+    input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, op: str
+) -> Tensor:
+    """Validate class-index targets for input (C,), (N, C) or (N, C, d1, ..., dK) as torch's
+    nll_loss_nd does; return the target (a one-element target of a 1-d input as 0-d)."""
+    if input.dim() < 1:
+        raise ValueError(f"{op}: Expected 1 or more dimensions of `input` (got {input.dim()})")
+    if input.dim() != 1 and (target.dim() == 0 or input.shape[0] != target.shape[0]):
+        target_batch = target.shape[0] if target.dim() else 0
+        raise ValueError(
+            f"{op}: Expected input batch_size ({input.shape[0]}) to match target batch_size "
+            f"({target_batch})."
+        )
+    if input.dim() <= 2:
+        if target.dim() > 1:
+            raise RuntimeError(
+                f"{op}: 0D or 1D `target` tensor expected, multi-target not supported"
+            )
+        allowed = (torch.long, torch.uint8)
+    else:
+        if target.shape[1:] != input.shape[2:]:
+            expected = [input.shape[0], *input.shape[2:]]
+            raise RuntimeError(f"{op}: Expected `target` size {expected}, got {list(target.shape)}")
+        allowed = (torch.long,)
+    if target.dtype not in allowed:
+        names = " or ".join("Long" if dtype == torch.long else "Byte" for dtype in allowed)
+        raise RuntimeError(
+            f"{op}: expected `target` dtype to be {names}, but got {scalar_name(target)}"
+        )
+    n_classes = input.shape[0 if input.dim() == 1 else 1]
+    check_class_weight(input, weight, n_classes, op)
+    if input.dim() == 1 and target.dim() == 1 and target.numel() == 1:
+        target = target.reshape(())
+    check_class_range(target, n_classes, ignore_index)
+    return target
+
+
+def check_class_range(target: Tensor, n_classes: int, ignore_index: int | None) -> None:
+    """IndexError "Target k is out of bounds." for a class index outside [0, C) that is not
+    ``ignore_index`` (skipped under tracing, see the module docstring)."""
+    if not data_dependent_checks_allowed(target):
+        return
+    bad = (target < 0) | (target >= n_classes)
+    if ignore_index is not None:
+        bad &= target != ignore_index
+    if bad.any():
+        raise IndexError(f"Target {target[bad][0].item()} is out of bounds.")
+
+
+def check_probability_targets(
+    input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, op: str
+) -> None:
+    """Class-probability targets (same shape as ``input``) are floating point, have no
+    ignore_index, and a class weight of C entries."""
+    if not target.is_floating_point():
+        raise RuntimeError(
+            f"{op}: Expected floating point type for `target` with class probabilities, "
+            f"got {scalar_name(target)}"
+        )
+    if ignore_index >= 0:
+        raise RuntimeError(f"{op}: `ignore_index` is not supported for floating point target")
+    if input.dim() == 0:
+        raise IndexError(f"{op}: `input` has no class dimension (got a 0-d tensor)")
+    check_class_weight(input, weight, input.shape[0 if input.dim() == 1 else 1], op)
+
+
+def check_label_smoothing(label_smoothing: float, op: str) -> float:
+    """torch accepts ε ≤ 1 and ignores ε ≤ 0; returns the effective ε (0 when ≤ 0)."""
+    if label_smoothing > 1.0:
+        raise RuntimeError(
+            f"{op}: `label_smoothing` must be between 0.0 and 1.0. Got: {label_smoothing}"
+        )
+    return float(label_smoothing) if label_smoothing > 0.0 else 0.0

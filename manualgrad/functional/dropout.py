@@ -27,7 +27,7 @@ class DropoutFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input: Tensor, mask: Tensor, p: float) -> Tensor:
-        return input * _noise(mask, p, input.dtype)
+        return input * keep_scale(mask, p, input.dtype)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -38,11 +38,11 @@ class DropoutFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (mask,) = ctx.saved_tensors
-        return grad_output * _noise(mask, ctx.p, grad_output.dtype), None, None
+        return grad_output * keep_scale(mask, ctx.p, grad_output.dtype), None, None
 
 
-def _noise(mask: Tensor, p: float, dtype: torch.dtype) -> Tensor:
-    """m / (1 − p) in ``dtype``, computed as torch computes its noise (divide, then multiply)."""
+def keep_scale(mask: Tensor, p: float, dtype: torch.dtype) -> Tensor:
+    """m / (1 − p) in ``dtype`` (0 for p = 1), computed as torch computes its noise (divide, then multiply)."""
     noise = mask.to(dtype)
     return noise if p == 1 else noise.div_(1 - p)
 

@@ -1,11 +1,13 @@
 """Module classes, one file per family, each re-exported here."""
 
 import manualgrad.nn.modules.activation as _activation
+import manualgrad.nn.modules.attention as _attention
 import manualgrad.nn.modules.dropout as _dropout
 import manualgrad.nn.modules.embedding as _embedding
 import manualgrad.nn.modules.linear as _linear
 import manualgrad.nn.modules.loss as _loss
 from manualgrad.nn.modules.activation import *  # noqa: F403
+from manualgrad.nn.modules.attention import *  # noqa: F403
 from manualgrad.nn.modules.dropout import *  # noqa: F403
 from manualgrad.nn.modules.embedding import *  # noqa: F403
 from manualgrad.nn.modules.linear import *  # noqa: F403
@@ -13,6 +15,7 @@ from manualgrad.nn.modules.loss import *  # noqa: F403
 
 __all__ = [
     *_activation.__all__,
+    *_attention.__all__,
     *_dropout.__all__,
     *_embedding.__all__,
     *_linear.__all__,

@@ -35,6 +35,7 @@ flushed at the end of every epoch.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,7 +179,9 @@ class RunLogger:
         """The model's ``repr`` as text, and its graph when ``torch.jit.trace`` can trace it."""
         note = ""
         try:
-            self.main.add_graph(model, example)
+            with warnings.catch_warnings():  # torch.jit.trace is deprecated but still works
+                warnings.simplefilter("ignore", DeprecationWarning)
+                self.main.add_graph(model, example)
         except Exception as error:  # tracing support for custom Functions varies by version
             note = f"\n\n(graph not traced: {type(error).__name__}: {error})"
         self.main.add_text("model", f"```\n{model}\n```{note}", 0)

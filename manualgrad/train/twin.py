@@ -22,9 +22,10 @@ from torch import Tensor
 
 
 class TorchStep(torch.nn.Module):
-    """Reference for ``manualgrad.nn.Step``: y = 1[x > 0]; with ``straight_through`` the
-    backward passes the gradient unchanged (y = x + (1[x > 0] − x) detached), without it the
-    gradient is 0 (a constant's)."""
+    """Reference for ``manualgrad.nn.Step``: y = 1[x > 0]. Without ``straight_through`` the
+    gradient is 0 (a constant's); with it, the saturating straight-through estimator
+    grad · 1[|x| ≤ 1], written as y = 1[x > 0] + (x − x.detach()) · 1[|x| ≤ 1], whose value is
+    the step and whose autograd derivative is the window."""
 
     def __init__(self, straight_through: bool) -> None:
         super().__init__()
@@ -34,7 +35,7 @@ class TorchStep(torch.nn.Module):
         """Heaviside step with the chosen backward."""
         step = (input > 0).to(input.dtype)
         if self.straight_through:
-            return input + (step - input).detach()
+            return step + (input - input.detach()) * (input.abs() <= 1)
         return step + 0 * input
 
 

@@ -1,0 +1,64 @@
+"""Shared pieces of the ``manualgrad train`` tests: small fast configs, event-file reading,
+running the CLI in-process or as a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from manualgrad.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL = {"scalars": 0, "histograms": 0, "tensors": 0, "compressedHistograms": 0}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny layers run fastest single-threaded (as ``manualgrad train`` does by default)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_config(logdir: Path, **overrides) -> TrainConfig:
+    """A quick run: xor, one small hidden layer, few epochs, nothing printed."""
+    values = dict(dataset="xor", hidden=(8,), epochs=2, logdir=str(logdir), quiet=True)
+    return TrainConfig(**(values | overrides))
+
+
+def only_run(logdir: Path) -> Path:
+    """The single run directory under ``logdir``."""
+    (run,) = [p for p in logdir.iterdir() if p.is_dir()]
+    return run
+
+
+def events(path: Path) -> EventAccumulator:
+    """Everything TensorBoard would read from one run directory."""
+    accumulator = EventAccumulator(str(path), size_guidance=ALL)
+    accumulator.Reload()
+    return accumulator
+
+
+def scalar_values(path: Path, tag: str) -> list[tuple[int, float]]:
+    """``(step, value)`` of a scalar tag."""
+    return [(e.step, e.value) for e in events(path).Scalars(tag)]
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m manualgrad train ARGS`` in a fresh interpreter."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "manualgrad", "train", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+    )

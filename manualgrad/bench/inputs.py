@@ -74,6 +74,22 @@ def embedding(**kwargs: object) -> Maker:
 
 VOCAB = 1024
 
+
+def loss(target: Callable[[int, int], Tensor], constant: frozenset[int] = frozenset()) -> Maker:
+    """``rows`` examples of ``cols`` outputs/classes: (input, ``target(rows, cols)``)."""
+
+    def maker(size: str) -> Sample:
+        rows, cols = MATRIX[size]
+        return Sample(size, (randn(rows, cols), target(rows, cols)), constant=constant)
+
+    return maker
+
+
+def signs(rows: int, cols: int) -> Tensor:
+    """±1 labels."""
+    return torch.randint(0, 2, (rows, cols)).float() * 2 - 1
+
+
 MAKERS: dict[str, Maker] = {
     "linear": linear,
     **dict.fromkeys(
@@ -98,6 +114,11 @@ MAKERS: dict[str, Maker] = {
     "dropout": elementwise(p=0.5),
     "embedding": embedding(),
     "embedding_padding_freq": embedding(padding_idx=0, scale_grad_by_freq=True),
+    **dict.fromkeys(("mse_loss", "l1_loss", "huber_loss"), loss(randn)),
+    "hinge_loss": loss(signs, constant=frozenset({1})),
+    **dict.fromkeys(("multi_margin_loss", "cross_entropy", "nll_loss"), loss(classes)),
+    "cross_entropy_probabilities": loss(lambda rows, cols: torch.rand(rows, cols).softmax(-1)),
+    "binary_cross_entropy_with_logits": loss(lambda rows, cols: torch.rand(rows, cols)),
 }
 
 

@@ -517,6 +517,19 @@ def _pick(values: Tensor, index: Tensor, valid: Tensor, dim: int) -> Tensor:
     return torch.where(valid, picked, 0)
 
 
+def _per_sample_grad(
+    grad_loss: Tensor,
+    reduction: str,
+    shape: torch.Size,
+    valid: Tensor,
+    picked_weight: Tensor,
+) -> Tensor:
+    """g_i = dL/dℓ_i ('mean': g / Σ w_t), 0 for ignored samples even when every sample is
+    ignored (D = 0: torch's gradient is 0 there, not 0 · inf = nan)."""
+    g = _reduction.unreduce(grad_loss, reduction, shape, picked_weight.sum())
+    return torch.where(valid, g, 0)
+
+
 class CrossEntropyFunction(torch.autograd.Function):
     r"""Cross-entropy with class-index targets, input (C,), (N, C) or (N, C, d1, ..., dK):
 
@@ -578,11 +591,11 @@ class CrossEntropyFunction(torch.autograd.Function):
         grad = grad_log_p
         if grad_loss is not None:
             index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, log_p.dtype)
-            g = _reduction.unreduce(grad_loss, ctx.reduction, target.shape, picked_weight.sum())
+            g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
             at_target = ((smoothing - 1) * g * picked_weight).unsqueeze(dim)
             term = torch.zeros_like(log_p).scatter(dim, index.unsqueeze(dim), at_target)
             if smoothing:
-                spread = (g * valid).unsqueeze(dim) * (smoothing / log_p.shape[dim])
+                spread = g.unsqueeze(dim) * (smoothing / log_p.shape[dim])
                 if weight is not None:
                     spread = spread * _along_classes(weight, log_p, dim)
                 term = term - spread
@@ -716,8 +729,8 @@ class NLLLossFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_loss: Tensor):
         target, weight = ctx.saved_tensors
-        index, _, picked_weight = _picked(target, weight, ctx.ignore_index, grad_loss.dtype)
-        g = _reduction.unreduce(grad_loss, ctx.reduction, target.shape, picked_weight.sum())
+        index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, grad_loss.dtype)
+        g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
         dim = 0 if len(ctx.input_shape) == 1 else 1
         grad_input = grad_loss.new_zeros(ctx.input_shape).scatter(
             dim, index.unsqueeze(dim), (-g * picked_weight).unsqueeze(dim)

@@ -147,9 +147,16 @@ def elementwise_samples(low: float = -2, high: float = 2, **kwargs: object) -> S
 
 
 def _collect() -> tuple[list[OpInfo], list[ModuleInfo]]:
-    from manualgrad.testing.entries import activations, attention, dropout, embedding, linear
+    from manualgrad.testing.entries import (
+        activations,
+        attention,
+        dropout,
+        embedding,
+        linear,
+        losses,
+    )
 
-    families = [linear, activations, dropout, embedding, attention]
+    families = [linear, activations, dropout, embedding, attention, losses]
     ops = [op for family in families for op in family.OPS]
     modules = [module for family in families for module in family.MODULES]
     return ops, modules

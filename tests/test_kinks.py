@@ -102,6 +102,66 @@ KINKS = [
         lambda: (points(0.25, 0.5, 0.75),),
         {"beta": 2.0, "threshold": 1.0},
     ),
+    # Losses (reduction='none' so every point gets its own output gradient).
+    Kink(
+        "l1_loss-at-0",
+        F.l1_loss,
+        TF.l1_loss,
+        lambda: (points(-1.0, 0.0, -0.0, 2.0), points(0.0, 0.0, 0.0, 2.0)),
+        {"reduction": "none"},
+    ),
+    Kink(
+        "huber_loss-at-plus-minus-delta",
+        F.huber_loss,
+        TF.huber_loss,
+        lambda: (points(-2.0, -1.0, 0.0, 1.0, 2.0), points(0.0, 0.0, 0.0, 0.0, 0.0)),
+        {"reduction": "none"},
+    ),
+    Kink(
+        "huber_loss-delta0.5-at-plus-minus-delta",
+        F.huber_loss,
+        TF.huber_loss,
+        lambda: (points(1.0, 1.5, 0.5, 0.25), points(0.5, 1.0, 1.0, 0.25)),
+        {"reduction": "none", "delta": 0.5},
+    ),
+    # torch has no hinge loss: the reference is the plain formula, whose clamp passes the
+    # gradient at z = margin − t·y = 0 (the active side).
+    Kink(
+        "hinge_loss-at-margin",
+        F.hinge_loss,
+        lambda input, target, margin=1.0, reduction="none": (margin - target * input).clamp_min(0),
+        lambda: (points(1.0, -1.0, 0.5, 2.0), points(1.0, -1.0, 1.0, -1.0)),
+        {"reduction": "none"},
+        constant=frozenset({1}),
+    ),
+    Kink(
+        "hinge_loss-margin0.5-at-margin",
+        F.hinge_loss,
+        lambda input, target, margin=1.0, reduction="none": (margin - target * input).clamp_min(0),
+        lambda: (points(0.5, -0.5, 0.0), points(1.0, -1.0, 1.0)),
+        {"margin": 0.5, "reduction": "none"},
+        constant=frozenset({1}),
+    ),
+    Kink(
+        "multi_margin_loss-at-margin",
+        F.multi_margin_loss,
+        TF.multi_margin_loss,
+        lambda: (
+            torch.tensor([[1.0, 0.0, 2.0], [0.5, 1.5, 0.5]], dtype=torch.float64),
+            torch.tensor([0, 1]),
+        ),
+        {"reduction": "none"},
+    ),
+    Kink(
+        "multi_margin_loss-p2-at-margin",
+        F.multi_margin_loss,
+        TF.multi_margin_loss,
+        lambda: (
+            torch.tensor([[1.0, 0.0, 2.0], [0.5, 1.5, 0.5]], dtype=torch.float64),
+            torch.tensor([0, 1]),
+        ),
+        {"p": 2, "reduction": "none"},
+    ),
 ]
 
 

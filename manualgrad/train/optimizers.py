@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Iterable
+from typing import Any
 
 import torch
+from torch import Tensor
 
 from manualgrad.train.config import TrainConfig
 
@@ -58,9 +61,9 @@ def resolved_lr(config: TrainConfig) -> float:
     return config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer, 1e-3)
 
 
-def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    """The optimizer named by ``config.optimizer`` over ``params``; ``ValueError`` for an unknown
-    name or an option it does not take."""
+def optimizer_spec(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+    """The class named by ``config.optimizer`` and its keyword arguments; ``ValueError`` for an
+    unknown name or an option it does not take (checked before any data is loaded)."""
     choices = available()
     if config.optimizer not in choices:
         raise ValueError(
@@ -76,6 +79,12 @@ def build_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
         elif value != default:
             option = "--" + name.replace("_", "-")
             raise ValueError(f"{option} is not an option of --optimizer {config.optimizer}")
+    return cls, kwargs
+
+
+def build_optimizer(config: TrainConfig, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    """The optimizer of :func:`optimizer_spec` over ``params``."""
+    cls, kwargs = optimizer_spec(config)
     return cls(params, **kwargs)
 
 

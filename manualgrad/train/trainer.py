@@ -50,6 +50,7 @@ from manualgrad.train.optimizers import (
     SECOND_ORDER,
     build_optimizer,
     build_scheduler,
+    optimizer_spec,
 )
 from manualgrad.train.twin import max_grad_diff
 
@@ -116,6 +117,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig) -> None:
         config.validate()
+        optimizer_spec(config)  # fail on a bad --optimizer before loading any data
         self.config = config
         self.ctx = distributed.setup(config.device)
         self.log_files = self.ctx.is_main and not config.dry_run

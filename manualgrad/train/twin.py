@@ -64,18 +64,19 @@ def _references() -> dict[type, object]:
 
 
 def torch_base(cls: type) -> type | None:
-    """The torch.nn class a manualgrad module subclasses (None if there is none)."""
+    """The nearest torch.nn class that ``cls`` subclasses (None if there is none)."""
     return next((c for c in cls.__mro__[1:] if c.__module__.startswith("torch.nn.")), None)
 
 
 def to_torch(module: torch.nn.Module) -> torch.nn.Module:
-    """A deep copy of ``module`` in which every manualgrad module is its torch twin."""
+    """A deep copy of ``module`` in which every module not defined by torch (manualgrad's, or a
+    user's subclass) is replaced by its torch twin."""
     references = _references()
 
     def convert(m: torch.nn.Module) -> torch.nn.Module:
         if type(m) in references:
             return references[type(m)](m)
-        if type(m).__module__.startswith("manualgrad."):
+        if not type(m).__module__.startswith("torch."):
             base = torch_base(type(m))
             if base is None:
                 raise TypeError(f"no torch twin for {type(m).__name__}")

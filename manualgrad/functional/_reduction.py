@@ -56,12 +56,12 @@ def unreduce(
     shape: tuple[int, ...],
     denominator: Tensor | float | None = None,
 ) -> Tensor:
-    """dL/dℓ of shape ``shape`` from g = dL/d(reduced output) (see the module docstring)."""
-    if reduction == "none":
-        return grad
+    """dL/dℓ from g = dL/d(reduced output) (see the module docstring), broadcastable to ℓ's
+    ``shape``: ℓ-shaped for 'none', 0-d for 'sum'/'mean' (scale it before it meets a full-size
+    tensor: one pass instead of two)."""
     if reduction == "mean":
-        grad = grad / (_numel(shape) if denominator is None else denominator)
-    return grad.expand(shape)
+        return grad / (_numel(shape) if denominator is None else denominator)
+    return grad
 
 
 def _numel(shape: tuple[int, ...]) -> int:

@@ -79,10 +79,10 @@ def _pointwise_backward(
     grad_loss: Tensor | None,
     grad_diff: Tensor | None,
     weight: Tensor | None,
-    slope: Callable[[], Tensor],
+    slope: Callable[[Tensor], Tensor],
     value: Callable[[], Tensor],
 ) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    """(dL/dx, dL/dt, dL/dw) of L = reduce(w · e(d)), d = x − t, from slope() = e'(d) and
+    """(dL/dx, dL/dt, dL/dw) of L = reduce(w · e(d)), d = x − t, from slope(g) = g · e'(d) and
     value() = e(d); ``grad_diff`` is the (double-backward) gradient of the hidden output d."""
     input_shape, target_shape, shape = ctx.shapes
     needs_input, needs_target, needs_weight = ctx.needs_input_grad[:3]
@@ -92,7 +92,7 @@ def _pointwise_backward(
         denominator = weight.sum() if by_weight else None
         g = _reduction.unreduce(grad_loss, ctx.reduction, shape, denominator)
         if needs_input or needs_target:
-            term = g * slope() if weight is None else g * weight * slope()
+            term = slope(g) if weight is None else slope(g * weight)
             grad_d = term if grad_d is None else grad_d + term
         if needs_weight:
             loss = value()
@@ -140,7 +140,7 @@ class MSELossFunction(torch.autograd.Function):
     def backward(ctx, grad_loss: Tensor | None, grad_diff: Tensor | None):
         diff, weight = _pointwise_state(ctx)
         grads = _pointwise_backward(
-            ctx, grad_loss, grad_diff, weight, lambda: 2 * diff, diff.square
+            ctx, grad_loss, grad_diff, weight, lambda g: (2 * g) * diff, diff.square
         )
         return (*grads, None)
 
@@ -176,14 +176,17 @@ class L1LossFunction(torch.autograd.Function):
     def backward(ctx, grad_loss: Tensor | None, grad_diff: Tensor | None):
         state, weight = _pointwise_state(ctx)
         sign = state.sign() if state.is_floating_point() else state
-        grads = _pointwise_backward(ctx, grad_loss, grad_diff, weight, lambda: sign, state.abs)
+        grads = _pointwise_backward(
+            ctx, grad_loss, grad_diff, weight, lambda g: g * sign, state.abs
+        )
         return (*grads, None)
 
 
 def _huber(diff: Tensor, delta: float) -> Tensor:
-    """e(d) = ½ d² for |d| < δ, δ (|d| − ½ δ) otherwise."""
-    size = diff.abs()
-    return torch.where(size < delta, 0.5 * diff.square(), delta * (size - 0.5 * delta))
+    """e(d) = ½ d² for |d| < δ, δ (|d| − ½ δ) otherwise — both are c (d − ½ c) with
+    c = clamp(d, −δ, δ) (c = d inside; c = ±δ outside gives δ |d| − ½ δ²)."""
+    clamped = diff.clamp(-delta, delta)
+    return clamped * (diff - 0.5 * clamped)
 
 
 class HuberLossFunction(torch.autograd.Function):
@@ -220,7 +223,7 @@ class HuberLossFunction(torch.autograd.Function):
             grad_loss,
             grad_diff,
             weight,
-            lambda: diff.clamp(-delta, delta),
+            lambda g: g * diff.clamp(-delta, delta),
             lambda: _huber(diff, delta),
         )
         return (*grads, None, None)
@@ -656,7 +659,9 @@ class CrossEntropyProbsFunction(torch.autograd.Function):
         grad, grad_target = grad_log_p, None
         if grad_loss is not None:
             shape = log_p.shape[:dim] + log_p.shape[dim + 1 :]
-            g = _reduction.unreduce(grad_loss, ctx.reduction, shape).unsqueeze(dim)
+            g = _reduction.unreduce(grad_loss, ctx.reduction, shape)
+            if ctx.reduction == "none":
+                g = g.unsqueeze(dim)
             if weight is not None:
                 g = g * _along_classes(weight, log_p, dim)
             if needs_input:

@@ -1,0 +1,396 @@
+"""Fused ops whose hand-derived backward needs less memory than autograd's composition.
+
+- ``linear_cross_entropy``: the classifier head and its loss in one Function that never holds
+  the (N, V) logits: rows are processed chunk by chunk and, for ``mean``/``sum``, the gradients
+  are computed in the forward pass, so backward only scales them.
+- ``linear_relu`` / ``linear_gelu``: an affine map and its activation in one Function saving
+  less than ``linear`` followed by the activation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from manualgrad.functional.linear import LinearFunction, _flat_rows
+
+_REDUCTIONS = ("none", "mean", "sum")
+_TYPE_NAMES = {torch.int32: "Int", torch.int16: "Short", torch.int8: "Char", torch.bool: "Bool"}
+
+
+class LinearCrossEntropyFunction(torch.autograd.Function):
+    r"""Cross-entropy of a linear head:  z_i = W x_i + b,
+    ℓ_i = lse(z_i) − (1 − ε) z_{i,t_i} − ε z̄_i.
+
+    x: (N, H), W: (V, H), b: (V,), t: (N,) class indices; lse(z) = log Σ_j exp z_j,
+    z̄ = mean_j z_j, ε the label smoothing. Rows with t_i = ignore_index have ℓ_i = 0 and no
+    gradient. The loss is Σ_i ℓ_i (sum), Σ_i ℓ_i / n (mean, n = number of non-ignored rows) or
+    ℓ (none).
+
+    Per row, with softmax p_i = exp(z_i − lse(z_i)) and q_i = (1 − ε) e_{t_i} + ε/V:
+
+        dℓ_i/dz_i = p_i − q_i
+        dL/dx_i = c_i (p_i − q_i) W
+        dL/dW = Σ_i c_i (p_i − q_i) x_iᵀ,   dL/db = Σ_i c_i (p_i − q_i)
+
+    where c_i = dL/dℓ_i: g (sum), g/n (mean), g_i (none), and 0 on ignored rows. The rows are
+    processed ``chunk_size`` at a time, so at most (chunk_size × V) logits exist at once.
+
+    Saved (mean/sum): dL/dx, dL/dW, dL/db for g = 1, computed chunk by chunk in the forward pass
+    (N·H + V·H + V numbers instead of x, W and the N·V log-probabilities autograd keeps);
+    backward multiplies them by g. They are constants to autograd, so double backward is not
+    supported (backward raises under ``create_graph=True``).
+    Saved (none): x, W, b and t; backward recomputes each chunk's logits and applies the formulas
+    with c_i = g_i — plain differentiable ops, so double backward works.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor,
+        weight: Tensor,
+        target: Tensor,
+        bias: Tensor | None,
+        ignore_index: int,
+        reduction: str,
+        label_smoothing: float,
+        chunk_size: int,
+        needs: tuple[bool, bool, bool],
+    ):
+        valid = target != ignore_index
+        count = valid.sum()
+        if reduction == "none":
+            losses = torch.cat(
+                [
+                    _chunk_loss(_logits(x, weight, bias), t, v, label_smoothing)
+                    for x, t, v in _chunks(chunk_size, input, target, valid)
+                ]
+            )
+            return losses, None, None, None
+        row_scale = valid.to(input.dtype)
+        if reduction == "mean":
+            row_scale = row_scale / count.clamp_min(1)  # all ignored: loss 0/0 = nan, grads 0
+        loss, grads = _loss_and_grads(
+            input, weight, bias, target, valid, row_scale, label_smoothing, chunk_size, needs
+        )
+        return (loss / count if reduction == "mean" else loss), *grads
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, target, bias, ignore_index, reduction, label_smoothing, chunk_size, _ = (
+            inputs
+        )
+        ctx.reduction, ctx.label_smoothing, ctx.chunk_size = reduction, label_smoothing, chunk_size
+        ctx.ignore_index = ignore_index
+        ctx.mark_non_differentiable(*(grad for grad in output[1:] if grad is not None))
+        if reduction == "none":
+            ctx.save_for_backward(input, weight, target, bias)
+        else:
+            ctx.save_for_backward(*output[1:])
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, *_):
+        if ctx.reduction == "none":
+            grads = _recomputed_grads(ctx, grad_output)
+        else:
+            if torch.is_grad_enabled():
+                raise RuntimeError(
+                    f"linear_cross_entropy(reduction={ctx.reduction!r}) does not support double "
+                    "backward (create_graph=True): its gradients are computed in the forward "
+                    "pass and saved as constants. Use reduction='none' followed by the reduction, "
+                    "or the unfused linear + cross_entropy."
+                )
+            grads = tuple(None if g is None else g * grad_output for g in ctx.saved_tensors)
+        grad_input, grad_weight, grad_bias = grads
+        return grad_input, grad_weight, None, grad_bias, None, None, None, None, None
+
+
+def _chunks(size: int, *tensors: Tensor):
+    """Row chunks of equal-length tensors, zipped."""
+    return zip(*(t.split(size) for t in tensors), strict=True)
+
+
+def _logits(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """z = x Wᵀ + b for a chunk of rows."""
+    return input.matmul(weight.t()) if bias is None else torch.addmm(bias, input, weight.t())
+
+
+def _chunk_loss(logits: Tensor, target: Tensor, valid: Tensor, smoothing: float) -> Tensor:
+    """ℓ_i = lse(z_i) − (1 − ε) z_{i,t_i} − ε z̄_i, 0 on ignored rows."""
+    picked = logits.gather(1, target.where(valid, 0).unsqueeze(1)).squeeze(1)
+    loss = logits.logsumexp(1) - (1 - smoothing) * picked
+    if smoothing:
+        loss = loss - smoothing * logits.mean(1)
+    return loss.where(valid, 0.0)
+
+
+def _chunk_logit_grad(
+    logits: Tensor, target: Tensor, valid: Tensor, row_scale: Tensor, smoothing: float
+) -> Tensor:
+    """c_i (p_i − q_i) for a chunk (row_scale = c, zero on ignored rows)."""
+    probs = logits.softmax(1)
+    hits = torch.full_like(target, 1, dtype=probs.dtype).mul(smoothing - 1).unsqueeze(1)
+    grad = probs.scatter_add(1, target.where(valid, 0).unsqueeze(1), hits)
+    if smoothing:
+        grad = grad - smoothing / logits.shape[1]
+    return grad * row_scale.unsqueeze(1)
+
+
+def _loss_and_grads(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    target: Tensor,
+    valid: Tensor,
+    row_scale: Tensor,
+    smoothing: float,
+    chunk_size: int,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
+    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale."""
+    needs_input, needs_weight, needs_bias = needs
+    grad_input = torch.empty_like(input) if needs_input else None
+    grad_weight = torch.zeros_like(weight) if needs_weight else None
+    grad_bias = torch.zeros_like(bias) if needs_bias else None
+    loss = input.new_zeros(())
+    start = 0
+    for x, t, v, c in _chunks(chunk_size, input, target, valid, row_scale):
+        logits = _logits(x, weight, bias)
+        loss += _chunk_loss(logits, t, v, smoothing).sum()
+        if any(needs):
+            grad_logits = _chunk_logit_grad(logits, t, v, c, smoothing)
+            if grad_input is not None:
+                torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
+            if grad_weight is not None:
+                grad_weight.addmm_(grad_logits.t(), x)
+            if grad_bias is not None:
+                grad_bias += grad_logits.sum(0)
+        start += x.shape[0]
+    return loss, (grad_input, grad_weight, grad_bias)
+
+
+def _recomputed_grads(ctx, grad_output: Tensor):
+    """Backward of reduction='none': the chunked formulas with c_i = g_i, differentiable ops."""
+    input, weight, target, bias = ctx.saved_tensors
+    needs_input, needs_weight, _, needs_bias = ctx.needs_input_grad[:4]
+    valid = target != ctx.ignore_index
+    row_scale = grad_output * valid
+    grad_inputs, grad_weight, grad_bias = [], None, None
+    for x, t, v, c in _chunks(ctx.chunk_size, input, target, valid, row_scale):
+        grad_logits = _chunk_logit_grad(_logits(x, weight, bias), t, v, c, ctx.label_smoothing)
+        if needs_input:
+            grad_inputs.append(grad_logits.matmul(weight))
+        if needs_weight:
+            term = grad_logits.t().matmul(x)
+            grad_weight = term if grad_weight is None else grad_weight + term
+        if needs_bias:
+            term = grad_logits.sum(0)
+            grad_bias = term if grad_bias is None else grad_bias + term
+    if needs_weight and grad_weight is None:
+        grad_weight = torch.zeros_like(weight)
+    if needs_bias and grad_bias is None:
+        grad_bias = torch.zeros_like(bias)
+    return torch.cat(grad_inputs) if needs_input else None, grad_weight, grad_bias
+
+
+def _check_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    chunk_size: int,
+) -> None:
+    """torch's checks for the composed call, plus the shapes this op supports."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+    if input.dim() != 2:
+        raise ValueError(f"linear_cross_entropy expects input of shape (N, H), got {input.shape}")
+    if input.shape[0] != target.shape[0] or target.dim() != 1:
+        raise ValueError(
+            f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
+            f"({target.shape[0] if target.dim() else 1})."
+        )
+    if target.dtype not in (torch.int64, torch.uint8):
+        name = _TYPE_NAMES.get(target.dtype, target.dtype)
+        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {name}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
+    out_of_range = ((target < 0) | (target >= weight.shape[0])) & (target != ignore_index)
+    if out_of_range.any():
+        raise IndexError(f"Target {int(target[out_of_range][0])} is out of bounds.")
+
+
+def default_chunk_size(rows: int, hidden: int, vocab: int) -> int:
+    """Rows per chunk so that a chunk's logits take about as much memory as the input:
+    2^⌈log2(N / ⌈V / H⌉)⌉ (Liger-Kernel's rule), at least 1."""
+    chunks = max(1, math.ceil(vocab / max(hidden, 1)))
+    return 1 << max(0, math.ceil(math.log2(max(1, math.ceil(rows / chunks)))))
+
+
+def linear_cross_entropy(
+    input: Tensor,
+    weight: Tensor,
+    target: Tensor,
+    bias: Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+    chunk_size: int | None = None,
+) -> Tensor:
+    """``cross_entropy(linear(input, weight, bias), target, ...)`` without the (N, V) logits.
+
+    input: (N, H), weight: (V, H), bias: (V,) or None, target: (N,) int64 (or uint8) indices.
+    ``chunk_size`` rows are processed at a time (default :func:`default_chunk_size`). With
+    ``mean``/``sum`` the gradients are computed during the forward pass when grad mode is on and
+    an argument requires one; double backward is then unsupported (see
+    :class:`LinearCrossEntropyFunction`).
+    """
+    vocab = weight.shape[0]
+    chunk_size = chunk_size or default_chunk_size(input.shape[0], input.shape[-1], vocab)
+    _check_cross_entropy(
+        input, weight, target, ignore_index, reduction, label_smoothing, chunk_size
+    )
+    target = target.long()
+    grad_on = torch.is_grad_enabled()
+    needs = tuple(grad_on and t is not None and t.requires_grad for t in (input, weight, bias))
+    outputs = LinearCrossEntropyFunction.apply(
+        input, weight, target, bias, ignore_index, reduction, label_smoothing, chunk_size, needs
+    )
+    return outputs[0]
+
+
+class LinearReLUFunction(torch.autograd.Function):
+    r"""y = max(z, 0),  z = x Wᵀ + b  (x: (..., in), W: (out, in), b: (out,)).
+
+    With m = 1[y > 0] (bool; subgradient 0 at z = 0, as torch) and G = dL/dy:
+
+        dL/dz = G ⊙ m,   dL/dx = (G ⊙ m) W,   dL/dW = (G ⊙ m)ᵀ X,   dL/db = Σ_rows G ⊙ m
+
+    Saved: x (if W needs a gradient), W (if x needs one) and the bool mask m — 1 byte per output
+    element where linear + relu keeps the float relu output (4–8 bytes). In a chain whose next
+    layer keeps y anyway that output would have been free; the mask is the smaller choice in
+    isolation. All gradients are linear in G: double backward applies the same formulas.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        return LinearFunction.forward(input, weight, bias).clamp_min(0)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _ = inputs
+        needs_input, needs_weight, _ = ctx.needs_input_grad
+        ctx.save_for_backward(
+            input if needs_weight else None, weight if needs_input else None, output > 0
+        )
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        input, weight, mask = ctx.saved_tensors
+        return _affine_grads(ctx, grad_output * mask, input, weight)
+
+
+class LinearGELUFunction(torch.autograd.Function):
+    r"""y = GELU(z),  z = x Wᵀ + b.
+
+    GELU(z) = z Φ(z) with Φ the standard normal CDF (``approximate='none'``), or
+    ½ z (1 + tanh u), u = √(2/π)(z + 0.044715 z³) (``'tanh'``). Derivatives:
+
+        exact:  GELU'(z) = Φ(z) + z φ(z),   φ(z) = exp(−z²/2) / √(2π)
+        tanh:   GELU'(z) = ½ (1 + tanh u) + ½ z (1 − tanh² u) √(2/π) (1 + 3·0.044715 z²)
+
+        dL/dz = G ⊙ GELU'(z),  dL/dx = dL/dz W,  dL/dW = (dL/dz)ᵀ X,  dL/db = Σ_rows dL/dz
+
+    Saved: x, W and b only — z is recomputed in backward (one extra matmul) instead of being kept
+    like linear + gelu keeps it (N·out numbers). The formulas are plain differentiable ops of x,
+    W, b and G, so double backward works.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, weight: Tensor, bias: Tensor | None, approximate: str) -> Tensor:
+        return _gelu(LinearFunction.forward(input, weight, bias), approximate)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, bias, approximate = inputs
+        ctx.approximate = approximate
+        ctx.save_for_backward(input, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        input, weight, bias = ctx.saved_tensors
+        pre = LinearFunction.forward(input, weight, bias)
+        grad_pre = grad_output * _gelu_derivative(pre, ctx.approximate)
+        return (*_affine_grads(ctx, grad_pre, input, weight), None)
+
+
+def _affine_grads(ctx, grad_pre: Tensor, input: Tensor | None, weight: Tensor | None):
+    """dL/dx, dL/dW, dL/db of z = x Wᵀ + b from dL/dz (None where not needed)."""
+    needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+    grad_input = grad_pre.matmul(weight) if needs_input else None
+    grad_weight = _flat_rows(grad_pre).t().matmul(_flat_rows(input)) if needs_weight else None
+    grad_bias = _flat_rows(grad_pre).sum(0) if needs_bias else None
+    return grad_input, grad_weight, grad_bias
+
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_TANH_COEFF = 0.044715
+
+
+def _gelu(z: Tensor, approximate: str) -> Tensor:
+    if approximate == "tanh":
+        return 0.5 * z * (1 + torch.tanh(_SQRT_2_OVER_PI * (z + _TANH_COEFF * z.pow(3))))
+    return z * 0.5 * (1 + torch.erf(z * math.sqrt(0.5)))
+
+
+def _gelu_derivative(z: Tensor, approximate: str) -> Tensor:
+    if approximate == "tanh":
+        t = torch.tanh(_SQRT_2_OVER_PI * (z + _TANH_COEFF * z.pow(3)))
+        slope = _SQRT_2_OVER_PI * (1 + 3 * _TANH_COEFF * z.square())
+        return 0.5 * (1 + t) + 0.5 * z * (1 - t.square()) * slope
+    cdf = 0.5 * (1 + torch.erf(z * math.sqrt(0.5)))
+    return cdf + z * torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi)
+
+
+def _as_matrix_weight(weight: Tensor):
+    """A 1-d weight (in,) acts as (1, in) with the output's last dim squeezed, as in linear."""
+    return (weight.unsqueeze(0), True) if weight.dim() == 1 else (weight, False)
+
+
+def linear_relu(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``relu(linear(input, weight, bias))`` as one :class:`LinearReLUFunction`."""
+    weight, squeeze = _as_matrix_weight(weight)
+    output = LinearReLUFunction.apply(input, weight, bias)
+    return output.squeeze(-1) if squeeze else output
+
+
+def linear_gelu(
+    input: Tensor, weight: Tensor, bias: Tensor | None = None, approximate: str = "none"
+) -> Tensor:
+    """``gelu(linear(input, weight, bias), approximate)`` as one :class:`LinearGELUFunction`."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError("approximate argument must be either none or tanh.")
+    weight, squeeze = _as_matrix_weight(weight)
+    output = LinearGELUFunction.apply(input, weight, bias, approximate)
+    return output.squeeze(-1) if squeeze else output
+
+
+__all__ = [
+    "LinearCrossEntropyFunction",
+    "LinearGELUFunction",
+    "LinearReLUFunction",
+    "linear_cross_entropy",
+    "linear_gelu",
+    "linear_relu",
+]

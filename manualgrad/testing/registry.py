@@ -78,6 +78,7 @@ class OpInfo:
     samples: SampleGenerator
     errors: Callable[[], Iterator[ErrorCase]] | None = None
     gradcheck: bool = True
+    gradgradcheck: bool = True  # False: first-order only (e.g. gradients saved as constants)
     vmap: bool = True
     compile: bool = False
     atol: float = 1e-5
@@ -152,11 +153,12 @@ def _collect() -> tuple[list[OpInfo], list[ModuleInfo]]:
         attention,
         dropout,
         embedding,
+        fused,
         linear,
         losses,
     )
 
-    families = [linear, activations, dropout, embedding, attention, losses]
+    families = [linear, activations, dropout, embedding, attention, losses, fused]
     ops = [op for family in families for op in family.OPS]
     modules = [module for family in families for module in family.MODULES]
     return ops, modules

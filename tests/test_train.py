@@ -18,9 +18,7 @@ from tensorboard import program
 from manualgrad.train import TrainConfig, Trainer
 from manualgrad.train.cli import main
 from manualgrad.train.data import load_dataset
-from tests.train_helpers import events, one_thread, only_run, scalar_values
-
-__all__ = ["one_thread"]  # fixture, imported for pytest
+from tests.train_helpers import events, only_run, scalar_values
 
 EPOCHS = 5
 LAYERS = ("fc1", "fc2", "out")
@@ -31,13 +29,9 @@ ACTS = ("act1", "act2")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """``manualgrad train`` with the defaults except a few epochs: (run dir, stdout)."""
     logdir = tmp_path_factory.mktemp("runs")
-    threads = torch.get_num_threads()
     out = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out):
-            assert main(["--epochs", str(EPOCHS), "--quiet", "--logdir", str(logdir)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    with contextlib.redirect_stdout(out):
+        assert main(["--epochs", str(EPOCHS), "--quiet", "--logdir", str(logdir)]) == 0
     return only_run(logdir), out.getvalue()
 
 
@@ -162,7 +156,6 @@ def test_tensorboard_serves_the_run(default_run: tuple[Path, str]) -> None:
     assert {"check/max_grad_diff", "grad_norm/fc1", "lr/group0"} <= set(tags[run.name])
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     args = [
         "--hidden",

@@ -81,7 +81,6 @@ def test_mnist_split_and_t10k(tmp_path: Path) -> None:
     assert (len(split.x_train), len(split.x_val), split.num_classes) == (20, 4, 3)
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_train_on_mnist_files(tmp_path: Path) -> None:
     write_mnist(tmp_path, "train", 40, "")
     args = ["--dataset", "mnist", "--data-dir", str(tmp_path), "--hidden", "4", "--epochs", "1"]

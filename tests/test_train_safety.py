@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 import torch
 
+from manualgrad.cli import main as manualgrad_main
 from manualgrad.train import checkpoint
 from manualgrad.train.cli import main
 from manualgrad.train.diagnostics import RunLogger
-from tests.train_helpers import ROOT, events, one_thread, only_run, run_cli
-
-__all__ = ["one_thread"]  # fixture, imported for pytest
+from tests.train_helpers import ROOT, events, only_run
 
 
 def _one_error_line(stderr: str, *fragments: str) -> None:
@@ -79,7 +78,6 @@ def _epoch(logdir: Path) -> int:
         return 0
 
 
-@pytest.mark.usefixtures("one_thread")
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, capsys) -> None:
     args = [
         "--dataset",
@@ -169,10 +167,10 @@ def test_bad_input_exits_2_with_one_line(
     assert not logdir.exists() or not any(logdir.iterdir())  # no run directory left behind
 
 
-def test_bad_input_exit_status_of_the_process(tmp_path: Path) -> None:
-    result = run_cli("--optimizer", "nope", "--logdir", str(tmp_path))
-    assert result.returncode == 2
-    _one_error_line(result.stderr, "unknown --optimizer 'nope'")
+def test_bad_input_through_the_manualgrad_command(tmp_path: Path, capsys) -> None:
+    # `manualgrad train ...` and `python -m manualgrad train ...` exit with this status
+    assert manualgrad_main(["train", "--optimizer", "nope", "--logdir", str(tmp_path)]) == 2
+    _one_error_line(capsys.readouterr().err, "unknown --optimizer 'nope'")
 
 
 def test_help_explains_every_option(capsys) -> None:

@@ -1,11 +1,7 @@
-"""Shared pieces of the ``manualgrad train`` tests: small fast configs, event-file reading,
-running the CLI in-process or as a subprocess."""
+"""Shared pieces of the ``manualgrad train`` tests: small fast configs, event-file reading."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -49,16 +45,3 @@ def events(path: Path) -> EventAccumulator:
 def scalar_values(path: Path, tag: str) -> list[tuple[int, float]]:
     """``(step, value)`` of a scalar tag."""
     return [(e.step, e.value) for e in events(path).Scalars(tag)]
-
-
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m manualgrad train ARGS`` in a fresh interpreter."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "manualgrad", "train", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-        env=env,
-    )

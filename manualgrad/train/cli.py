@@ -316,8 +316,17 @@ def _fail(message: str, status: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``manualgrad train`` with ``argv``; returns the exit status."""
+    """Run ``manualgrad train`` with ``argv``; returns the exit status (torch's thread count is
+    restored afterwards, so calling this in-process leaves no trace)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    threads = torch.get_num_threads()
+    try:
+        return _run(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(argv: list[str]) -> int:
     try:
         config = make_config(argv)
         if config.threads:

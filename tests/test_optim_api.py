@@ -178,13 +178,15 @@ def test_fused_flag_validation_matches_torch(info):
         info.ours([integer], fused=True).step()
 
 
+@pytest.mark.parametrize("config", ["rich", "usual"])
 @BY_NAME
-def test_differentiable_step_gradcheck(info):
+def test_differentiable_step_gradcheck(info, config):
     """Two steps as a function of the start point and both gradients: gradcheck passes."""
+    kwargs = getattr(info, config)
 
     def two_steps(start, grad1, grad2):
         param = start.clone()
-        optimizer = info.ours([param], differentiable=True, **info.rich)
+        optimizer = info.ours([param], differentiable=True, **kwargs)
         for grad in (grad1, grad2):
             param.grad = grad
             optimizer.step()

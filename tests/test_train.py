@@ -62,7 +62,10 @@ def test_run_directory(default_run: tuple[Path, str]) -> None:
     for name in ("last.pt", "best.pt"):
         state = torch.load(run / name, weights_only=True)
         assert {"model", "optimizer", "scheduler", "epoch", "rng"} <= set(state)
-    assert torch.load(run / "last.pt", weights_only=True)["epoch"] == EPOCHS
+    last = torch.load(run / "last.pt", weights_only=True)
+    assert last["epoch"] == EPOCHS
+    final = torch.load(run / "model.pt", weights_only=True)
+    assert all(torch.equal(v, last["model"][k]) for k, v in final["model"].items())
 
 
 def test_every_tag_is_logged_finite_with_the_right_steps(default_run: tuple[Path, str]) -> None:

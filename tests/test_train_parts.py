@@ -166,6 +166,10 @@ def test_early_stopping_in_the_loop(tmp_path: Path) -> None:
     assert (result.stopped, result.epochs) == ("early_stopping", 2)
     best = trainer.early.best_weights
     assert all(torch.equal(v, best[k]) for k, v in trainer.model.state_dict().items())
+    saved = torch.load(result.run_dir / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, best[k]) for k, v in saved.items())
+    last = torch.load(result.run_dir / "last.pt", weights_only=True)["model"]
+    assert not all(torch.equal(v, best[k]) for k, v in last.items())
 
 
 @pytest.mark.parametrize("loss", LOSSES)

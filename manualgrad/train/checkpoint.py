@@ -1,4 +1,6 @@
-"""Checkpoints: ``last.pt`` every epoch, ``best.pt`` on validation improvement.
+"""Checkpoints: ``last.pt`` every epoch (and once before the first, with the initial weights),
+``best.pt`` whenever the validation accuracy improves, and ``model.pt`` — just ``{"model",
+"config"}`` — when the run ends (with ``--early-stopping``: the best val-loss weights).
 
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
 ``torch.load(path, weights_only=True)`` reads it without unpickling arbitrary objects:

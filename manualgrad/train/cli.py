@@ -299,13 +299,13 @@ def make_config(argv: list[str]) -> TrainConfig:
     return replace(saved, **given)
 
 
-def summary(result: TrainResult, logdir: str) -> str:
+def summary(result: TrainResult) -> str:
     """The closing lines: best val accuracy, epochs, time, run directory, how to view it."""
     lines = [
         f"best val acc {result.best_val_accuracy:.2%} (epoch {result.best_epoch}) · "
         f"{result.epochs} epochs ({result.stopped}) · {result.seconds:.1f} s",
         f"run: {result.run_dir}",
-        f"tensorboard --logdir {logdir}",
+        f"tensorboard --logdir {result.run_dir.parent}",
     ]
     return "\n".join(lines)
 
@@ -344,5 +344,5 @@ def _run(argv: list[str]) -> int:
         run = trainer.run_dir or "RUN_DIR"
         return _fail(f"interrupted; continue with --resume {run} (from its last full epoch)", 130)
     if result.run_dir is not None and os.environ.get("RANK", "0") == "0":
-        print(summary(result, trainer.config.logdir))
+        print(summary(result))
     return 0

@@ -12,6 +12,7 @@ One epoch, as the code below runs it::
     evaluate on the validation set; step the learning-rate schedule
     log to TensorBoard, write last.pt (and best.pt on a better val accuracy)
     stop if converged (--tol), early-stopped, or out of epochs
+    write model.pt: the trained weights (the best val-loss epoch's when early-stopped)
 
 Everything is seeded: the model from ``--seed``, epoch e's order from seed + e. Nothing else
 draws random numbers, so a run resumed from ``last.pt`` replays the rest of an uninterrupted
@@ -57,7 +58,19 @@ from manualgrad.train.twin import max_grad_diff
 PROBE_SIZE = 64
 EVAL_CHUNK = 4096
 # Config fields that are bookkeeping, not hyper-parameters (left out of the hparams table).
-NOT_HPARAMS = ("logdir", "name", "resume", "quiet", "dry_run", "device", "threads")
+NOT_HPARAMS = (
+    "data_dir",
+    "logdir",
+    "name",
+    "log_interval",
+    "hist_interval",
+    "check_interval",
+    "resume",
+    "device",
+    "threads",
+    "quiet",
+    "dry_run",
+)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -369,6 +382,9 @@ class Trainer:
             distributed.cleanup(self.ctx)
         if stopped == "early_stopping":
             self.early.restore_best(self.model)
+        if self.log_files:
+            final = {"model": self.model.state_dict(), "config": self._state()["config"]}
+            checkpoint.save(self.run_dir / "model.pt", final)
         seconds = time.perf_counter() - start
         return TrainResult(
             self.run_dir,

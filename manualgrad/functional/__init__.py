@@ -7,28 +7,34 @@ package re-exports them all.
 
 import manualgrad.functional.activations as _activations
 import manualgrad.functional.attention as _attention
+import manualgrad.functional.conv as _conv
 import manualgrad.functional.dropout as _dropout
 import manualgrad.functional.embedding as _embedding
 import manualgrad.functional.fused as _fused
 import manualgrad.functional.linear as _linear
 import manualgrad.functional.losses as _losses
+import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.attention import *  # noqa: F403
+from manualgrad.functional.conv import *  # noqa: F403
 from manualgrad.functional.dropout import *  # noqa: F403
 from manualgrad.functional.embedding import *  # noqa: F403
 from manualgrad.functional.fused import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
 from manualgrad.functional.losses import *  # noqa: F403
+from manualgrad.functional.pooling import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
 
 __all__ = [
     *_activations.__all__,
     *_attention.__all__,
+    *_conv.__all__,
     *_dropout.__all__,
     *_embedding.__all__,
     *_fused.__all__,
     *_linear.__all__,
     *_losses.__all__,
+    *_pooling.__all__,
     *_softmax.__all__,
 ]

@@ -151,14 +151,16 @@ def _collect() -> tuple[list[OpInfo], list[ModuleInfo]]:
     from manualgrad.testing.entries import (
         activations,
         attention,
+        conv,
         dropout,
         embedding,
         fused,
         linear,
         losses,
+        pooling,
     )
 
-    families = [linear, activations, dropout, embedding, attention, losses, fused]
+    families = [linear, activations, dropout, embedding, attention, losses, conv, pooling, fused]
     ops = [op for family in families for op in family.OPS]
     modules = [module for family in families for module in family.MODULES]
     return ops, modules

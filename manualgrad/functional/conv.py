@@ -1,0 +1,274 @@
+r"""Convolutions: the gradient of a convolution is a convolution.
+
+For one spatial dim (the others are the same, independently), with stride s, padding p,
+dilation d, kernel size k, groups G and x zero-padded by p:
+
+    y[n, o, i] = b[o] + Σ_{c ∈ group(o)} Σ_j  W[o, c, j] · x[n, c, s·i + d·j]
+
+Every output is linear in x and linear in W, so each gradient is the adjoint of one of them:
+
+    dL/dx = conv_transpose(G_y, W; stride s, padding p, dilation d, groups G)
+            (the adjoint of "slide W over x"; output_padding recovers the exact input size,
+            which the forward's floor division may have cut)
+    dL/dW[o, c, j] = Σ_n Σ_i G_y[n, o, i] · x[n, c, s·i + d·j]
+            = a convolution over i in which the batch n plays the channel, x is the input
+              and G_y the kernel, with the roles of stride and dilation swapped
+    dL/db[o] = Σ_{n, i} G_y[n, o, i]
+
+The kernels (``torch.convolution``, forward and transposed) are primitives; autograd
+differentiates them again, so the backward is itself differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.nn.functional import pad
+
+IntOrTuple = int | Sequence[int]
+
+
+class ConvolutionFunction(torch.autograd.Function):
+    r"""N-d convolution  y = W ⋆ x + b  (cross-correlation, as torch), x: (N, C_in, *spatial),
+    W: (C_out, C_in / G, *kernel), b: (C_out,).
+
+    ``padding`` is symmetric (p per dim, as torch); ``extra`` adds zeros after the end of each
+    dim on top of it (``padding='same'`` with an odd total d·(k − 1)).
+
+    Saved: x only if W needs a gradient, W only if x needs one; never b, never the padded x.
+
+    dL/dx = conv_transpose(dL/dy, W), output_padding = the remainder of the forward's floor
+            division, so that the result has x's (padded) size; the ``extra`` zeros are cut off.
+    dL/dW = (x as a batch of C_in / G images whose channels are the N samples of each group)
+            ⋆ (dL/dy as a kernel of C_out filters over the N channels), stride d, dilation s,
+            cropped to the kernel size (the last windows of a floor division are unused).
+    dL/db = Σ over batch and spatial dims of dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        stride: tuple[int, ...],
+        padding: tuple[int, ...],
+        dilation: tuple[int, ...],
+        groups: int,
+        extra: tuple[int, ...],
+    ) -> Tensor:
+        zeros = (0,) * len(stride)
+        return torch.convolution(
+            _pad_after(input, extra), weight, bias, stride, padding, dilation, False, zeros, groups
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _, stride, padding, dilation, groups, extra = inputs
+        needs_input, needs_weight = ctx.needs_input_grad[:2]
+        ctx.save_for_backward(input if needs_weight else None, weight if needs_input else None)
+        ctx.input_shape = input.shape
+        ctx.kernel = weight.shape[2:]
+        ctx.options = (stride, padding, dilation, groups, extra)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        input, weight = ctx.saved_tensors
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        stride, padding, dilation, groups, extra = ctx.options
+        grad_input = grad_weight = grad_bias = None
+        if needs_input:
+            grad_input = _conv_input_grad(grad_output, weight, ctx.input_shape, *ctx.options)
+        if needs_weight:
+            grad_weight = _conv_weight_grad(
+                grad_output, _pad_after(input, extra), ctx.kernel, stride, padding, dilation, groups
+            )
+        if needs_bias:
+            grad_bias = grad_output.sum([0, *range(2, grad_output.dim())])
+        return grad_input, grad_weight, grad_bias, None, None, None, None, None
+
+
+def _pad_after(input: Tensor, extra: tuple[int, ...]) -> Tensor:
+    """``input`` with ``extra[i]`` zeros appended to spatial dim i (a no-op when all are 0)."""
+    if not any(extra):
+        return input
+    return pad(input, [size for after in reversed(extra) for size in (0, after)])
+
+
+def _conv_input_grad(
+    grad_output: Tensor,
+    weight: Tensor,
+    input_shape: torch.Size,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+    extra: tuple[int, ...],
+) -> Tensor:
+    """dL/dx: the transposed convolution, sized to the (extra-padded) input, then cropped."""
+    spatial = input_shape[2:]
+    output_padding = tuple(
+        size + after - ((out - 1) * s - 2 * p + d * (k - 1) + 1)
+        for size, after, out, s, p, d, k in zip(
+            spatial,
+            extra,
+            grad_output.shape[2:],
+            stride,
+            padding,
+            dilation,
+            weight.shape[2:],
+            strict=True,
+        )
+    )
+    grad = torch.convolution(
+        grad_output, weight, None, stride, padding, dilation, True, output_padding, groups
+    )
+    for dim, (size, after) in enumerate(zip(spatial, extra, strict=True)):
+        if after:
+            grad = grad.narrow(dim + 2, 0, size)
+    return grad
+
+
+def _conv_weight_grad(
+    grad_output: Tensor,
+    input: Tensor,
+    kernel: torch.Size,
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> Tensor:
+    """dL/dW as one convolution: channels ↔ batch swapped, stride ↔ dilation swapped."""
+    batch, channels, *spatial = input.shape
+    if batch == 0:
+        return grad_output.new_zeros(grad_output.shape[1], channels // groups, *kernel)
+    # (N, G·C_g, *S) → (C_g, G·N, *S): image c of the new batch holds channel c of every group,
+    # laid out group by group so that ``groups=G`` pairs each group with its own filters.
+    images = (
+        input.reshape(batch, groups, channels // groups, *spatial)
+        .transpose(0, 2)
+        .reshape(channels // groups, groups * batch, *spatial)
+    )
+    filters = grad_output.transpose(0, 1)  # (C_out, N, *S_out)
+    zeros = (0,) * len(stride)
+    full = torch.convolution(
+        images.contiguous(),
+        filters.contiguous(),
+        None,
+        dilation,
+        padding,
+        stride,
+        False,
+        zeros,
+        groups,
+    )  # (C_g, C_out, *≥ kernel)
+    for dim, size in enumerate(kernel):
+        full = full.narrow(dim + 2, 0, size)
+    return full.transpose(0, 1)
+
+
+def _expand(value: IntOrTuple, dims: int, name: str) -> tuple[int, ...]:
+    """An int or a length-1/length-``dims`` sequence as a ``dims``-tuple (torch's rule)."""
+    if isinstance(value, int):
+        return (value,) * dims
+    values = tuple(value)
+    if len(values) == 1:
+        return values * dims
+    if len(values) != dims:
+        raise RuntimeError(
+            f"expected {name} to be a single integer value or a list of {dims} values to match "
+            f"the convolution dimensions, but got {name}={list(values)}"
+        )
+    return values
+
+
+def _resolve_padding(
+    padding: str | IntOrTuple,
+    kernel: Sequence[int],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(symmetric padding, extra zeros after) per spatial dim; 'same'/'valid' as torch does."""
+    dims = len(stride)
+    if not isinstance(padding, str):
+        return _expand(padding, dims, "padding"), (0,) * dims
+    if padding == "valid":
+        return (0,) * dims, (0,) * dims
+    if padding != "same":
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    if any(s != 1 for s in stride):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+    return tuple(t // 2 for t in totals), tuple(t - 2 * (t // 2) for t in totals)
+
+
+def _convolution(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: IntOrTuple,
+    padding: str | IntOrTuple,
+    dilation: IntOrTuple,
+    groups: int,
+    dims: int,
+) -> Tensor:
+    """Shared body of conv1d/conv2d: unbatched inputs, tuple arguments, string paddings."""
+    if input.dim() not in (dims + 1, dims + 2):
+        raise RuntimeError(
+            f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to conv{dims}d, "
+            f"but got input of size: {list(input.shape)}"
+        )
+    unbatched = input.dim() == dims + 1
+    stride = _expand(stride, dims, "stride")
+    dilation = _expand(dilation, dims, "dilation")
+    padding, extra = _resolve_padding(padding, weight.shape[2:], stride, dilation)
+    output = ConvolutionFunction.apply(
+        input.unsqueeze(0) if unbatched else input,
+        weight,
+        bias,
+        stride,
+        padding,
+        dilation,
+        groups,
+        extra,
+    )
+    return output.squeeze(0) if unbatched else output
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: str | IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
+    """``torch.nn.functional.conv1d`` with the backward of :class:`ConvolutionFunction`.
+
+    ``padding`` is an int, a 1-tuple, ``'valid'`` (none) or ``'same'`` (output length = input
+    length; stride must be 1; an odd total d·(k − 1) puts the extra zero at the end, as torch).
+    """
+    return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=1)
+
+
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrTuple = 1,
+    padding: str | IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    groups: int = 1,
+) -> Tensor:
+    """``torch.nn.functional.conv2d`` with the backward of :class:`ConvolutionFunction`.
+
+    ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (see :func:`conv1d`).
+    """
+    return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=2)
+
+
+__all__ = ["ConvolutionFunction", "conv1d", "conv2d"]

@@ -1,0 +1,448 @@
+r"""2-d pooling: max (a selection, so its gradient is a scatter), average (a convolution with a
+constant kernel, so its gradient is the transposed convolution) and adaptive average (a product
+with two averaging matrices, so its gradient is the product with their transposes).
+
+Window geometry follows torch exactly (``pooling_output_shape``): along one dim of size n with
+kernel k, stride s, padding p and dilation d, window i starts at i·s − p and reads
+i·s − p + d·j for j < k; there are ⌊(n + 2p − d(k − 1) − 1) / s⌋ + 1 windows (⌈·⌉ with
+``ceil_mode``, dropping a last window that would start in the right padding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn.functional import conv2d, conv_transpose2d, pad
+
+IntPair = int | Sequence[int]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """Pooling geometry per spatial dim (H, W): kernel, stride, padding, dilation, the output
+    size, and how many padding cells ``ceil_mode`` windows read past the symmetric padding."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int]
+    output: tuple[int, int]
+    overhang: tuple[int, int]
+
+    def offsets(self) -> Iterator[tuple[int, int]]:
+        """(row, column) offset of each kernel cell from its window's start, row-major."""
+        for a in range(self.kernel[0]):
+            for b in range(self.kernel[1]):
+                yield a * self.dilation[0], b * self.dilation[1]
+
+    def padded(self, input: Tensor, value: float, symmetric: bool = True) -> Tensor:
+        """``input`` padded by ``value`` so that every window lies inside it (without the
+        symmetric padding if ``symmetric`` is False: a convolution adds that itself)."""
+        (ph, pw), (oh, ow) = self.padding if symmetric else (0, 0), self.overhang
+        if not (ph or pw or oh or ow):
+            return input
+        return pad(input, (pw, pw + ow, ph, ph + oh), value=value)
+
+    def cells(self, padded: Tensor, row: int, col: int) -> Tensor:
+        """The strided view of ``padded`` holding kernel cell (row, col) of every window."""
+        (sh, sw), (oh, ow) = self.stride, self.output
+        return padded[..., row : row + sh * (oh - 1) + 1 : sh, col : col + sw * (ow - 1) + 1 : sw]
+
+    def span(self, dim: int) -> int:
+        """Cells from the first window's start to the last window's end along ``dim``."""
+        return (
+            (self.output[dim] - 1) * self.stride[dim]
+            + self.dilation[dim] * (self.kernel[dim] - 1)
+            + 1
+        )
+
+    def unread(self, size: Sequence[int]) -> tuple[int, int]:
+        """Trailing cells of the padded input that no window reads, per dim."""
+        return tuple(max(0, size[dim] + 2 * self.padding[dim] - self.span(dim)) for dim in (0, 1))
+
+    def starts(self, dim: int) -> list[int]:
+        """First input index (possibly negative) read by each window along ``dim``."""
+        return [i * self.stride[dim] - self.padding[dim] for i in range(self.output[dim])]
+
+
+def _pair(value: IntPair | None, op: str, what: str, default: IntPair | None = None) -> tuple:
+    """An int or a 1-/2-sequence as a pair (torch's rule), with torch's message otherwise."""
+    if value is None or (not isinstance(value, int) and len(value) == 0 and default is not None):
+        value = default
+    if isinstance(value, int):
+        return (value, value)
+    values = tuple(value)
+    if len(values) not in (1, 2):
+        raise RuntimeError(f"{op}: {what}")
+    return values * 2 if len(values) == 1 else values
+
+
+def _output_size(
+    size: int, kernel: int, stride: int, padding: int, dilation: int, ceil_mode: bool
+) -> int:
+    """torch's ``pooling_output_shape`` with its checks."""
+    if stride == 0:
+        raise RuntimeError("stride should not be zero")
+    if padding < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {padding}")
+    if padding > ((kernel - 1) * dilation + 1) // 2:
+        raise RuntimeError(
+            "pad should be at most half of effective kernel size, but got "
+            f"pad={padding}, kernel_size={kernel} and dilation={dilation}"
+        )
+    span = dilation * (kernel - 1) + 1
+    output = (size + 2 * padding - span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (output - 1) * stride >= size + padding:
+        output -= 1
+    return output
+
+
+def _window(
+    op: str,
+    input: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None,
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+) -> _Window:
+    """Validate a pooling call the way torch does and return its geometry."""
+    kernel = _pair(
+        kernel_size, op, "kernel_size must either be a single int, or a tuple of two ints"
+    )
+    strides = _pair(
+        stride,
+        op,
+        "stride must either be omitted, a single int, or a tuple of two ints",
+        default=kernel,
+    )
+    pads = _pair(padding, op, "padding must either be a single int, or a tuple of two ints")
+    dilations = _pair(dilation, op, "dilation must be either a single int, or a tuple of two ints")
+    if input.dim() not in (3, 4) or any(size == 0 for size in input.shape[-3:]):
+        raise RuntimeError(
+            "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
+            f"but got:{list(input.shape)}"
+        )
+    height, width = input.shape[-2:]
+    output = tuple(
+        _output_size(size, k, s, p, d, ceil_mode)
+        for size, k, s, p, d in zip((height, width), kernel, strides, pads, dilations, strict=True)
+    )
+    if min(kernel) <= 0:
+        raise RuntimeError(
+            f"kernel size should be greater than zero, but got kH: {kernel[0]} kW: {kernel[1]}"
+        )
+    if min(strides) <= 0:
+        raise RuntimeError(
+            f"stride should be greater than zero, but got dH: {strides[0]} dW: {strides[1]}"
+        )
+    if min(dilations) <= 0:
+        raise RuntimeError(
+            "dilation should be greater than zero, but got "
+            f"dilationH: {dilations[0]} dilationW: {dilations[1]}"
+        )
+    if min(output) < 1:
+        channels = input.shape[-3]
+        raise RuntimeError(
+            f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
+            f"({channels}x{output[0]}x{output[1]}). Output size is too small"
+        )
+    window = _Window(kernel, strides, pads, dilations, output, (0, 0))
+    overhang = tuple(
+        max(0, window.span(dim) - size - 2 * pads[dim]) for dim, size in enumerate((height, width))
+    )
+    return _Window(kernel, strides, pads, dilations, output, overhang)
+
+
+def _batched(function: type[torch.autograd.Function], input: Tensor, *args: object):
+    """Apply ``function`` to a 4-d view of a 3-d (unbatched) or 4-d input; undo the view."""
+    if input.dim() == 4:
+        return function.apply(input, *args)
+    outputs = function.apply(input.unsqueeze(0), *args)
+    if isinstance(outputs, tuple):
+        return tuple(output.squeeze(0) for output in outputs)
+    return outputs.squeeze(0)
+
+
+class MaxPool2dFunction(torch.autograd.Function):
+    r"""Max pooling  y[n, c, i, j] = max over window (i, j) of x[n, c, ·, ·]  (x padded by −∞).
+
+    Forward: a running maximum over the k_h·k_w strided views "kernel cell (a, b) of every
+    window", remembering the flat input index h·W + w of the winner. The winner is torch's: the
+    first maximum in row-major window order, or the last NaN if the window holds one (a cell
+    replaces the winner iff  v > y  or  v ≠ v).  The indices are a second, non-differentiable
+    output (``return_indices``).
+
+    Saved: the int64 indices only (the size of y) — never x.
+
+    dL/dx = scatter-add of dL/dy into zeros shaped like x at the saved indices (overlapping
+    windows that pick the same cell add up).  Linear in dL/dy; its own derivative is a gather.
+    """
+
+    @staticmethod
+    def forward(input: Tensor, window: _Window) -> tuple[Tensor, Tensor]:
+        width = input.shape[-1]
+        padded = window.padded(input, float("-inf"))
+        cells = window.offsets()
+        first = next(cells)
+        output = window.cells(padded, *first).clone()
+        # Offsets (a·d_h·W + b·d_w) of the current winner as small exact floats: float-valued
+        # comparisons (out=) and lerp are the cheapest way to carry them along.
+        winner = _first_real(window, width, input.device).expand(output.shape).clone()
+        replace = torch.empty_like(winner)
+        is_nan = torch.empty_like(winner)
+        for row, col in cells:
+            cell = window.cells(padded, row, col).contiguous()
+            torch.gt(cell, output, out=replace)
+            replace.add_(torch.ne(cell, cell, out=is_nan))
+            winner.lerp_(replace.new_tensor(float(row * width + col)), replace)
+            torch.maximum(output, cell, out=output)
+        indices = winner.to(torch.int64).add_(_window_starts(window, width, input.device))
+        return output, indices
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, _ = inputs
+        _, indices = output
+        ctx.mark_non_differentiable(indices)
+        ctx.save_for_backward(indices)
+        ctx.input_shape = input.shape
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, _grad_indices: Tensor | None):
+        (indices,) = ctx.saved_tensors
+        shape = ctx.input_shape
+        flat = grad_output.new_zeros(*shape[:-2], shape[-2] * shape[-1])
+        grad_input = flat.scatter_add(-1, indices.flatten(-2), grad_output.flatten(-2))
+        return grad_input.view(shape), None
+
+    @staticmethod
+    def vmap(info, in_dims, input: Tensor, window: _Window):
+        """vmap rule: fold the mapped dim into the batch dim (every plane is pooled alike), so
+        that the forward's out= kernels run on plain tensors."""
+        input = input.movedim(in_dims[0], 0)
+        output, indices = MaxPool2dFunction.apply(input.flatten(0, 1), window)
+        leading = input.shape[:2]
+        return (output.unflatten(0, leading), indices.unflatten(0, leading)), (0, 0)
+
+
+def _window_starts(window: _Window, width: int, device: torch.device) -> Tensor:
+    """Flat index (row · W + col, possibly negative) of each window's first cell: (H_out, W_out)."""
+    rows = torch.tensor(window.starts(0), device=device)
+    cols = torch.tensor(window.starts(1), device=device)
+    return rows.unsqueeze(1) * width + cols
+
+
+def _first_real(window: _Window, width: int, device: torch.device) -> Tensor:
+    """Offset of each window's first cell inside the input (torch's initial argmax: windows
+    that start in the padding begin at their first real row/column)."""
+    skips = []
+    for dim in (0, 1):
+        step = window.dilation[dim]
+        skips.append(
+            torch.tensor([-(-max(0, -s) // step) * step for s in window.starts(dim)], device=device)
+        )
+    return (skips[0].unsqueeze(1) * width + skips[1]).to(torch.float32)
+
+
+def max_pool2d(
+    input: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``torch.nn.functional.max_pool2d`` through :class:`MaxPool2dFunction`.
+
+    ``stride`` defaults to ``kernel_size``; with ``return_indices`` the flat (h·W + w) argmax
+    per output is returned too (int64, non-differentiable), as torch does.
+    """
+    if input.dim() not in (3, 4):
+        raise RuntimeError("non-empty 3D or 4D (batch mode) tensor expected for input")
+    window = _window("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    output, indices = _batched(MaxPool2dFunction, input, window)
+    return (output, indices) if return_indices else output
+
+
+class AvgPool2dFunction(torch.autograd.Function):
+    r"""Average pooling  y[n, c, i, j] = (1 / D_ij) Σ_{window (i, j)} x   (x zero-padded),
+
+    computed as a depthwise convolution of x with a kernel of ones, divided by D:
+    D_ij = ``divisor_override`` if given, else the window's size clipped to the padded input
+    (``count_include_pad``) or to the input itself. D = D_rows ⊗ D_cols depends on shapes only.
+
+    Saved: nothing (only the shapes).
+
+    dL/dx = conv_transpose(dL/dy / D, ones) cropped to x's size: every cell of x receives the
+    share 1/D of each window containing it.  Linear in dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, window: _Window, divisors: tuple[tuple[int, ...], ...]) -> Tensor:
+        ones = _ones_kernel(input, window)
+        padded = window.padded(input, 0.0, symmetric=False)
+        channels = input.shape[-3]
+        sums = conv2d(padded, ones, None, window.stride, window.padding, window.dilation, channels)
+        return sums.div_(_divisor(divisors, sums))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, window, divisors = inputs
+        ctx.input_shape = input.shape
+        ctx.window = window
+        ctx.divisors = divisors
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        window, (height, width) = ctx.window, ctx.input_shape[-2:]
+        scaled = grad_output / _divisor(ctx.divisors, grad_output)
+        # Transposed convolution with padding p crops p cells on each side; output_padding adds
+        # the trailing cells no window read (fewer than a stride); overhang cells are cut off.
+        grad_input = conv_transpose2d(
+            scaled,
+            _ones_kernel(grad_output, window),
+            None,
+            window.stride,
+            window.padding,
+            window.unread((height, width)),
+            ctx.input_shape[-3],
+            window.dilation,
+        )
+        return grad_input[..., :height, :width], None, None
+
+
+def _ones_kernel(like: Tensor, window: _Window) -> Tensor:
+    """A (C, 1, k_h, k_w) kernel of ones for a depthwise convolution over ``like``'s channels."""
+    return like.new_ones(like.shape[-3], 1, *window.kernel)
+
+
+def _divisor(divisors: tuple[tuple[int, ...], ...], like: Tensor) -> Tensor:
+    """The (H_out, W_out) divisor D_rows ⊗ D_cols in ``like``'s dtype."""
+    rows, cols = (like.new_tensor(d) for d in divisors)
+    return rows.unsqueeze(1) * cols
+
+
+def _avg_divisors(
+    window: _Window,
+    size: tuple[int, int],
+    count_include_pad: bool,
+    divisor_override: int | None,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Per-dim window sizes whose outer product is torch's divisor (see AvgPool2dFunction)."""
+    if divisor_override is not None:
+        return (divisor_override,), (1,)
+    divisors = []
+    for dim in (0, 1):
+        counts = []
+        for start in window.starts(dim):
+            end = min(start + window.kernel[dim], size[dim] + window.padding[dim])
+            if not count_include_pad:
+                start, end = max(start, 0), min(end, size[dim])
+            counts.append(end - start)
+        divisors.append(tuple(counts))
+    return divisors[0], divisors[1]
+
+
+def avg_pool2d(
+    input: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """``torch.nn.functional.avg_pool2d`` through :class:`AvgPool2dFunction`."""
+    if input.dim() < 3:
+        raise IndexError(f"avg_pool2d: expected a 3D or 4D input, got size {list(input.shape)}")
+    if divisor_override is not None and divisor_override == 0:
+        raise RuntimeError("divisor must be not zero")
+    window = _window("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    divisors = _avg_divisors(window, input.shape[-2:], count_include_pad, divisor_override)
+    return _batched(AvgPool2dFunction, input, window, divisors)
+
+
+class AdaptiveAvgPool2dFunction(torch.autograd.Function):
+    r"""Adaptive average pooling to (h, w):  y = A_h · x · A_wᵀ  per (n, c) plane, where row i
+    of A_h (h × H) averages x's rows ⌊iH/h⌋ … ⌈(i+1)H/h⌉ − 1 (torch's windows), same for A_w.
+
+    Saved: nothing (A_h, A_w depend on shapes only and are rebuilt).
+
+    dL/dx = A_hᵀ · dL/dy · A_w.  Linear in dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, output_size: tuple[int, int]) -> Tensor:
+        rows, cols = _averaging_matrices(input, input.shape[-2:], output_size)
+        return rows.matmul(input).matmul(cols.t())
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, output_size = inputs
+        ctx.input_size = input.shape[-2:]
+        ctx.output_size = output_size
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        rows, cols = _averaging_matrices(grad_output, ctx.input_size, ctx.output_size)
+        return rows.t().matmul(grad_output).matmul(cols), None
+
+
+def _averaging_matrices(
+    like: Tensor, input_size: Sequence[int], output_size: Sequence[int]
+) -> tuple[Tensor, Tensor]:
+    """A_h (h × H) and A_w (w × W) in ``like``'s dtype and device."""
+    matrices = []
+    for size, out in zip(input_size, output_size, strict=True):
+        index = torch.arange(out, device=like.device)
+        starts = (index * size).div(out, rounding_mode="floor")
+        ends = ((index + 1) * size + out - 1).div(out, rounding_mode="floor")
+        cells = torch.arange(size, device=like.device)
+        inside = (cells >= starts.unsqueeze(1)) & (cells < ends.unsqueeze(1))
+        matrices.append(inside.to(like.dtype) / (ends - starts).unsqueeze(1).to(like.dtype))
+    return matrices[0], matrices[1]
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool2d`` through :class:`AdaptiveAvgPool2dFunction`;
+    ``None`` in ``output_size`` keeps that input size."""
+    if input.dim() not in (3, 4):
+        raise RuntimeError(
+            f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}"
+        )
+    for dim in (-2, -1):
+        if input.shape[dim] == 0:
+            raise RuntimeError(
+                "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch "
+                f"dimensions, but input has sizes {list(input.shape)} with dimension "
+                f"{input.dim() + dim} being empty"
+            )
+    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != 2:
+        raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
+    sizes = tuple(input.shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
+    if min(sizes) < 0:
+        raise RuntimeError(
+            "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 "
+            f"but received {{{sizes[0]}, {sizes[1]}}}"
+        )
+    return AdaptiveAvgPool2dFunction.apply(input, sizes)
+
+
+__all__ = [
+    "AdaptiveAvgPool2dFunction",
+    "AvgPool2dFunction",
+    "MaxPool2dFunction",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "max_pool2d",
+]

@@ -1,0 +1,253 @@
+"""manualgrad.convert on real architectures: a ResNet-style CNN and a GPT-style transformer
+converted from plain torch.nn give the same outputs, gradients and optimizer trajectories, and
+their backward graphs run manualgrad's Functions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as TF
+
+import manualgrad
+from manualgrad.convert import ConvertReport
+
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 conv-BN pairs and a (projected) skip connection."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    def __init__(self, classes: int = 5) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.blocks = nn.Sequential(BasicBlock(8, 8, 1), BasicBlock(8, 16, 2))
+        self.pool = nn.Sequential(nn.AvgPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.blocks(self.stem(x))))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm GPT block: causal self-attention and a GELU MLP, each with a residual."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim), nn.Dropout(0.0)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        length = x.shape[1]
+        mask = nn.Transformer.generate_square_subsequent_mask(length, dtype=x.dtype)
+        h = self.ln1(x)
+        x = x + self.attn(h, h, h, attn_mask=mask, is_causal=True, need_weights=False)[0]
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    def __init__(self, vocab: int = 11, length: int = 6, dim: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Embedding(length, dim)
+        self.blocks = nn.Sequential(TransformerBlock(dim, heads), TransformerBlock(dim, heads))
+        self.ln_f = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, vocab, bias=False)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(idx.shape[1], device=idx.device)
+        x = self.tokens(idx) + self.positions(positions)
+        return self.head(self.ln_f(self.blocks(x)))
+
+
+def _resnet(dtype):
+    torch.manual_seed(0)
+    model = ResNet().to(dtype)
+    inputs = torch.randn(4, 3, 16, 16, dtype=dtype)
+    return model, inputs, torch.randint(0, 5, (4,))
+
+
+def _gpt(dtype):
+    torch.manual_seed(0)
+    model = GPT().to(dtype)
+    idx = torch.randint(0, 11, (3, 6))
+    return model, idx, torch.randint(0, 11, (3 * 6,))
+
+
+MODELS = {"resnet": _resnet, "gpt": _gpt}
+DTYPES = [pytest.param(torch.float64, id="float64"), pytest.param(torch.float32, id="float32")]
+
+
+def _loss(model, inputs, target):
+    output = model(inputs)
+    return output, TF.cross_entropy(output.reshape(target.shape[0], -1), target)
+
+
+def _assert_close(actual, expected, dtype):
+    tol = TOLERANCE[dtype]
+    torch.testing.assert_close(actual, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_outputs_and_every_gradient_equal_the_original(name, dtype):
+    model, inputs, target = MODELS[name](dtype)
+    converted = manualgrad.convert(model)
+    assert converted.convert_report.complete, str(converted.convert_report)
+    results = []
+    for m in (model, converted):
+        output, loss = _loss(m, inputs, target)
+        grads = torch.autograd.grad(loss, list(m.parameters()))
+        results.append((output, grads, dict(m.named_buffers())))
+    (out, grads, buffers), (expected_out, expected_grads, expected_buffers) = results[::-1]
+    _assert_close(out, expected_out, dtype)
+    for g, e in zip(grads, expected_grads, strict=True):
+        _assert_close(g, e, dtype)
+    for key, value in buffers.items():  # BatchNorm running statistics took the same step
+        _assert_close(value, expected_buffers[key], dtype)
+
+
+def _graph_nodes(grad_fn):
+    """Every node reachable from ``grad_fn``: (name, forward class or None)."""
+    seen, stack, nodes = set(), [grad_fn], []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        nodes.append((type(node).__name__, getattr(node, "_forward_cls", None)))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return nodes
+
+
+# native nodes that do a layer's math (the converted model must have none of them)
+NATIVE_COMPUTE = (
+    "Convolution",
+    "Addmm",
+    "Mm",
+    "Bmm",
+    "BatchNorm",
+    "LayerNorm",
+    "Embedding",
+    "Gelu",
+    "Relu",
+    "Threshold",
+    "Softmax",
+    "ScaledDotProduct",
+    "MaxPool",
+    "AvgPool",
+)
+FAMILIES = {
+    "resnet": {"conv", "normalization", "activations", "pooling", "linear"},
+    "gpt": {"embedding", "normalization", "attention", "activations", "linear"},
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_backward_graph_nodes_are_manualgrad_functions(name):
+    model, inputs, _ = MODELS[name](torch.float64)
+    native = {node for node, _ in _graph_nodes(model(inputs).grad_fn)}
+    assert any(node.startswith(NATIVE_COMPUTE) for node in native)  # the check can fail
+    nodes = _graph_nodes(manualgrad.convert(model)(inputs).grad_fn)
+    compute = [node for node, cls in nodes if cls is None and node.startswith(NATIVE_COMPUTE)]
+    assert not compute, f"native compute nodes left: {sorted(set(compute))}"
+    modules = {cls.__module__ for _, cls in nodes if cls is not None}
+    assert modules == {f"manualgrad.functional.{family}" for family in FAMILIES[name]}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(MODELS))
+def test_sgd_steps_stay_equal(name, dtype):
+    model, inputs, target = MODELS[name](dtype)
+    converted = manualgrad.convert(model)
+    for m in (model, converted):
+        optimizer = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        for _ in range(3):
+            optimizer.zero_grad()
+            _loss(m, inputs, target)[1].backward()
+            optimizer.step()
+    for p, e in zip(converted.parameters(), model.parameters(), strict=True):
+        _assert_close(p, e, dtype)
+
+
+def test_state_dict_hooks_and_mode_are_kept():
+    model, idx, _ = _gpt(torch.float64)
+    model.eval()
+    calls = []
+    model.blocks[0].register_forward_hook(lambda module, args, output: calls.append(module))
+    converted = manualgrad.convert(model)
+    assert type(model.head) is nn.Linear  # the original is untouched
+    assert type(converted.head) is manualgrad.nn.Linear
+    assert isinstance(converted.blocks[0].attn, nn.MultiheadAttention)
+    assert not converted.training and not converted.blocks[1].mlp[3].training
+    assert list(converted.state_dict()) == list(model.state_dict())
+    for key, value in model.state_dict().items():
+        assert torch.equal(converted.state_dict()[key], value)
+    converted(idx)
+    assert calls == [converted.blocks[0]]
+    same = manualgrad.convert(model, inplace=True)
+    assert same is model and type(model.head) is manualgrad.nn.Linear
+
+
+class _CustomBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.rnn = nn.GRU(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return TF.silu(self.fc(x)) + torch.tanh(x) + x.softmax(-1)
+
+
+class _MyLinear(nn.Linear):
+    pass
+
+
+def test_report_lists_unsupported_modules_and_functional_calls():
+    model = nn.Sequential(_CustomBlock(), _MyLinear(4, 4), nn.ReLU())
+    report = manualgrad.convert(model).convert_report
+    assert isinstance(report, ConvertReport) and not report.complete
+    assert [name for name, *_ in report.swapped] == ["0.fc", "2"]
+    assert [(name, reason.split(";")[0]) for name, _, reason in report.unsupported] == [
+        ("0.rnn", "no manualgrad twin"),
+        ("1", "subclass of torch.nn.modules.linear.Linear"),
+    ]
+    assert report.functional_calls == [("0", "TF.silu"), ("0", "torch.tanh"), ("0", "x.softmax")]
+    assert "0.rnn" in str(report)
+
+
+def test_strict_raises_naming_the_first_unsupported_module():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.GRU(4, 4)))
+    with pytest.raises(NotImplementedError, match=r"1\.0 \(torch\.nn\.modules\.rnn\.GRU\)"):
+        manualgrad.convert(model, strict=True)
+    with pytest.raises(NotImplementedError, match=r"calls TF\.silu"):
+        manualgrad.convert(nn.Sequential(_CustomBlock().fc, _CustomBlock()), strict=True)
+    assert type(model[0]) is nn.Linear

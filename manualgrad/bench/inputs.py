@@ -12,10 +12,12 @@ medium      256 × 1024             4 × 64 × 32 × 32             4 × 4 × 25
 large       4096 × 1024            16 × 64 × 64 × 64            16 × 4 × 1024 × 64
 ==========  =====================  ===========================  ===================
 
-A linear layer maps ``cols → cols`` features of ``rows`` inputs, a loss sees ``rows`` examples
-of ``cols`` classes, an embedding looks ``rows`` ids up in a (1024, cols) table, a 1-d signal is
-(N, C, H·W). Inputs are float32, seeded, on the default
-device; a registry op with no maker here fails the bench smoke test, so every new op gets one.
+In those terms: a linear layer (and linear + activation) maps ``cols → cols`` features of ``rows``
+inputs; a loss sees ``rows`` examples of ``cols`` classes (targets are data, without gradient);
+an embedding looks ``rows`` ids up in a (1024, cols) table; linear + cross-entropy projects
+``rows`` states of width ``cols`` onto ``LM_VOCAB`` classes; a convolution maps C → C channels
+with a 3-wide kernel, in 1-d over (N, C, H·W). Inputs are float32, seeded, on the default
+device. A registry op with no maker here fails the bench smoke test, so every new op gets one.
 """
 
 from __future__ import annotations
@@ -85,10 +87,52 @@ def loss(target: Callable[[int, int], Tensor], constant: frozenset[int] = frozen
     return maker
 
 
+# Regression and probability targets are data: no gradient, as in training.
+TARGET = frozenset({1})
+
+
 def signs(rows: int, cols: int) -> Tensor:
     """±1 labels."""
     return torch.randint(0, 2, (rows, cols)).float() * 2 - 1
 
+
+def image(**kwargs: object) -> Maker:
+    """One (N, C, H, W) image batch, with ``kwargs`` passed to the op."""
+    return lambda size: Sample(size, (randn(*IMAGE[size]),), dict(kwargs))
+
+
+def conv(dims: int) -> Maker:
+    """A 3-wide (3×3) convolution C → C with bias and padding 1 over the image (``dims`` = 2)
+    or the image's rows laid end to end (``dims`` = 1)."""
+
+    def maker(size: str) -> Sample:
+        batch, channels, height, width = IMAGE[size]
+        spatial = (height, width) if dims == 2 else (height * width,)
+        weight = randn(channels, channels, *(3,) * dims) / (channels * 3**dims) ** 0.5
+        args = (randn(batch, channels, *spatial), weight, randn(channels))
+        return Sample(size, args, {"padding": 1})
+
+    return maker
+
+
+def attention(**kwargs: object) -> Maker:
+    """Query, key and value of shape (B, H, L, D)."""
+    return lambda size: Sample(size, tuple(randn(*ATTENTION[size]) for _ in range(3)), kwargs)
+
+
+def linear_cross_entropy(**kwargs: object) -> Maker:
+    """``rows`` hidden states of width ``cols`` against a (LM_VOCAB, cols) head, no bias."""
+
+    def maker(size: str) -> Sample:
+        rows, cols = MATRIX[size]
+        vocab = LM_VOCAB[size]
+        args = (randn(rows, cols), randn(vocab, cols) / cols**0.5, classes(rows, vocab))
+        return Sample(size, args, dict(kwargs))
+
+    return maker
+
+
+LM_VOCAB = {"small": 512, "medium": 8192, "large": 8192}
 
 MAKERS: dict[str, Maker] = {
     "linear": linear,
@@ -114,11 +158,24 @@ MAKERS: dict[str, Maker] = {
     "dropout": elementwise(p=0.5),
     "embedding": embedding(),
     "embedding_padding_freq": embedding(padding_idx=0, scale_grad_by_freq=True),
-    **dict.fromkeys(("mse_loss", "l1_loss", "huber_loss"), loss(randn)),
-    "hinge_loss": loss(signs, constant=frozenset({1})),
+    **dict.fromkeys(("mse_loss", "l1_loss", "huber_loss"), loss(randn, TARGET)),
+    "hinge_loss": loss(signs, TARGET),
     **dict.fromkeys(("multi_margin_loss", "cross_entropy", "nll_loss"), loss(classes)),
-    "cross_entropy_probabilities": loss(lambda rows, cols: torch.rand(rows, cols).softmax(-1)),
-    "binary_cross_entropy_with_logits": loss(lambda rows, cols: torch.rand(rows, cols)),
+    "cross_entropy_probabilities": loss(
+        lambda rows, cols: torch.rand(rows, cols).softmax(-1), TARGET
+    ),
+    "binary_cross_entropy_with_logits": loss(lambda rows, cols: torch.rand(rows, cols), TARGET),
+    "conv1d": conv(1),
+    "conv2d": conv(2),
+    "max_pool2d": image(kernel_size=2),
+    "avg_pool2d": image(kernel_size=3, stride=2, padding=1),
+    "adaptive_avg_pool2d": image(output_size=1),
+    "linear_relu": linear,
+    "linear_gelu": linear,
+    "linear_cross_entropy": linear_cross_entropy(),
+    "linear_cross_entropy_none": linear_cross_entropy(reduction="none"),
+    "scaled_dot_product_attention": attention(),
+    "scaled_dot_product_attention_dropout": attention(dropout_p=0.1),
 }
 
 

@@ -210,6 +210,12 @@ def test_help_explains_every_option(capsys) -> None:
         assert option in text, option
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_cuda_exits_2(tmp_path: Path, capsys) -> None:
+    assert main(["--device", "cuda", "--logdir", str(tmp_path)]) == 2
+    _one_error_line(capsys.readouterr().err, "--device cuda: CUDA is not available")
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, capsys) -> None:
     assert main(["--dry-run", "--logdir", str(tmp_path / "runs")]) == 0
     assert "dry run: one batch of 32" in capsys.readouterr().out

@@ -8,7 +8,8 @@ Models:
   :func:`manualgrad.train.twin.to_torch` of it with the same torch.optim class and
   hyper-parameters.
 - ``cnn``: conv → batch-norm → ReLU → max-pool → conv → batch-norm → ReLU → avg-pool → linear on
-  MNIST-shaped inputs, SGD with momentum.
+  MNIST-shaped inputs, SGD with momentum; the manualgrad model is ``manualgrad.convert`` of the
+  torch.nn one (strict: every layer swapped).
 - ``gpt``: a nanoGPT-style stack (token + position embeddings, pre-norm blocks of causal
   self-attention and a GELU MLP, final layer norm) whose head and loss are one
   ``manualgrad.functional.linear_cross_entropy`` call (native: ``cross_entropy(linear(h, W))``),
@@ -109,8 +110,9 @@ def batch_loss(criterion: Callable, x: Tensor, target: Tensor) -> Callable:
     return lambda model: criterion(model(x), target)
 
 
-def cnn_layers(nn: types.ModuleType) -> torch.nn.Sequential:
-    """The small CNN from namespace ``nn`` (``torch.nn`` or ``manualgrad.nn``)."""
+def cnn_layers() -> torch.nn.Sequential:
+    """The small torch.nn CNN (28×28 → 10 classes)."""
+    nn = torch.nn
     return nn.Sequential(
         nn.Conv2d(1, 16, 3, padding=1),
         nn.BatchNorm2d(16),
@@ -126,20 +128,17 @@ def cnn_layers(nn: types.ModuleType) -> torch.nn.Sequential:
 
 
 def cnn(quick: bool) -> tuple[Step, Step, str]:
-    """The small CNN on a batch of MNIST-shaped inputs, SGD with momentum."""
+    """The small CNN on a batch of MNIST-shaped inputs and its ``manualgrad.convert`` twin, SGD
+    with momentum."""
     batch = 8 if quick else 64
     x, target = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
+    native = cnn_layers()
+    ours = manualgrad.convert(native, strict=True)
     steps = []
-    for nn, F in ((mnn, mF), (torch.nn, TF)):
-        model = cnn_layers(nn)
-        optimizer = _optimizers(nn).SGD(model.parameters(), lr=0.01, momentum=0.9)
+    for model, optim, F in ((ours, manualgrad.optim, mF), (native, torch.optim, TF)):
+        optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
         steps.append(Step(model, optimizer, batch_loss(F.cross_entropy, x, target)))
-    steps[0].model.load_state_dict(steps[1].model.state_dict())
     return steps[0], steps[1], f"28x28 b{batch}"
-
-
-def _optimizers(nn: types.ModuleType) -> types.ModuleType:
-    return manualgrad.optim if nn is mnn else torch.optim
 
 
 @dataclass(frozen=True)
@@ -214,11 +213,14 @@ def gpt(quick: bool) -> tuple[Step, Step, str]:
     config = GPTConfig(vocab=1024, context=32, layers=1, batch=2) if quick else GPTConfig()
     shape = (config.batch, config.context)
     index, target = torch.randint(0, config.vocab, shape), torch.randint(0, config.vocab, shape)
-    twins = ((mnn, mF, mF.linear_cross_entropy), (torch.nn, TF, unfused_linear_cross_entropy))
+    twins = (
+        (mnn, mF, mF.linear_cross_entropy, manualgrad.optim),
+        (torch.nn, TF, unfused_linear_cross_entropy, torch.optim),
+    )
     steps = []
-    for nn, F, head_loss in twins:
+    for nn, F, head_loss, optim in twins:
         model = GPT(nn, F, head_loss, config)
-        optimizer = _optimizers(nn).AdamW(model.parameters(), lr=3e-4)
+        optimizer = optim.AdamW(model.parameters(), lr=3e-4)
         steps.append(Step(model, optimizer, lambda model: model(index, target)))
     steps[0].model.load_state_dict(steps[1].model.state_dict())
     return steps[0], steps[1], f"T{config.context} b{config.batch} V{config.vocab}"
@@ -261,6 +263,6 @@ def run(quick: bool) -> list[Row]:
     for name in MODELS:
         try:
             rows.extend(model_rows(name, quick))
-        except (AttributeError, ImportError) as missing:
+        except (AttributeError, ImportError, NotImplementedError) as missing:
             print(f"bench train: skipped {name}: {missing}", file=sys.stderr)
     return rows

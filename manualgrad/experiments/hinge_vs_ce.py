@@ -102,7 +102,7 @@ def digits_figures(log: ExperimentLog, steps: int, axis) -> dict[str, float]:
         if name == "hinge":
             support = float((train_margins < SUPPORT).float().mean())
             figures["digits_hinge_support_vector_fraction"] = support
-        axis.hist(train_margins, bins=40, histtype="step", label=name)
+        axis.hist(train_margins.numpy(), bins=40, histtype="step", label=name)
     axis.axvline(1.0, color="grey", linestyle=":")
     axis.set(xlabel="margin y·f on training points", ylabel="count", title="Digits 0 vs 1")
     axis.legend()
@@ -113,15 +113,15 @@ def blob_figures(log: ExperimentLog, steps: int, axis) -> dict[str, float]:
     """Fit each loss on the noisy 2-d set with far outliers; test accuracy, and the boundaries
     drawn (with the hinge's margins f = ±1 dashed)."""
     x, y, x_test, y_test = noisy_blobs(log.seed)
-    axis.scatter(x[:, 0], x[:, 1], c=y, cmap="coolwarm", s=8, alpha=0.6)
-    grid = torch.linspace(-4, 8, 2)
+    axis.scatter(x[:, 0].numpy(), x[:, 1].numpy(), c=y.numpy(), cmap="coolwarm", s=8, alpha=0.6)
+    grid = torch.linspace(-4, 8, 2).numpy()
     figures = {}
     for name, loss_fn in LOSSES.items():
         model = fit_linear(loss_fn, x, y, steps, log.seed)
         figures[f"blobs_{name}_test_accuracy"] = float(
             (margins(model, x_test, y_test) > 0).float().mean()
         )
-        (w1, w2), b = model.weight.detach()[0], float(model.bias.detach())
+        (w1, w2), b = model.weight.detach()[0].tolist(), float(model.bias.detach())
         line = axis.plot(grid, -(w1 * grid + b) / w2, label=f"{name}: f = 0")[0]
         if name == "hinge":
             for level in (-1.0, 1.0):

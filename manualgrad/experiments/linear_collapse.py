@@ -62,7 +62,7 @@ def fit_xor(net: nn.Sequential, steps: int) -> list[float]:
         loss = F.mse_loss(net(XOR_INPUTS), XOR_TARGETS)
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return losses
 
 

@@ -181,7 +181,8 @@ def pure_newton(function: Callable[[Tensor], Tensor], start: Tensor, steps: int)
     path = [start.clone()]
     for _ in range(steps):
         p = path[-1]
-        grad, hessian = torch.func.grad(function)(p), torch.func.hessian(function)(p)
+        gradient = torch.func.grad(function)
+        grad, hessian = gradient(p), torch.func.jacrev(gradient)(p)
         path.append(p - torch.linalg.solve(hessian, grad))
     return torch.stack(path)
 
@@ -193,9 +194,10 @@ def draw_surface(axis, surface: Surface, paths: dict[str, Tensor], title: str) -
     values = surface.function(torch.stack([xs, ys]))
     if surface.function is rosenbrock:
         values = values.log1p()
-    axis.contour(xs, ys, values, levels=30, cmap="Greys", linewidths=0.6)
+    axis.contour(xs.numpy(), ys.numpy(), values.numpy(), levels=30, cmap="Greys", linewidths=0.6)
     for method, path in paths.items():
-        axis.plot(path[:, 0], path[:, 1], marker=".", markersize=2, linewidth=1, label=method)
+        x, y = path.numpy().T
+        axis.plot(x, y, marker=".", markersize=2, linewidth=1, label=method)
     axis.set(xlim=(x0, x1), ylim=(y0, y1), title=title, xlabel="x", ylabel="y")
     axis.legend(fontsize=7, loc="lower right")
 

@@ -56,7 +56,7 @@ def run(log: ExperimentLog, quick: bool) -> dict[str, float]:
         log.curve(f"val_accuracy/{name}", history.val_accuracy)
         figures[f"{name}_hidden_unit_spread"] = unit_spread(model.fc1)
         figures[f"{name}_val_accuracy"] = history.val_accuracy[-1]
-        axis.imshow(model.fc1.weight.detach(), aspect="auto", cmap="coolwarm")
+        axis.imshow(model.fc1.weight.detach().numpy(), aspect="auto", cmap="coolwarm")
         axis.set(title=f"{name}: first-layer weights", xlabel="input", ylabel="hidden unit")
     log.figure("first_layer_weights", figure)
     return figures

@@ -17,6 +17,7 @@ from torch import Tensor
 from manualgrad.functional.linear import LinearFunction, _flat_rows
 
 _REDUCTIONS = ("none", "mean", "sum")
+_CHUNK_LOGITS = 1 << 24
 _TYPE_NAMES = {torch.int32: "Int", torch.int16: "Short", torch.int8: "Char", torch.bool: "Bool"}
 
 
@@ -150,25 +151,39 @@ def _loss_and_grads(
     chunk_size: int,
     needs: tuple[bool, bool, bool],
 ) -> tuple[Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
-    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale."""
+    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale.
+
+    Forward-only (no autograd here), so each chunk's logits buffer is reused in place: z − max,
+    exp, then c ⊙ (p − q); lse = max + log Σ exp(z − max).
+    """
     needs_input, needs_weight, needs_bias = needs
     grad_input = torch.empty_like(input) if needs_input else None
     grad_weight = torch.zeros_like(weight) if needs_weight else None
     grad_bias = torch.zeros_like(bias) if needs_bias else None
     loss = input.new_zeros(())
-    start = 0
-    for x, t, v, c in _chunks(chunk_size, input, target, valid, row_scale):
+    for i, (x, t, v, c) in enumerate(_chunks(chunk_size, input, target, valid, row_scale)):
         logits = _logits(x, weight, bias)
-        loss += _chunk_loss(logits, t, v, smoothing).sum()
-        if any(needs):
-            grad_logits = _chunk_logit_grad(logits, t, v, c, smoothing)
-            if grad_input is not None:
-                torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
-            if grad_weight is not None:
-                grad_weight.addmm_(grad_logits.t(), x)
-            if grad_bias is not None:
-                grad_bias += grad_logits.sum(0)
-        start += x.shape[0]
+        index = t.where(v, 0).unsqueeze(1)
+        loss -= (1 - smoothing) * logits.gather(1, index).squeeze(1).where(v, 0.0).sum()
+        if smoothing:
+            loss -= smoothing * logits.mean(1).where(v, 0.0).sum()
+        peak = logits.amax(1, keepdim=True)
+        exps = logits.sub_(peak).exp_()  # in place: one (chunk × V) buffer in all
+        total = exps.sum(1)
+        loss += (peak.squeeze(1) + total.log()).where(v, 0.0).sum()
+        if not any(needs):
+            continue
+        grad_logits = exps.mul_((c / total).unsqueeze(1))  # c ⊙ p
+        grad_logits.scatter_add_(1, index, (c * (smoothing - 1)).unsqueeze(1))  # − c (1 − ε) e_t
+        if smoothing:
+            grad_logits.sub_((c * (smoothing / weight.shape[0])).unsqueeze(1))  # − c ε / V
+        if grad_input is not None:
+            start = i * chunk_size
+            torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
+        if grad_weight is not None:
+            grad_weight.addmm_(grad_logits.t(), x)
+        if grad_bias is not None:
+            grad_bias += grad_logits.sum(0)
     return loss, (grad_input, grad_weight, grad_bias)
 
 
@@ -227,11 +242,10 @@ def _check_cross_entropy(
         raise IndexError(f"Target {int(target[out_of_range][0])} is out of bounds.")
 
 
-def default_chunk_size(rows: int, hidden: int, vocab: int) -> int:
-    """Rows per chunk so that a chunk's logits take about as much memory as the input:
-    2^⌈log2(N / ⌈V / H⌉)⌉ (Liger-Kernel's rule), at least 1."""
-    chunks = max(1, math.ceil(vocab / max(hidden, 1)))
-    return 1 << max(0, math.ceil(math.log2(max(1, math.ceil(rows / chunks)))))
+def default_chunk_size(rows: int, vocab: int) -> int:
+    """Rows per chunk: at most 2^24 logits per chunk (64 MiB in float32) and at least four
+    chunks, so the full (N, V) logits never exist; large chunks keep the matmuls efficient."""
+    return max(1, min(_CHUNK_LOGITS // max(vocab, 1), math.ceil(rows / 4)))
 
 
 def linear_cross_entropy(
@@ -252,8 +266,8 @@ def linear_cross_entropy(
     an argument requires one; double backward is then unsupported (see
     :class:`LinearCrossEntropyFunction`).
     """
-    vocab = weight.shape[0]
-    chunk_size = chunk_size or default_chunk_size(input.shape[0], input.shape[-1], vocab)
+    if chunk_size is None:
+        chunk_size = default_chunk_size(input.shape[0], weight.shape[0])
     _check_cross_entropy(
         input, weight, target, ignore_index, reduction, label_smoothing, chunk_size
     )

@@ -116,6 +116,7 @@ def cross_entropy_errors():
     yield ErrorCase((x, w, t), {"label_smoothing": 1.5}, RuntimeError, "between 0.0 and 1.0")
     yield ErrorCase((x, w, t.int()), {}, RuntimeError, "Long or Byte, but got Int")
     yield ErrorCase((x, w, t), {"reduction": "avg"}, ValueError, "avg is not a valid value")
+    yield ErrorCase((x, w, t), {"chunk_size": 0}, ValueError, "chunk_size must be a positive")
 
 
 OPS = [

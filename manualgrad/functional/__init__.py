@@ -13,6 +13,7 @@ import manualgrad.functional.embedding as _embedding
 import manualgrad.functional.fused as _fused
 import manualgrad.functional.linear as _linear
 import manualgrad.functional.losses as _losses
+import manualgrad.functional.normalization as _normalization
 import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
@@ -23,6 +24,7 @@ from manualgrad.functional.embedding import *  # noqa: F403
 from manualgrad.functional.fused import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
 from manualgrad.functional.losses import *  # noqa: F403
+from manualgrad.functional.normalization import *  # noqa: F403
 from manualgrad.functional.pooling import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
 
@@ -35,6 +37,7 @@ __all__ = [
     *_fused.__all__,
     *_linear.__all__,
     *_losses.__all__,
+    *_normalization.__all__,
     *_pooling.__all__,
     *_softmax.__all__,
 ]

@@ -157,10 +157,22 @@ def _collect() -> tuple[list[OpInfo], list[ModuleInfo]]:
         fused,
         linear,
         losses,
+        normalization,
         pooling,
     )
 
-    families = [linear, activations, dropout, embedding, attention, losses, conv, pooling, fused]
+    families = [
+        linear,
+        activations,
+        dropout,
+        embedding,
+        attention,
+        losses,
+        conv,
+        pooling,
+        normalization,
+        fused,
+    ]
     ops = [op for family in families for op in family.OPS]
     modules = [module for family in families for module in family.MODULES]
     return ops, modules

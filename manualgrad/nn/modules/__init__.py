@@ -8,6 +8,7 @@ import manualgrad.nn.modules.embedding as _embedding
 import manualgrad.nn.modules.fused as _fused
 import manualgrad.nn.modules.linear as _linear
 import manualgrad.nn.modules.loss as _loss
+import manualgrad.nn.modules.normalization as _normalization
 import manualgrad.nn.modules.pooling as _pooling
 from manualgrad.nn.modules.activation import *  # noqa: F403
 from manualgrad.nn.modules.attention import *  # noqa: F403
@@ -17,6 +18,7 @@ from manualgrad.nn.modules.embedding import *  # noqa: F403
 from manualgrad.nn.modules.fused import *  # noqa: F403
 from manualgrad.nn.modules.linear import *  # noqa: F403
 from manualgrad.nn.modules.loss import *  # noqa: F403
+from manualgrad.nn.modules.normalization import *  # noqa: F403
 from manualgrad.nn.modules.pooling import *  # noqa: F403
 
 __all__ = [
@@ -28,5 +30,6 @@ __all__ = [
     *_fused.__all__,
     *_linear.__all__,
     *_loss.__all__,
+    *_normalization.__all__,
     *_pooling.__all__,
 ]

@@ -1,0 +1,517 @@
+r"""Normalisation layers: standardise over some dims, then an affine map.
+
+All four share one derivation. Over a set S of M cells (a channel across the batch for batch
+norm, the trailing dims for layer norm, a group for group norm):
+
+    μ = (1/M) Σ_S x,   v = (1/M) Σ_S (x − μ)²,   r = (v + ε)^(−1/2),   x̂ = (x − μ) r,
+    y = x̂ ∘ w + b.
+
+With ĝ = dL/dx̂ = dL/dy ∘ w, and since dμ/dx_i = 1/M and dr/dx_i = −r³ (x_i − μ)/M,
+
+    dL/dx = r (ĝ − (1/M) Σ_S ĝ − x̂ (1/M) Σ_S ĝ x̂)
+          = r ĝ + B x + C  with per-set scalars  B = −r² (Σ ĝ x̂)/M,  C = −r (Σ ĝ)/M − μ B,
+    dL/dw = Σ_{other dims} dL/dy ∘ x̂,   dL/db = Σ_{other dims} dL/dy,
+
+and Σ ĝ x̂ = r (Σ ĝ x − μ Σ ĝ), so x̂ never has to be stored. RMS norm is the same with μ ≡ 0
+and v = (1/M) Σ x² (no Σ ĝ term). μ and r are extra outputs of each Function (hidden by the
+wrappers) and are saved as outputs, so that the backward — a function of x, μ, r, w — stays
+connected to x for double backward; gradients reaching μ and r add
+dL/dμ · 1/M − dL/dr · r³ (x − μ)/M to dL/dx.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def _input_grad(
+    grad_hat: Tensor,
+    input: Tensor,
+    sum_grad: Tensor | None,
+    sum_grad_input: Tensor,
+    mean: Tensor | None,
+    rstd: Tensor,
+    count: int,
+    grad_mean: Tensor | None,
+    grad_rstd: Tensor | None,
+    scale: Tensor | None = None,
+) -> Tensor:
+    """dL/dx = r ĝ + B x + C (module docstring), from the per-set sums Σ ĝ (None for RMS norm)
+    and Σ ĝ x. ``scale`` (default r) multiplies ``grad_hat``: pass r ∘ w with ĝ = dL/dy to
+    skip materialising ĝ when w is constant over each set (batch norm)."""
+    centred = sum_grad_input if mean is None else sum_grad_input - mean * sum_grad
+    coef_x = -(rstd**3) * centred / count  # B = −r² (Σ ĝ x̂)/M
+    coef_1 = None if mean is None else -rstd * sum_grad / count - mean * coef_x
+    if grad_rstd is not None:  # r depends on x through v (and μ)
+        cubed = grad_rstd * rstd**3 / count
+        coef_x = coef_x - cubed
+        coef_1 = None if mean is None else coef_1 + cubed * mean
+    if grad_mean is not None and mean is not None:
+        coef_1 = coef_1 + grad_mean / count
+    grad = (grad_hat * (rstd if scale is None else scale)).addcmul_(input, coef_x)
+    return grad if coef_1 is None else grad.add_(coef_1)
+
+
+def _standardise(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, ...]:
+    """(x − μ, μ, v, r) over ``dims`` (keepdim); x − μ is fresh, the caller may overwrite it."""
+    mean = input.mean(dims, keepdim=True)
+    centred = input - mean
+    var = centred.square().mean(dims, keepdim=True)
+    return centred, mean, var, (var + eps).rsqrt()
+
+
+class BatchNormFunction(torch.autograd.Function):
+    r"""Batch norm over channel dim 1: S = (batch, spatial) cells of one channel.
+
+    training: μ, r from the batch (biased variance); running stats updated in place as torch
+    does:  running_mean ← (1 − m) running_mean + m μ,
+           running_var  ← (1 − m) running_var  + m v · M/(M − 1)   (unbiased).
+    eval:  μ = running_mean, r = (running_var + ε)^(−1/2), constants (dL/dμ = dL/dr = 0).
+
+    Saved: x (needed by dL/dw, and by dL/dx in training), w, and the outputs μ, r (C each);
+    nothing for an empty batch (all gradients are then zero, as torch's).
+
+    dL/dx = r w ∘ dL/dy + B x + C  (training; module docstring with Σ ĝ = w Σ dL/dy,
+            Σ ĝ x = w Σ dL/dy ∘ x — computed per channel, ĝ is never materialised)
+          = r w ∘ dL/dy            (eval)
+    dL/dw = r (Σ dL/dy ∘ x − μ Σ dL/dy),   dL/db = Σ dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor,
+        weight: Tensor | None,
+        bias: Tensor | None,
+        running_mean: Tensor | None,
+        running_var: Tensor | None,
+        training: bool,
+        momentum: float,
+        eps: float,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        dims = _channel_reduce_dims(input)
+        shape = _channel_shape(input)
+        if training:
+            _, mean, var, rstd = _standardise(input, dims, eps)
+            if input.numel():  # torch leaves the running stats alone on an empty batch
+                _update_running_stats(running_mean, running_var, mean, var, input, momentum)
+        else:
+            mean = running_mean.reshape(shape).clone()
+            rstd = (running_var.reshape(shape) + eps).rsqrt()
+        scale = rstd if weight is None else rstd * weight.reshape(shape)
+        shift = -mean * scale if bias is None else bias.reshape(shape) - mean * scale
+        output = (input * scale).add_(shift)
+        return output, mean.flatten(), rstd.flatten()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _, _, _, training, _, _ = inputs
+        _, mean, rstd = output
+        needs_input, needs_weight = ctx.needs_input_grad[:2]
+        if not training:
+            ctx.mark_non_differentiable(mean, rstd)
+        keep_input = needs_weight or (training and needs_input)
+        ctx.empty = input.numel() == 0  # nothing normalised: every gradient is zero
+        if ctx.empty:
+            ctx.save_for_backward(None, None, None, None)
+        else:
+            ctx.save_for_backward(input if keep_input else None, weight, mean, rstd)
+        ctx.training = training
+        ctx.count = input.numel() // max(input.shape[1], 1)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
+        input, weight, mean, rstd = ctx.saved_tensors
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        if ctx.empty:
+            zeros = grad_output.new_zeros(grad_output.shape[1])
+            return (
+                torch.zeros_like(grad_output) if needs_input else None,
+                zeros if needs_weight else None,
+                zeros if needs_bias else None,
+                *[None] * 5,
+            )
+        dims, shape = _channel_reduce_dims(grad_output), _channel_shape(grad_output)
+        mean, rstd = mean.reshape(shape), rstd.reshape(shape)
+        scale = rstd if weight is None else rstd * weight.reshape(shape)
+        sum_grad = grad_output.sum(dims, keepdim=True)
+        sum_grad_input = None
+        if needs_weight or (ctx.training and needs_input):
+            sum_grad_input = (grad_output * input).sum(dims, keepdim=True)
+        grad_input = grad_weight = None
+        if needs_input and ctx.training:
+            w = 1 if weight is None else weight.reshape(shape)
+            grad_input = _input_grad(
+                grad_output,
+                input,
+                w * sum_grad,
+                w * sum_grad_input,
+                mean,
+                rstd,
+                ctx.count,
+                grad_mean.reshape(shape) if grad_mean is not None else None,
+                grad_rstd.reshape(shape) if grad_rstd is not None else None,
+                scale=scale,
+            )
+        elif needs_input:
+            grad_input = grad_output * scale
+        if needs_weight:
+            grad_weight = (rstd * (sum_grad_input - mean * sum_grad)).flatten()
+        grad_bias = sum_grad.flatten() if needs_bias else None
+        return grad_input, grad_weight, grad_bias, None, None, None, None, None
+
+
+def _channel_reduce_dims(input: Tensor) -> list[int]:
+    return [0, *range(2, input.dim())]
+
+
+def _channel_shape(input: Tensor) -> list[int]:
+    """Broadcast shape of a per-channel vector against ``input``: (1, C, 1, ...)."""
+    return [1, input.shape[1]] + [1] * (input.dim() - 2)
+
+
+def _update_running_stats(
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    mean: Tensor,
+    var: Tensor,
+    input: Tensor,
+    momentum: float,
+) -> None:
+    """Exponential moving averages of μ and of the unbiased variance v·M/(M − 1), in place."""
+    count = input.numel() // input.shape[1]
+    if running_mean is not None:
+        running_mean.mul_(1 - momentum).add_(mean.flatten(), alpha=momentum)
+    if running_var is not None:
+        unbiased = var.flatten() * (count / max(count - 1, 1))
+        running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``torch.nn.functional.batch_norm`` through :class:`BatchNormFunction`."""
+    if input.dim() < 2:
+        raise IndexError(
+            f"batch_norm: expected an input with a channel dim 1, got size {list(input.shape)}"
+        )
+    channels = input.shape[1]
+    if training and input.numel() // channels == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {input.size()}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        name = "running_mean" if running_mean is None else "running_var"
+        raise RuntimeError(f"{name} must be defined in evaluation mode")
+    for name, tensor in (
+        ("weight", weight),
+        ("bias", bias),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+    ):
+        if tensor is not None and tensor.numel() != channels:
+            raise RuntimeError(f"{name} should contain {channels} elements not {tensor.numel()}")
+    output, _, _ = BatchNormFunction.apply(
+        input, weight, bias, running_mean, running_var, training, momentum, eps
+    )
+    return output
+
+
+class LayerNormFunction(torch.autograd.Function):
+    r"""Layer norm over the last D dims (S = those M cells of one sample), element-wise affine
+    w, b of the normalised shape.
+
+    Saved: x, w, and the outputs μ, r (one per sample).
+
+    dL/dx = r ĝ + B x + C   (module docstring; ĝ = dL/dy ∘ w, Σ over the last D dims)
+    dL/dw = Σ_{leading dims} dL/dy ∘ x̂,   dL/db = Σ_{leading dims} dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor, weight: Tensor | None, bias: Tensor | None, dims: int, eps: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        centred, mean, _, rstd = _standardise(input, list(range(-dims, 0)), eps)
+        output = centred.mul_(rstd)
+        if weight is not None:
+            output.mul_(weight)
+        if bias is not None:
+            output.add_(bias)
+        return output, mean, rstd
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _, dims, _ = inputs
+        _, mean, rstd = output
+        ctx.save_for_backward(input, weight, mean, rstd)
+        ctx.dims = dims
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
+        input, weight, mean, rstd = ctx.saved_tensors
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        dims = list(range(-ctx.dims, 0))
+        grad_input = grad_weight = grad_bias = None
+        if needs_input:
+            grad_hat = grad_output if weight is None else grad_output * weight
+            grad_input = _input_grad(
+                grad_hat,
+                input,
+                grad_hat.sum(dims, keepdim=True),
+                (grad_hat * input).sum(dims, keepdim=True),
+                mean,
+                rstd,
+                math.prod(input.shape[-ctx.dims :]),
+                grad_mean,
+                grad_rstd,
+            )
+        if needs_weight:
+            grad_weight = _sum_leading(grad_output * ((input - mean) * rstd), ctx.dims)
+        if needs_bias:
+            grad_bias = _sum_leading(grad_output, ctx.dims)
+        return grad_input, grad_weight, grad_bias, None, None
+
+
+def _sum_leading(tensor: Tensor, dims: int) -> Tensor:
+    """Sum over all but the last ``dims`` dims (none to sum: ``tensor`` itself)."""
+    leading = list(range(tensor.dim() - dims))
+    return tensor.sum(leading) if leading else tensor
+
+
+def _check_normalized_shape(
+    op: str, input: Tensor, normalized_shape: int | Sequence[int], **params: Tensor | None
+) -> tuple[int, ...]:
+    """torch's checks of ``normalized_shape`` and of the affine parameters' shapes."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if not shape:
+        raise RuntimeError(
+            "Expected normalized_shape to be at least 1-dimensional, i.e., containing at least "
+            "one element, but got normalized_shape = []"
+        )
+    for name, param in params.items():
+        if param is not None and tuple(param.shape) != shape:
+            raise RuntimeError(
+                f"Expected {name} to be of same shape as normalized_shape, but got {name} of "
+                f"shape {list(param.shape)} and normalized_shape = {list(shape)}"
+            )
+    if tuple(input.shape[input.dim() - len(shape) :]) != shape or input.dim() < len(shape):
+        star = "*, " if op == "layer_norm" else "*"
+        expected = star + ", ".join(str(size) for size in shape)
+        raise RuntimeError(
+            f"Given normalized_shape={list(shape)}, expected input with shape [{expected}], "
+            f"but got input of size{list(input.shape)}"
+        )
+    return shape
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``torch.nn.functional.layer_norm`` through :class:`LayerNormFunction`."""
+    shape = _check_normalized_shape("layer_norm", input, normalized_shape, weight=weight, bias=bias)
+    output, _, _ = LayerNormFunction.apply(input, weight, bias, len(shape), eps)
+    return output
+
+
+class RMSNormFunction(torch.autograd.Function):
+    r"""RMS norm over the last D dims:  r = ((1/M) Σ x² + ε)^(−1/2),  y = x r ∘ w.
+
+    The module docstring's derivation with μ ≡ 0 (no centring, so no Σ ĝ term).
+
+    Saved: x, w, and the output r (one per sample).
+
+    dL/dx = r ĝ − x r³ (Σ ĝ x)/M − x r³ dL/dr / M   (ĝ = dL/dy ∘ w)
+    dL/dw = Σ_{leading dims} dL/dy ∘ x r.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor, weight: Tensor | None, dims: int, eps: float
+    ) -> tuple[Tensor, Tensor]:
+        rstd = input.square().mean(list(range(-dims, 0)), keepdim=True).add_(eps).rsqrt_()
+        output = input * rstd
+        if weight is not None:
+            output.mul_(weight)
+        return output, rstd
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, dims, _ = inputs
+        _, rstd = output
+        ctx.save_for_backward(input, weight, rstd)
+        ctx.dims = dims
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, grad_rstd: Tensor | None):
+        input, weight, rstd = ctx.saved_tensors
+        needs_input, needs_weight = ctx.needs_input_grad[:2]
+        dims = list(range(-ctx.dims, 0))
+        grad_input = grad_weight = None
+        if needs_input:
+            grad_hat = grad_output if weight is None else grad_output * weight
+            grad_input = _input_grad(
+                grad_hat,
+                input,
+                None,
+                (grad_hat * input).sum(dims, keepdim=True),
+                None,
+                rstd,
+                math.prod(input.shape[-ctx.dims :]),
+                None,
+                grad_rstd,
+            )
+        if needs_weight:
+            grad_weight = _sum_leading(grad_output * (input * rstd), ctx.dims)
+        return grad_input, grad_weight, None, None
+
+
+def rms_norm(
+    input: Tensor,
+    normalized_shape: int | Sequence[int],
+    weight: Tensor | None = None,
+    eps: float | None = None,
+) -> Tensor:
+    """``torch.nn.functional.rms_norm`` through :class:`RMSNormFunction`; ``eps=None`` means
+    ``torch.finfo(input.dtype).eps``, as torch."""
+    shape = _check_normalized_shape("rms_norm", input, normalized_shape, weight=weight)
+    eps = torch.finfo(input.dtype).eps if eps is None else eps
+    output, _ = RMSNormFunction.apply(input, weight, len(shape), eps)
+    return output
+
+
+class GroupNormFunction(torch.autograd.Function):
+    r"""Group norm: the C channels of each sample split into G groups; S = a group's C/G
+    channels × spatial cells. Per-channel affine w, b.
+
+    Saved: x, w, and the outputs μ, r (N × G each).
+
+    dL/dx = r w ∘ dL/dy + B x + C  (module docstring; the group sums Σ ĝ = Σ_c w_c Σ dL/dy,
+            Σ ĝ x = Σ_c w_c Σ dL/dy ∘ x are built from per-channel sums, ĝ is never
+            materialised; B, C, r are then repeated over each group's channels)
+    dL/dw_c = Σ_n r_{n,g(c)} (Σ dL/dy ∘ x − μ_{n,g(c)} Σ dL/dy)_{n,c},   dL/db_c = Σ dL/dy.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        input: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        grouped = input.reshape(input.shape[0], groups, math.prod(input.shape[1:]) // groups)
+        centred, mean, _, rstd = _standardise(grouped, [2], eps)
+        output = centred.mul_(rstd).view(input.shape)
+        shape = _channel_shape(input)
+        if weight is not None:
+            output.mul_(weight.reshape(shape))
+        if bias is not None:
+            output.add_(bias.reshape(shape))
+        return output, mean.flatten(1), rstd.flatten(1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, weight, _, groups, _ = inputs
+        _, mean, rstd = output
+        ctx.save_for_backward(input, weight, mean, rstd)
+        ctx.groups = groups
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
+        input, weight, mean, rstd = ctx.saved_tensors
+        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        batch, channels = input.shape[:2]
+        # Work on (N, C, L) views; per (sample, channel) quantities are (N, C, 1).
+        flat = (batch, channels, math.prod(input.shape[2:]))
+        input, grad = input.reshape(flat), grad_output.reshape(flat)
+        sum_grad = grad.sum(2, keepdim=True)
+        sum_grad_input = (grad * input).sum(2, keepdim=True)
+        size = channels // ctx.groups
+
+        def per_channel(per_group: Tensor) -> Tensor:
+            """(N, G) → (N, C, 1): each group's value on each of its channels."""
+            return per_group.repeat_interleave(size, dim=1).unsqueeze(2)
+
+        def group_sum(per_sample_channel: Tensor) -> Tensor:
+            """(N, C, 1) → (N, C, 1): the sum over each channel's group."""
+            return per_channel(per_sample_channel.reshape(batch, ctx.groups, size).sum(2))
+
+        mean_c, rstd_c = per_channel(mean), per_channel(rstd)
+        w = 1 if weight is None else weight.reshape(channels, 1)
+        grad_input = grad_weight = None
+        if needs_input:
+            grad_input = _input_grad(
+                grad,
+                input,
+                group_sum(w * sum_grad),
+                group_sum(w * sum_grad_input),
+                mean_c,
+                rstd_c,
+                size * flat[2],
+                None if grad_mean is None else per_channel(grad_mean),
+                None if grad_rstd is None else per_channel(grad_rstd),
+                scale=rstd_c * w,
+            ).view(grad_output.shape)
+        if needs_weight:
+            grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).flatten()
+        grad_bias = sum_grad.sum(0).flatten() if needs_bias else None
+        return grad_input, grad_weight, grad_bias, None, None
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``torch.nn.functional.group_norm`` through :class:`GroupNormFunction`."""
+    if input.dim() < 2:
+        raise RuntimeError(
+            f"Expected at least 2 dimensions for input tensor but received {input.dim()}"
+        )
+    channels = input.shape[1]
+    if num_groups <= 0 or channels % num_groups:
+        raise RuntimeError(
+            "Expected number of channels in input to be divisible by num_groups, but got input "
+            f"of shape {list(input.shape)} and num_groups={num_groups}"
+        )
+    for name, param in (("weight", weight), ("bias", bias)):
+        if param is not None and (param.dim() != 1 or param.numel() != channels):
+            raise RuntimeError(
+                f"Expected {name} to be a vector of size equal to the number of channels in "
+                f"input, but got {name} of shape {list(param.shape)} and input of shape "
+                f"{list(input.shape)}"
+            )
+    output, _, _ = GroupNormFunction.apply(input, weight, bias, num_groups, eps)
+    return output
+
+
+__all__ = [
+    "BatchNormFunction",
+    "GroupNormFunction",
+    "LayerNormFunction",
+    "RMSNormFunction",
+    "batch_norm",
+    "group_norm",
+    "layer_norm",
+    "rms_norm",
+]

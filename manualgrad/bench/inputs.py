@@ -134,6 +134,31 @@ def linear_cross_entropy(**kwargs: object) -> Maker:
 
 LM_VOCAB = {"small": 512, "medium": 8192, "large": 8192}
 
+
+def batch_norm(size: str) -> Sample:
+    """Training-mode batch norm of an image batch, affine, updating running statistics."""
+    channels = IMAGE[size][1]
+    stats = (torch.zeros(channels), torch.ones(channels))
+    args = (randn(*IMAGE[size]), *stats, randn(channels), randn(channels))
+    return Sample(size, args, {"training": True}, constant=frozenset({1, 2}))
+
+
+def normalized(*params: str) -> Maker:
+    """(rows, cols) normalised over the last dim, with the named affine ``params`` (cols,)."""
+
+    def maker(size: str) -> Sample:
+        rows, cols = MATRIX[size]
+        return Sample(size, (randn(rows, cols), (cols,), *(randn(cols) for _ in params)))
+
+    return maker
+
+
+def group_norm(size: str) -> Sample:
+    """An image batch in 8 channel groups, affine."""
+    channels = IMAGE[size][1]
+    return Sample(size, (randn(*IMAGE[size]), 8, randn(channels), randn(channels)))
+
+
 MAKERS: dict[str, Maker] = {
     "linear": linear,
     **dict.fromkeys(
@@ -176,6 +201,10 @@ MAKERS: dict[str, Maker] = {
     "linear_cross_entropy_none": linear_cross_entropy(reduction="none"),
     "scaled_dot_product_attention": attention(),
     "scaled_dot_product_attention_dropout": attention(dropout_p=0.1),
+    "batch_norm": batch_norm,
+    "layer_norm": normalized("weight", "bias"),
+    "rms_norm": normalized("weight"),
+    "group_norm": group_norm,
 }
 
 

@@ -42,7 +42,8 @@ class DropoutFunction(torch.autograd.Function):
 
 
 def keep_scale(mask: Tensor, p: float, dtype: torch.dtype) -> Tensor:
-    """m / (1 − p) in ``dtype`` (0 for p = 1), computed as torch computes its noise (divide, then multiply)."""
+    """m / (1 − p) in ``dtype`` (0 for p = 1), computed as torch computes its noise (divide,
+    then multiply)."""
     noise = mask.to(dtype)
     return noise if p == 1 else noise.div_(1 - p)
 

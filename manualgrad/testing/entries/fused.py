@@ -158,7 +158,11 @@ OPS = [
         F.linear_cross_entropy,
         linear_cross_entropy_reference,
         F.LinearCrossEntropyFunction,
-        cross_entropy_samples("none"),
+        lambda dtype: (
+            sample  # a subset: gradgradcheck through the recomputing backward is the slow part
+            for sample in cross_entropy_samples("none")(dtype)
+            if sample.name not in ("regular", "no_bias", "custom_ignore_index")
+        ),
         vmap=False,
     ),
 ]

@@ -41,7 +41,8 @@ def check_batch_modes(f: Figures) -> None:
     assert f["per_sample_sum_max_error"] <= 1e-6
     assert f["cosine_batch_1"] < f["cosine_batch_16"] < f["cosine_batch_128"]
     assert f["cosine_batch_128"] > 0.9
-    assert f["single_final_train_loss"] < f["mini_final_train_loss"] < f["full_final_train_loss"]
+    assert f["single_loss_after_1_epoch"] < f["mini_loss_after_1_epoch"]
+    assert f["mini_loss_after_1_epoch"] < f["full_loss_after_1_epoch"]
     assert f["mini_seconds_per_epoch"] < f["single_seconds_per_epoch"]
 
 

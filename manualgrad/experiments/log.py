@@ -7,6 +7,7 @@ from pathlib import Path
 from types import TracebackType
 
 import torch
+from matplotlib.figure import Figure
 from torch.utils.tensorboard import SummaryWriter
 
 
@@ -67,9 +68,10 @@ class ExperimentLog:
         assert self.writer is not None
         self.writer.add_text(tag, markdown, 0)
 
-    def figure(self, tag: str, figure: object) -> None:
-        """Log a matplotlib figure as an image (and close it)."""
+    def figure(self, tag: str, figure: Figure) -> None:
+        """Log a matplotlib figure as an image (laid out so no label is clipped; then closed)."""
         assert self.writer is not None
+        figure.tight_layout()
         self.writer.add_figure(tag, figure, close=True)
 
     def record(self, figures: dict[str, float]) -> None:

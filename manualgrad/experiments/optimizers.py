@@ -188,7 +188,8 @@ def pure_newton(function: Callable[[Tensor], Tensor], start: Tensor, steps: int)
 
 
 def draw_surface(axis, surface: Surface, paths: dict[str, Tensor], title: str) -> None:
-    """Contours of the surface over its box (log scale for Rosenbrock) and each path on top."""
+    """Contours of the surface over its box (log scale for Rosenbrock) and each path on top,
+    its end marked ×."""
     x0, x1, y0, y1 = surface.box
     xs, ys = torch.meshgrid(torch.linspace(x0, x1, 200), torch.linspace(y0, y1, 200), indexing="xy")
     values = surface.function(torch.stack([xs, ys]))
@@ -197,7 +198,8 @@ def draw_surface(axis, surface: Surface, paths: dict[str, Tensor], title: str) -
     axis.contour(xs.numpy(), ys.numpy(), values.numpy(), levels=30, cmap="Greys", linewidths=0.6)
     for method, path in paths.items():
         x, y = path.numpy().T
-        axis.plot(x, y, marker=".", markersize=2, linewidth=1, label=method)
+        line = axis.plot(x, y, marker=".", markersize=2, linewidth=1, label=method)[0]
+        axis.plot(x[-1], y[-1], marker="x", markersize=8, color=line.get_color())
     axis.set(xlim=(x0, x1), ylim=(y0, y1), title=title, xlabel="x", ylabel="y")
     axis.legend(fontsize=7, loc="lower right")
 

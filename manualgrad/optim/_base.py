@@ -98,17 +98,6 @@ def increment(steps: list[Tensor]) -> list[float]:
     return [step.item() for step in steps]
 
 
-def effective_grad(
-    param: Tensor, grad: Tensor, weight_decay: float, maximize: bool, out: Tensor | None
-) -> Tensor:
-    """g' = ±g + λθ (minus when maximizing); written into ``out`` unless it is ``grad`` itself."""
-    if maximize:
-        grad = torch.neg(grad, out=out)
-    if weight_decay != 0:
-        grad = torch.add(grad, param, alpha=weight_decay, out=out)
-    return grad
-
-
 class Scratch:
     """Reusable temporaries: ``scratch(like, slot)`` is a buffer shaped like ``like``.
 
@@ -136,6 +125,25 @@ class Scratch:
             )
         view = self._views[key] = buffer[: like.numel()].view(like.shape)
         return view
+
+
+def is_raw(weight_decay: float, maximize: bool) -> bool:
+    """Whether g' = g, so that the state updates can run on all parameters at once."""
+    return not maximize and weight_decay == 0
+
+
+def effective_grad(
+    param: Tensor, grad: Tensor, weight_decay: float, maximize: bool, scratch: Scratch
+) -> Tensor:
+    """g' = ±g + λθ (minus when maximizing): ``grad`` itself, or written into ``scratch`` slot 0."""
+    if is_raw(weight_decay, maximize):
+        return grad
+    out = scratch(param, 0)
+    if maximize:
+        grad = torch.neg(grad, out=out)
+    if weight_decay != 0:
+        grad = torch.add(grad, param, alpha=weight_decay, out=out)
+    return grad
 
 
 class FirstOrderOptimizer(Optimizer):

@@ -13,6 +13,7 @@ from ._base import (
     check_lr,
     effective_grad,
     increment,
+    is_raw,
     new_step,
     real,
     require,
@@ -39,17 +40,31 @@ def rmsprop(
 ) -> None:
     r"""One RMSprop step, in place (algorithm in :class:`RMSprop`).
 
-    ``grad_avgs`` is empty unless ``centered``; ``momentum_buffers`` is empty unless μ > 0.
+    ``grad_avgs`` is empty unless ``centered``; ``momentum_buffers`` is empty unless μ > 0. The
+    running averages are updated for all parameters at once when g' = g, parameter by parameter
+    otherwise.
     """
+
+    def averages(indices: list[int], grads: list[Tensor]) -> None:
+        """v ← αv + (1 − α)g², and ḡ ← αḡ + (1 − α)g if centered, for the given parameters."""
+        squares = [square_avgs[i] for i in indices]
+        torch._foreach_mul_(squares, alpha)
+        torch._foreach_addcmul_(squares, grads, grads, 1 - alpha)
+        if centered:
+            torch._foreach_lerp_([grad_avgs[i] for i in indices], grads, 1 - alpha)
+
     scratch = Scratch(enabled=not differentiable)
     increment(state_steps)
+    batched = is_raw(weight_decay, maximize)
+    if batched:
+        averages(list(range(len(params))), grads)
     for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs, strict=True)):
-        grad = effective_grad(param, grad, weight_decay, maximize, scratch(param, 0))
-        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)  # v ← αv + (1 − α)g²
+        if not batched:
+            grad = effective_grad(param, grad, weight_decay, maximize, scratch)
+            averages([i], [grad])
         out = scratch(param, 1)
         if centered:
-            grad_avg = grad_avgs[i].lerp_(grad, 1 - alpha)  # ḡ ← αḡ + (1 − α)g
-            variance = torch.addcmul(square_avg, grad_avg, grad_avg, value=-1, out=out)
+            variance = torch.addcmul(square_avg, grad_avgs[i], grad_avgs[i], value=-1, out=out)
             avg = torch.sqrt(variance, out=out)  # √(v − ḡ²)
         else:
             avg = torch.sqrt(square_avg, out=out)  # √v

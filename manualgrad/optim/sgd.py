@@ -34,8 +34,7 @@ def sgd(
         return
     scratch = Scratch(enabled=not differentiable)
     for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
-        out = scratch(param)
-        grad = effective_grad(param, grad, weight_decay, maximize, out)  # g' = ±g + λθ
+        grad = effective_grad(param, grad, weight_decay, maximize, scratch)  # g' = ±g + λθ
         if momentum != 0:
             buffer = momentum_buffers[i]
             if buffer is None:
@@ -43,7 +42,9 @@ def sgd(
             else:
                 buffer.mul_(momentum).add_(grad, alpha=1 - dampening)  # b ← μb + (1 − τ)g'
             # Nesterov: g' + μb; heavy ball: b
-            grad = torch.add(grad, buffer, alpha=momentum, out=out) if nesterov else buffer
+            grad = (
+                torch.add(grad, buffer, alpha=momentum, out=scratch(param)) if nesterov else buffer
+            )
         param.add_(grad, alpha=-lr)  # θ ← θ − γ·(g', b or g' + μb)
 
 

@@ -6,11 +6,15 @@ per-parameter state keys, ``step`` as a tensor) so that ``state_dict()`` moves f
 Everything torch's ``Optimizer`` base class provides (``zero_grad``, ``add_param_group``,
 ``state_dict``/``load_state_dict``, step and state-dict hooks, pickling/``deepcopy``) is inherited.
 
-The update math lives in one pure function per optimizer. Those functions work in place and
-allocation-free: temporaries (``±g + λθ``, ``√v + ε``, ...) go into a :class:`Scratch` buffer that
-is reused from parameter to parameter, so one step allocates at most a few parameter-sized buffers
-however many parameters there are. With ``differentiable=True`` the scratch hands out ``None``
-instead, every ``out=`` then allocates, and autograd records the update like any other graph.
+The update math lives in one pure function per optimizer, working in place. State updates that
+need only the gradient (moments, sums) run as multi-tensor ``torch._foreach_*`` ops over all
+parameters when g' = g; the rest loops over the parameters and puts temporaries (``±g + λθ``,
+``√v + ε``, ...) into a :class:`Scratch` buffer reused from parameter to parameter, so a step
+allocates a few parameter-sized buffers however many parameters there are. The operations are
+torch's for-loop ones in torch's order (the results are bitwise equal), except where a rewrite
+saves a pass (Adam's bias corrections, see :func:`manualgrad.optim.adam.adam`). With
+``differentiable=True`` the scratch hands out ``None`` instead, every ``out=`` then allocates, and
+autograd records the update like any other graph.
 
 Flags accepted for compatibility with torch.optim (documented once, here):
 

@@ -9,7 +9,7 @@ size        matrix (rows × cols)   image (N, C, H, W)           attention (B, H
 ==========  =====================  ===========================  ===================
 small       64 × 64                1 × 16 × 16 × 16             1 × 1 × 64 × 64
 medium      256 × 1024             4 × 64 × 32 × 32             4 × 4 × 256 × 64
-large       4096 × 1024            16 × 64 × 64 × 64            16 × 4 × 1024 × 64
+large       4096 × 1024            16 × 64 × 64 × 64            16 × 8 × 512 × 64
 ==========  =====================  ===========================  ===================
 
 In those terms: a linear layer (and linear + activation) maps ``cols → cols`` features of ``rows``
@@ -32,7 +32,7 @@ from manualgrad.testing.registry import Sample
 SIZES = ("small", "medium", "large")
 MATRIX = {"small": (64, 64), "medium": (256, 1024), "large": (4096, 1024)}
 IMAGE = {"small": (1, 16, 16, 16), "medium": (4, 64, 32, 32), "large": (16, 64, 64, 64)}
-ATTENTION = {"small": (1, 1, 64, 64), "medium": (4, 4, 256, 64), "large": (16, 4, 1024, 64)}
+ATTENTION = {"small": (1, 1, 64, 64), "medium": (4, 4, 256, 64), "large": (16, 8, 512, 64)}
 
 Maker = Callable[[str], Sample]
 

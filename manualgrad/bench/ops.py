@@ -24,6 +24,7 @@ from manualgrad.testing.registry import OPS, OpInfo, Sample
 # Full runs give each comparison about this many seconds of repeats (at least MIN_REPEATS).
 BUDGET_S = 2.0
 MIN_REPEATS, MAX_REPEATS = 5, 21
+SLOW_S = 0.2
 QUICK = {"repeats": 3, "warmup": 1, "min_time": 1e-3}
 
 
@@ -49,7 +50,8 @@ def compare(
     """Time ``candidates['manualgrad']`` against ``candidates['native']`` as one ``time`` row.
 
     Quick runs use a few repeats; full runs size the repeats to ``BUDGET_S`` from one call of
-    each. ``iqr_ratio`` is the ratio times the sum of both relative IQRs (a conservative spread).
+    each (calls slower than ``SLOW_S`` then need only one more warm-up). ``iqr_ratio`` is the
+    ratio times the sum of both relative IQRs (a conservative spread).
     """
     calls = {key: synchronized(fn) for key, fn in candidates.items()}
     if quick:
@@ -60,7 +62,8 @@ def compare(
             fn()
         per_round = time.perf_counter() - start
         repeats = int(min(MAX_REPEATS, max(MIN_REPEATS, BUDGET_S / max(per_round, 1e-9))))
-        timings = interleaved(calls, repeats=repeats)
+        warmup = 1 if per_round > SLOW_S else 3
+        timings = interleaved(calls, repeats=repeats, warmup=warmup)
     ours, native = timings["manualgrad"], timings["native"]
     spread = (_relative_iqr(ours) + _relative_iqr(native)) * ours.median / native.median
     return Row(suite, name, size, "time", ours.median, native.median, spread)

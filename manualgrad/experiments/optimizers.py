@@ -110,6 +110,7 @@ SURFACES = {
     ),
     "saddle": Surface(saddle, (1.0, 1e-4), (0.0, 0.0), SADDLE, (-1.5, 1.5, -1.5, 1.5), 3.0, 250),
 }
+QUICK_STEPS = 150  # cap on a surface's steps in a quick run
 SECOND_ORDER = (Newton, HessianFree)
 
 
@@ -238,7 +239,7 @@ def run(log: ExperimentLog, quick: bool) -> dict[str, float]:
     )
     axes[0].legend(fontsize=7)
     for axis, (name, surface) in zip(axes[1:], SURFACES.items(), strict=True):
-        steps = min(surface.steps, 300) if quick else surface.steps
+        steps = min(surface.steps, QUICK_STEPS) if quick else surface.steps
         figures.update(race(log, axis, name, surface, steps))
     log.figure("optimizers", figure)
     return figures

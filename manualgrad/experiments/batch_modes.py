@@ -138,7 +138,9 @@ def run(log: ExperimentLog, quick: bool) -> dict[str, float]:
         figures[f"{name}_seconds_per_epoch"] = seconds[-1] / epochs
         epoch_axis.semilogy(losses, marker="o", label=name)
         time_axis.semilogy(seconds, losses, marker="o", label=name)
-    cosines, errors = gradient_agreement(new_model(data, log.seed), data, 8 if quick else 32, 1)
+    cosines, errors = gradient_agreement(
+        new_model(data, log.seed), data, 8 if quick else 32, log.seed
+    )
     for size in cosines:
         log.scalar("grad_cosine_vs_batch", cosines[size], size)
         log.scalar("grad_relative_error_vs_batch", errors[size], size)

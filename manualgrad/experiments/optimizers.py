@@ -41,10 +41,10 @@ CLAIM = (
 
 Factory = Callable[[list[Tensor]], torch.optim.Optimizer]
 
-# L-BFGS takes one iteration per step like the others; max_eval must then be raised, since its
-# default max_iter·5//4 = 1 evaluation leaves the line search no trial (torch.optim's quirk).
 # Full-batch logistic regression on digits 3 vs 8 (convex; 65 parameters: small enough for a
 # dense Hessian, which Newton assembles from one Hessian-vector product per parameter).
+# L-BFGS takes one iteration per step like the others; max_eval must then be raised, since its
+# default max_iter·5//4 = 1 evaluation leaves the line search no trial (torch.optim's quirk).
 PAIR = (3, 8)
 DIGITS: dict[str, Factory] = {
     "sgd": lambda p: SGD(p, lr=0.5),
@@ -93,7 +93,8 @@ def saddle(p: Tensor) -> Tensor:
 @dataclass(frozen=True)
 class Surface:
     """A 2-d test function, where to start, the point distances are measured to (the minimum,
-    or the saddle), the optimizers to race, the plotted box and the radius counted as escape."""
+    or the saddle), the optimizers to race, the plotted box, the radius counted as escape and
+    the number of steps (capped at ``QUICK_STEPS`` in a quick run)."""
 
     function: Callable[[Tensor], Tensor]
     start: tuple[float, float]

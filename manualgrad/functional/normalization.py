@@ -29,7 +29,7 @@ from torch import Tensor
 
 
 def _input_grad(
-    grad_hat: Tensor,
+    grad_output: Tensor,
     input: Tensor,
     sum_grad: Tensor | None,
     sum_grad_input: Tensor,
@@ -38,30 +38,42 @@ def _input_grad(
     count: int,
     grad_mean: Tensor | None,
     grad_rstd: Tensor | None,
-    scale: Tensor | None = None,
+    scales: Sequence[Tensor],
 ) -> Tensor:
-    """dL/dx = r ĝ + B x + C (module docstring), from the per-set sums Σ ĝ (None for RMS norm)
-    and Σ ĝ x. ``scale`` (default r) multiplies ``grad_hat``: pass r ∘ w with ĝ = dL/dy to
-    skip materialising ĝ when w is constant over each set (batch norm)."""
-    centred = sum_grad_input if mean is None else sum_grad_input - mean * sum_grad
-    coef_x = -(rstd**3) * centred / count  # B = −r² (Σ ĝ x̂)/M
-    coef_1 = None if mean is None else -rstd * sum_grad / count - mean * coef_x
-    if grad_rstd is not None:  # r depends on x through v (and μ)
-        cubed = grad_rstd * rstd**3 / count
-        coef_x = coef_x - cubed
-        coef_1 = None if mean is None else coef_1 + cubed * mean
-    if grad_mean is not None and mean is not None:
-        coef_1 = coef_1 + grad_mean / count
-    grad = (grad_hat * (rstd if scale is None else scale)).addcmul_(input, coef_x)
+    """dL/dx = r ĝ + B x + C (module docstring) from the per-set sums Σ ĝ (None for RMS norm)
+    and Σ ĝ x, where ĝ = dL/dy ∘ w and r ĝ = dL/dy ∘ Π ``scales`` (r ∘ w, as one broadcastable
+    factor or several), so that ĝ itself is never materialised."""
+    # Σ ĝ x̂ / r = Σ ĝ x − μ Σ ĝ;  B = −r³ (Σ ĝ x − μ Σ ĝ)/M;  C = −r Σ ĝ/M − μ B.
+    centred = (
+        sum_grad_input if mean is None else torch.addcmul(sum_grad_input, mean, sum_grad, value=-1)
+    )
+    cubed = rstd.pow(3).div_(-count)
+    coef_x = centred.mul(cubed)
+    if grad_rstd is not None:  # r depends on x through v (and μ): dr/dx = −r³ (x − μ)/M
+        coef_x.addcmul_(grad_rstd, cubed)
+    coef_1 = None
+    if mean is not None:
+        coef_1 = torch.addcmul(rstd * sum_grad / -count, mean, coef_x, value=-1)
+        if grad_mean is not None:  # dμ/dx = 1/M
+            coef_1.add_(grad_mean, alpha=1 / count)
+    grad = grad_output * scales[0]
+    for scale in scales[1:]:
+        grad.mul_(scale)
+    grad.addcmul_(input, coef_x)
     return grad if coef_1 is None else grad.add_(coef_1)
 
 
-def _standardise(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, ...]:
-    """(x − μ, μ, v, r) over ``dims`` (keepdim); x − μ is fresh, the caller may overwrite it."""
+def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
+    """Gradients of unused outputs arrive as None (materialisation is off): μ and r get none in a
+    first backward, the main output none in a double backward that reaches only μ and r."""
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def _moments(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """μ, v, r over ``dims`` (keepdim). One full-size temporary (x − μ, squared in place)."""
     mean = input.mean(dims, keepdim=True)
-    centred = input - mean
-    var = centred.square().mean(dims, keepdim=True)
-    return centred, mean, var, (var + eps).rsqrt()
+    var = (input - mean).pow_(2).mean(dims, keepdim=True)
+    return mean, var, (var + eps).rsqrt()
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -97,7 +109,7 @@ class BatchNormFunction(torch.autograd.Function):
         dims = _channel_reduce_dims(input)
         shape = _channel_shape(input)
         if training:
-            _, mean, var, rstd = _standardise(input, dims, eps)
+            mean, var, rstd = _moments(input, dims, eps)
             if input.numel():  # torch leaves the running stats alone on an empty batch
                 _update_running_stats(running_mean, running_var, mean, var, input, momentum)
         else:
@@ -110,6 +122,7 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
+        ctx.set_materialize_grads(False)
         input, weight, _, _, _, training, _, _ = inputs
         _, mean, rstd = output
         needs_input, needs_weight = ctx.needs_input_grad[:2]
@@ -128,6 +141,9 @@ class BatchNormFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
         input, weight, mean, rstd = ctx.saved_tensors
         needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        if grad_output is None and (ctx.empty or not ctx.training):
+            return (None,) * 8  # only μ, r were reached, and they are constants here
+        grad_output = _zeros_if_none(grad_output, input)
         if ctx.empty:
             zeros = grad_output.new_zeros(grad_output.shape[1])
             return (
@@ -156,7 +172,7 @@ class BatchNormFunction(torch.autograd.Function):
                 ctx.count,
                 grad_mean.reshape(shape) if grad_mean is not None else None,
                 grad_rstd.reshape(shape) if grad_rstd is not None else None,
-                scale=scale,
+                [scale],
             )
         elif needs_input:
             grad_input = grad_output * scale
@@ -230,13 +246,14 @@ def batch_norm(
 
 
 class LayerNormFunction(torch.autograd.Function):
-    r"""Layer norm over the last D dims (S = those M cells of one sample), element-wise affine
-    w, b of the normalised shape.
+    r"""Layer norm over the last D dims (S = those M cells of one row), element-wise affine w, b
+    of the normalised shape. With rows flattened to a (R, M) matrix G = dL/dy, X = x:
 
-    Saved: x, w, and the outputs μ, r (one per sample).
+    Saved: x, w, and the outputs μ, r (one per row).
 
-    dL/dx = r ĝ + B x + C   (module docstring; ĝ = dL/dy ∘ w, Σ over the last D dims)
-    dL/dw = Σ_{leading dims} dL/dy ∘ x̂,   dL/db = Σ_{leading dims} dL/dy.
+    dL/dx = r ĝ + B x + C   (module docstring; Σ ĝ = G w and Σ ĝ x = (G ∘ X) w, matrix-vector
+            products, without materialising ĝ = G ∘ w)
+    dL/dw = Σ_rows G ∘ x̂ = (G ∘ X)ᵀ r − Gᵀ (μ ∘ r),   dL/db = Σ_rows G.
     """
 
     generate_vmap_rule = True
@@ -245,8 +262,8 @@ class LayerNormFunction(torch.autograd.Function):
     def forward(
         input: Tensor, weight: Tensor | None, bias: Tensor | None, dims: int, eps: float
     ) -> tuple[Tensor, Tensor, Tensor]:
-        centred, mean, _, rstd = _standardise(input, list(range(-dims, 0)), eps)
-        output = centred.mul_(rstd)
+        mean, _, rstd = _moments(input, list(range(-dims, 0)), eps)
+        output = (input - mean).mul_(rstd)
         if weight is not None:
             output.mul_(weight)
         if bias is not None:
@@ -255,6 +272,7 @@ class LayerNormFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
+        ctx.set_materialize_grads(False)
         input, weight, _, dims, _ = inputs
         _, mean, rstd = output
         ctx.save_for_backward(input, weight, mean, rstd)
@@ -264,32 +282,63 @@ class LayerNormFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
         input, weight, mean, rstd = ctx.saved_tensors
         needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        dims = list(range(-ctx.dims, 0))
+        grad_output = _zeros_if_none(grad_output, input)
+        rows = _Rows(grad_output, input, weight, ctx.dims)
+        mean, rstd = mean.reshape(-1, 1), rstd.reshape(-1, 1)
         grad_input = grad_weight = grad_bias = None
+        if needs_input or needs_weight:
+            # One (R, M) temporary, reduced both ways and released before dL/dx is allocated.
+            grad_times_input = rows.grad * rows.input
+            if needs_input:
+                sum_grad_input = rows.weighted_sum(grad_times_input)
+            if needs_weight:
+                grad_weight = rows.column_sums(grad_times_input, rstd)
+                grad_weight = grad_weight - rows.column_sums(rows.grad, mean * rstd)
+                grad_weight = grad_weight.view(weight.shape)
+            del grad_times_input
         if needs_input:
-            grad_hat = grad_output if weight is None else grad_output * weight
             grad_input = _input_grad(
-                grad_hat,
-                input,
-                grad_hat.sum(dims, keepdim=True),
-                (grad_hat * input).sum(dims, keepdim=True),
+                rows.grad,
+                rows.input,
+                rows.weighted_sum(rows.grad),
+                sum_grad_input,
                 mean,
                 rstd,
-                math.prod(input.shape[-ctx.dims :]),
-                grad_mean,
-                grad_rstd,
-            )
-        if needs_weight:
-            grad_weight = _sum_leading(grad_output * ((input - mean) * rstd), ctx.dims)
+                rows.width,
+                None if grad_mean is None else grad_mean.reshape(-1, 1),
+                None if grad_rstd is None else grad_rstd.reshape(-1, 1),
+                rows.scales(rstd),
+            ).view(grad_output.shape)
         if needs_bias:
-            grad_bias = _sum_leading(grad_output, ctx.dims)
+            grad_bias = rows.column_sums(rows.grad).view(grad_output.shape[-ctx.dims :])
         return grad_input, grad_weight, grad_bias, None, None
 
 
-def _sum_leading(tensor: Tensor, dims: int) -> Tensor:
-    """Sum over all but the last ``dims`` dims (none to sum: ``tensor`` itself)."""
-    leading = list(range(tensor.dim() - dims))
-    return tensor.sum(leading) if leading else tensor
+class _Rows:
+    """dL/dy, x (and w) of a norm over the last ``dims`` dims as (R, M) matrices (and an M
+    vector), with the row and column sums the backward needs as matrix products."""
+
+    def __init__(self, grad: Tensor, input: Tensor, weight: Tensor | None, dims: int) -> None:
+        self.width = math.prod(input.shape[input.dim() - dims :])
+        self.grad = grad.reshape(-1, self.width)
+        self.input = input.reshape(-1, self.width)
+        self.weight = None if weight is None else weight.reshape(self.width)
+
+    def weighted_sum(self, matrix: Tensor) -> Tensor:
+        """Row sums of matrix ∘ w, (R, 1)."""
+        if self.weight is None:
+            return matrix.sum(1, keepdim=True)
+        return matrix.matmul(self.weight).unsqueeze(1)
+
+    def column_sums(self, matrix: Tensor, row_weights: Tensor | None = None) -> Tensor:
+        """Σ_rows matrix (optionally ∘ the (R, 1) ``row_weights``), (M,)."""
+        if row_weights is None:
+            return matrix.sum(0)
+        return matrix.t().matmul(row_weights).squeeze(1)
+
+    def scales(self, rstd: Tensor) -> list[Tensor]:
+        """The factors of r ∘ w: r per row, then w per column."""
+        return [rstd] if self.weight is None else [rstd, self.weight]
 
 
 def _check_normalized_shape(
@@ -336,10 +385,10 @@ class RMSNormFunction(torch.autograd.Function):
 
     The module docstring's derivation with μ ≡ 0 (no centring, so no Σ ĝ term).
 
-    Saved: x, w, and the output r (one per sample).
+    Saved: x, w, and the output r (one per row).
 
-    dL/dx = r ĝ − x r³ (Σ ĝ x)/M − x r³ dL/dr / M   (ĝ = dL/dy ∘ w)
-    dL/dw = Σ_{leading dims} dL/dy ∘ x r.
+    dL/dx = r ĝ − x r³ (Σ ĝ x)/M − x r³ dL/dr / M   (ĝ = dL/dy ∘ w, Σ ĝ x = (G ∘ X) w)
+    dL/dw = Σ_rows dL/dy ∘ x r = (G ∘ X)ᵀ r.
     """
 
     generate_vmap_rule = True
@@ -356,6 +405,7 @@ class RMSNormFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
+        ctx.set_materialize_grads(False)
         input, weight, dims, _ = inputs
         _, rstd = output
         ctx.save_for_backward(input, weight, rstd)
@@ -365,23 +415,29 @@ class RMSNormFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor, grad_rstd: Tensor | None):
         input, weight, rstd = ctx.saved_tensors
         needs_input, needs_weight = ctx.needs_input_grad[:2]
-        dims = list(range(-ctx.dims, 0))
+        grad_output = _zeros_if_none(grad_output, input)
+        rows = _Rows(grad_output, input, weight, ctx.dims)
+        rstd = rstd.reshape(-1, 1)
         grad_input = grad_weight = None
+        # One (R, M) temporary, reduced both ways and released before dL/dx is allocated.
+        grad_times_input = rows.grad * rows.input
+        if needs_weight:
+            grad_weight = rows.column_sums(grad_times_input, rstd).view(weight.shape)
+        sum_grad_input = rows.weighted_sum(grad_times_input) if needs_input else None
+        del grad_times_input
         if needs_input:
-            grad_hat = grad_output if weight is None else grad_output * weight
             grad_input = _input_grad(
-                grad_hat,
-                input,
+                rows.grad,
+                rows.input,
                 None,
-                (grad_hat * input).sum(dims, keepdim=True),
+                sum_grad_input,
                 None,
                 rstd,
-                math.prod(input.shape[-ctx.dims :]),
+                rows.width,
                 None,
-                grad_rstd,
-            )
-        if needs_weight:
-            grad_weight = _sum_leading(grad_output * (input * rstd), ctx.dims)
+                None if grad_rstd is None else grad_rstd.reshape(-1, 1),
+                rows.scales(rstd),
+            ).view(grad_output.shape)
         return grad_input, grad_weight, None, None
 
 
@@ -418,8 +474,8 @@ class GroupNormFunction(torch.autograd.Function):
         input: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float
     ) -> tuple[Tensor, Tensor, Tensor]:
         grouped = input.reshape(input.shape[0], groups, math.prod(input.shape[1:]) // groups)
-        centred, mean, _, rstd = _standardise(grouped, [2], eps)
-        output = centred.mul_(rstd).view(input.shape)
+        mean, _, rstd = _moments(grouped, [2], eps)
+        output = (grouped - mean).mul_(rstd).view(input.shape)
         shape = _channel_shape(input)
         if weight is not None:
             output.mul_(weight.reshape(shape))
@@ -429,6 +485,7 @@ class GroupNormFunction(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
+        ctx.set_materialize_grads(False)
         input, weight, _, groups, _ = inputs
         _, mean, rstd = output
         ctx.save_for_backward(input, weight, mean, rstd)
@@ -438,6 +495,7 @@ class GroupNormFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
         input, weight, mean, rstd = ctx.saved_tensors
         needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+        grad_output = _zeros_if_none(grad_output, input)
         batch, channels = input.shape[:2]
         # Work on (N, C, L) views; per (sample, channel) quantities are (N, C, 1).
         flat = (batch, channels, math.prod(input.shape[2:]))
@@ -468,7 +526,7 @@ class GroupNormFunction(torch.autograd.Function):
                 size * flat[2],
                 None if grad_mean is None else per_channel(grad_mean),
                 None if grad_rstd is None else per_channel(grad_rstd),
-                scale=rstd_c * w,
+                [rstd_c * w],
             ).view(grad_output.shape)
         if needs_weight:
             grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).flatten()

@@ -154,9 +154,12 @@ def _conv_weight_grad(
     )
     filters = grad_output.transpose(0, 1)  # (C_out, N, *S_out)
     zeros = (0,) * len(stride)
+    # Dense copies for the kernel; channels-last (the N "channels" innermost) is the fast layout
+    # for this short-and-wide convolution in 2-d.
+    layout = torch.channels_last if images.dim() == 4 else torch.contiguous_format
     full = torch.convolution(
-        images.contiguous(),
-        filters.contiguous(),
+        images.contiguous(memory_format=layout),
+        filters.contiguous(memory_format=layout),
         None,
         dilation,
         padding,

@@ -373,6 +373,9 @@ class AdaptiveAvgPool2dFunction(torch.autograd.Function):
     r"""Adaptive average pooling to (h, w):  y = A_h · x · A_wᵀ  per (n, c) plane, where row i
     of A_h (h × H) averages x's rows ⌊iH/h⌋ … ⌈(i+1)H/h⌉ − 1 (torch's windows), same for A_w.
 
+    When h divides H and w divides W the windows are the k_h × k_w tiles (k = H/h, W/w): then
+    y is a mean over tiles and dL/dx the broadcast of dL/dy / (k_h k_w) over each tile.
+
     Saved: nothing (A_h, A_w depend on shapes only and are rebuilt).
 
     dL/dx = A_hᵀ · dL/dy · A_w.  Linear in dL/dy.
@@ -382,8 +385,13 @@ class AdaptiveAvgPool2dFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input: Tensor, output_size: tuple[int, int]) -> Tensor:
+        tile = _tile(input.shape[-2:], output_size)
+        if tile is not None:
+            (out_h, out_w), (tile_h, tile_w) = output_size, tile
+            tiles = input.unflatten(-1, (out_w, tile_w)).unflatten(-3, (out_h, tile_h))
+            return tiles.mean((-3, -1))
         rows, cols = _averaging_matrices(input, input.shape[-2:], output_size)
-        return rows.matmul(input).matmul(cols.t())
+        return rows.matmul(input.matmul(cols.t()))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -393,8 +401,21 @@ class AdaptiveAvgPool2dFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
+        tile = _tile(ctx.input_size, ctx.output_size)
+        if tile is not None:
+            (out_h, out_w), (tile_h, tile_w) = ctx.output_size, tile
+            share = (grad_output / (tile_h * tile_w)).unsqueeze(-1).unsqueeze(-3)
+            spread = share.expand(*share.shape[:-4], out_h, tile_h, out_w, tile_w)
+            return spread.reshape(*share.shape[:-4], *ctx.input_size), None
         rows, cols = _averaging_matrices(grad_output, ctx.input_size, ctx.output_size)
-        return rows.t().matmul(grad_output).matmul(cols), None
+        return rows.t().matmul(grad_output.matmul(cols)), None
+
+
+def _tile(input_size: Sequence[int], output_size: Sequence[int]) -> tuple[int, int] | None:
+    """The tile (k_h, k_w) if the output size divides the input size, else None."""
+    if all(out and size % out == 0 for size, out in zip(input_size, output_size, strict=True)):
+        return input_size[0] // output_size[0], input_size[1] // output_size[1]
+    return None
 
 
 def _averaging_matrices(

@@ -85,6 +85,12 @@ def adaptive_avg_pool2d_samples(dtype):
     yield Sample("empty_batch", (tensor(0, 2, 4, 4, dtype=dtype),), {"output_size": 2})
     yield Sample("size1", (tensor(1, 1, 1, 1, dtype=dtype),), {"output_size": 1})
     yield Sample(
+        "tiles_noncontiguous",
+        (tensor(1, 2, 6, 4, dtype=dtype, noncontiguous=True),),
+        {"output_size": (3, 2)},
+        noncontiguous_grad=True,
+    )
+    yield Sample(
         "noncontiguous",
         (tensor(1, 2, 5, 6, dtype=dtype, noncontiguous=True),),
         {"output_size": (2, 4)},

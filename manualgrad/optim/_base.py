@@ -1,4 +1,4 @@
-"""Bookkeeping shared by the first-order optimizers: validation, lazy state, scratch buffers.
+"""Bookkeeping shared by the first-order optimizers: validation, lazy state, gradient helpers.
 
 The classes in this package keep torch.optim's public contract (defaults, ``param_groups`` keys,
 per-parameter state keys, ``step`` as a tensor) so that ``state_dict()`` moves freely between
@@ -6,15 +6,13 @@ per-parameter state keys, ``step`` as a tensor) so that ``state_dict()`` moves f
 Everything torch's ``Optimizer`` base class provides (``zero_grad``, ``add_param_group``,
 ``state_dict``/``load_state_dict``, step and state-dict hooks, pickling/``deepcopy``) is inherited.
 
-The update math lives in one pure function per optimizer, working in place. State updates that
-need only the gradient (moments, sums) run as multi-tensor ``torch._foreach_*`` ops over all
-parameters when g' = g; the rest loops over the parameters and puts temporaries (``±g + λθ``,
-``√v + ε``, ...) into a :class:`Scratch` buffer reused from parameter to parameter, so a step
-allocates a few parameter-sized buffers however many parameters there are. The operations are
-torch's for-loop ones in torch's order (the results are bitwise equal), except where a rewrite
-saves a pass (Adam's bias corrections, see :func:`manualgrad.optim.adam.adam`). With
-``differentiable=True`` the scratch hands out ``None`` instead, every ``out=`` then allocates, and
-autograd records the update like any other graph.
+The update math lives in one pure function per optimizer, working in place, parameter by
+parameter (each parameter's state stays in cache through its whole update), with torch's
+for-loop operations in torch's order: the results are bitwise equal, except where a rewrite saves
+a pass (Adam's bias corrections, SGD's undamped momentum buffer, Adadelta's single square root;
+the results then differ in the last bits). Temporaries are allocated per parameter and updated in
+place, as in torch; with ``differentiable=True`` an in-place update of a temporary that autograd
+saved becomes out of place (:func:`plus`), again as in torch.
 
 Flags accepted for compatibility with torch.optim (documented once, here):
 
@@ -102,52 +100,18 @@ def increment(steps: list[Tensor]) -> list[float]:
     return [step.item() for step in steps]
 
 
-class Scratch:
-    """Reusable temporaries: ``scratch(like, slot)`` is a buffer shaped like ``like``.
-
-    Buffers are keyed by ``(slot, dtype, device)`` and grow to the largest parameter seen, so a
-    whole step allocates one buffer per slot. Disabled (``differentiable``), it returns ``None``,
-    which every ``out=`` argument reads as "allocate a new tensor".
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self._buffers: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
-        self._views: dict[tuple[int, torch.dtype, torch.device], Tensor] = {}
-
-    def __call__(self, like: Tensor, slot: int = 0) -> Tensor | None:
-        if not self.enabled:
-            return None
-        key = (slot, like.dtype, like.device)
-        view = self._views.get(key)
-        if view is not None and view.shape == like.shape:
-            return view
-        buffer = self._buffers.get(key)
-        if buffer is None or buffer.numel() < like.numel():
-            buffer = self._buffers[key] = torch.empty(
-                like.numel(), dtype=like.dtype, device=like.device
-            )
-        view = self._views[key] = buffer[: like.numel()].view(like.shape)
-        return view
-
-
-def is_raw(weight_decay: float, maximize: bool) -> bool:
-    """Whether g' = g, so that the state updates can run on all parameters at once."""
-    return not maximize and weight_decay == 0
-
-
-def effective_grad(
-    param: Tensor, grad: Tensor, weight_decay: float, maximize: bool, scratch: Scratch
-) -> Tensor:
-    """g' = ±g + λθ (minus when maximizing): ``grad`` itself, or written into ``scratch`` slot 0."""
-    if is_raw(weight_decay, maximize):
-        return grad
-    out = scratch(param, 0)
+def effective_grad(param: Tensor, grad: Tensor, weight_decay: float, maximize: bool) -> Tensor:
+    """g' = ±g + λθ (minus when maximizing); ``grad`` itself when that is g'."""
     if maximize:
-        grad = torch.neg(grad, out=out)
+        grad = -grad
     if weight_decay != 0:
-        grad = torch.add(grad, param, alpha=weight_decay, out=out)
+        grad = grad.add(param, alpha=weight_decay)
     return grad
+
+
+def plus(tensor: Tensor, value: float, differentiable: bool) -> Tensor:
+    """tensor + value: in place on a temporary, out of place when autograd may have saved it."""
+    return tensor + value if differentiable else tensor.add_(value)
 
 
 class FirstOrderOptimizer(Optimizer):

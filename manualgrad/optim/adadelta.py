@@ -9,11 +9,9 @@ from torch import Tensor
 
 from ._base import (
     FirstOrderOptimizer,
-    Scratch,
     check_lr,
     effective_grad,
     increment,
-    is_raw,
     new_step,
     real,
     require,
@@ -37,26 +35,20 @@ def adadelta(
 ) -> None:
     r"""One Adadelta step, in place (algorithm in :class:`Adadelta`).
 
-    The squared-gradient averages are updated for all parameters at once when g' = g, parameter
-    by parameter otherwise.
+    The update is computed as Δ = g'·√((u + ε)/(v + ε)), one square root instead of torch's two
+    (√(u + ε)/√(v + ε)); the results may differ in the last bit.
     """
-    scratch = Scratch(enabled=not differentiable)
     increment(state_steps)
-    batched = is_raw(weight_decay, maximize)
-    if batched:
-        torch._foreach_mul_(square_avgs, rho)
-        torch._foreach_addcmul_(square_avgs, grads, grads, 1 - rho)  # v ← ρv + (1 − ρ)g²
     for param, grad, square_avg, acc_delta in zip(
         params, grads, square_avgs, acc_deltas, strict=True
     ):
-        if not batched:
-            grad = effective_grad(param, grad, weight_decay, maximize, scratch)
-            square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)  # v ← ρv + (1 − ρ)g'²
-        out = scratch(param, 1)
-        std = torch.sqrt(torch.add(square_avg, eps, out=out), out=out)  # √(v + ε)
-        out = scratch(param, 2)
-        delta = torch.sqrt(torch.add(acc_delta, eps, out=out), out=out)  # √(u + ε)
-        delta = torch.mul(torch.div(delta, std, out=out), grad, out=out)  # Δ = g'·√(u+ε)/√(v+ε)
+        grad = effective_grad(param, grad, weight_decay, maximize)  # g' = ±g + λθ
+        square_avg.mul_(rho).addcmul_(grad, grad, value=1 - rho)  # v ← ρv + (1 − ρ)g'²
+        ratio = acc_delta.add(eps)
+        if differentiable:  # div_ and sqrt_ would overwrite values autograd saved
+            delta = (ratio / square_avg.add(eps)).sqrt() * grad
+        else:
+            delta = ratio.div_(square_avg.add(eps)).sqrt_().mul_(grad)  # Δ = g'·√((u+ε)/(v+ε))
         acc_delta.mul_(rho).addcmul_(delta, delta, value=1 - rho)  # u ← ρu + (1 − ρ)Δ²
         param.add_(delta, alpha=-lr)  # θ ← θ − γΔ
 

@@ -9,12 +9,11 @@ from torch import Tensor
 
 from ._base import (
     FirstOrderOptimizer,
-    Scratch,
     check_lr,
     effective_grad,
     increment,
-    is_raw,
     new_step,
+    plus,
     real,
     require,
     scalar,
@@ -34,23 +33,13 @@ def adagrad(
     maximize: bool,
     differentiable: bool = False,
 ) -> None:
-    r"""One Adagrad step, in place (algorithm in :class:`Adagrad`).
-
-    The sums are updated for all parameters at once when g' = g, parameter by parameter
-    otherwise.
-    """
-    scratch = Scratch(enabled=not differentiable)
+    r"""One Adagrad step, in place (algorithm in :class:`Adagrad`)."""
     steps = increment(state_steps)
-    batched = is_raw(weight_decay, maximize)
-    if batched:
-        torch._foreach_addcmul_(state_sums, grads, grads, 1)  # s ← s + g²
     for param, grad, state_sum, step in zip(params, grads, state_sums, steps, strict=True):
         decayed_lr = lr / (1 + (step - 1) * lr_decay)  # γ̃ = γ / (1 + (t − 1)η)
-        if not batched:
-            grad = effective_grad(param, grad, weight_decay, maximize, scratch)
-            state_sum.addcmul_(grad, grad, value=1)  # s ← s + g'²
-        out = scratch(param, 1)
-        std = torch.add(torch.sqrt(state_sum, out=out), eps, out=out)  # √s + ε
+        grad = effective_grad(param, grad, weight_decay, maximize)  # g' = ±g + λθ
+        state_sum.addcmul_(grad, grad, value=1)  # s ← s + g'²
+        std = plus(state_sum.sqrt(), eps, differentiable)  # √s + ε
         param.addcdiv_(grad, std, value=-decayed_lr)  # θ ← θ − γ̃ g' / (√s + ε)
 
 

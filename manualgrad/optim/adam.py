@@ -9,12 +9,11 @@ from torch import Tensor
 
 from ._base import (
     FirstOrderOptimizer,
-    Scratch,
     check_lr,
     effective_grad,
     increment,
-    is_raw,
     new_step,
+    plus,
     real,
     require,
     scalar,
@@ -46,45 +45,21 @@ def adam(
         θ ← θ − γ/(1 − β₁ᵗ) · m / (√v/√(1 − β₂ᵗ) + ε)
           = θ − c · m / (√v + ε·√(1 − β₂ᵗ)),      c = γ·√(1 − β₂ᵗ)/(1 − β₁ᵗ)
 
-    ``max_exp_avg_sqs`` is empty unless ``amsgrad``. The moments are updated for all parameters
-    at once when g' = g, and parameter by parameter (g' in a scratch buffer) otherwise.
+    ``max_exp_avg_sqs`` is empty unless ``amsgrad``.
     """
-    scratch = Scratch(enabled=not differentiable)
     steps = increment(state_steps)
     coupled_decay = 0 if decoupled_weight_decay else weight_decay
-    batched = is_raw(coupled_decay, maximize)
-    if batched:
-        moments(exp_avgs, exp_avg_sqs, grads, beta1, beta2)
     for i, (param, grad, m, v) in enumerate(zip(params, grads, exp_avgs, exp_avg_sqs, strict=True)):
         if decoupled_weight_decay and weight_decay != 0:
             param.mul_(1 - lr * weight_decay)  # θ ← θ − γλθ
-        if not batched:
-            moments(
-                [m],
-                [v],
-                [effective_grad(param, grad, coupled_decay, maximize, scratch)],
-                beta1,
-                beta2,
-            )
+        grad = effective_grad(param, grad, coupled_decay, maximize)  # g' = ±g + λθ
+        m.lerp_(grad, 1 - beta1)  # m ← β₁m + (1 − β₁)g'
+        v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)  # v ← β₂v + (1 − β₂)g'²
         if amsgrad:
             v = max_(max_exp_avg_sqs[i], v, differentiable)  # vᵐᵃˣ ← max(vᵐᵃˣ, v)
         correction2 = (1 - beta2 ** steps[i]) ** 0.5
-        out = scratch(param, 1)
-        denom = torch.add(torch.sqrt(v, out=out), eps * correction2, out=out)
+        denom = plus(v.sqrt(), eps * correction2, differentiable)
         param.addcdiv_(m, denom, value=-lr * correction2 / (1 - beta1 ** steps[i]))
-
-
-def moments(
-    exp_avgs: list[Tensor],
-    exp_avg_sqs: list[Tensor],
-    grads: list[Tensor],
-    beta1: float,
-    beta2: float,
-) -> None:
-    """m ← β₁m + (1 − β₁)g and v ← β₂v + (1 − β₂)g², for every tensor of the lists."""
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2)
 
 
 def max_(running: Tensor, value: Tensor, differentiable: bool) -> Tensor:

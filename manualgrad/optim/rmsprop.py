@@ -9,12 +9,11 @@ from torch import Tensor
 
 from ._base import (
     FirstOrderOptimizer,
-    Scratch,
     check_lr,
     effective_grad,
     increment,
-    is_raw,
     new_step,
+    plus,
     real,
     require,
     scalar,
@@ -40,40 +39,23 @@ def rmsprop(
 ) -> None:
     r"""One RMSprop step, in place (algorithm in :class:`RMSprop`).
 
-    ``grad_avgs`` is empty unless ``centered``; ``momentum_buffers`` is empty unless μ > 0. The
-    running averages are updated for all parameters at once when g' = g, parameter by parameter
-    otherwise.
+    ``grad_avgs`` is empty unless ``centered``; ``momentum_buffers`` is empty unless μ > 0.
     """
-
-    def averages(indices: list[int], grads: list[Tensor]) -> None:
-        """v ← αv + (1 − α)g², and ḡ ← αḡ + (1 − α)g if centered, for the given parameters."""
-        squares = [square_avgs[i] for i in indices]
-        torch._foreach_mul_(squares, alpha)
-        torch._foreach_addcmul_(squares, grads, grads, 1 - alpha)
-        if centered:
-            torch._foreach_lerp_([grad_avgs[i] for i in indices], grads, 1 - alpha)
-
-    scratch = Scratch(enabled=not differentiable)
     increment(state_steps)
-    batched = is_raw(weight_decay, maximize)
-    if batched:
-        averages(list(range(len(params))), grads)
     for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs, strict=True)):
-        if not batched:
-            grad = effective_grad(param, grad, weight_decay, maximize, scratch)
-            averages([i], [grad])
-        out = scratch(param, 1)
+        grad = effective_grad(param, grad, weight_decay, maximize)  # g' = ±g + λθ
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)  # v ← αv + (1 − α)g'²
         if centered:
-            variance = torch.addcmul(square_avg, grad_avgs[i], grad_avgs[i], value=-1, out=out)
-            avg = torch.sqrt(variance, out=out)  # √(v − ḡ²)
+            grad_avg = grad_avgs[i].lerp_(grad, 1 - alpha)  # ḡ ← αḡ + (1 − α)g'
+            avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()  # √(v − ḡ²)
         else:
-            avg = torch.sqrt(square_avg, out=out)  # √v
-        avg = torch.add(avg, eps, out=out)
+            avg = square_avg.sqrt()  # √v
+        avg = plus(avg, eps, differentiable)
         if momentum > 0:
-            buffer = momentum_buffers[i].mul_(momentum).addcdiv_(grad, avg)  # b ← μb + g/avg
+            buffer = momentum_buffers[i].mul_(momentum).addcdiv_(grad, avg)  # b ← μb + g'/avg
             param.add_(buffer, alpha=-lr)  # θ ← θ − γb
         else:
-            param.addcdiv_(grad, avg, value=-lr)  # θ ← θ − γ g/avg
+            param.addcdiv_(grad, avg, value=-lr)  # θ ← θ − γ g'/avg
 
 
 class RMSprop(FirstOrderOptimizer):

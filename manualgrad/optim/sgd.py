@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import FirstOrderOptimizer, Scratch, check_lr, effective_grad, require, scalar
+from ._base import FirstOrderOptimizer, check_lr, effective_grad, require, scalar
 
 
 def sgd(
@@ -25,51 +25,28 @@ def sgd(
 ) -> None:
     r"""One SGD step, in place (algorithm in :class:`SGD`); fills ``None`` momentum buffers.
 
-    When the effective gradient is the raw one (no ``maximize``, no weight decay, no Nesterov)
-    every operation is a multi-tensor one; otherwise a loop over the parameters builds g' (and
-    Nesterov's g' + μb) in a reused scratch buffer.
+    Plain SGD on raw gradients is one multi-tensor update. Otherwise each parameter is updated in
+    turn; without dampening the buffer update b ← g' + μb is a single pass (torch's for-loop
+    makes two, b ← μb then b ← b + g', so the result may differ in the last bit).
     """
-    if not (maximize or weight_decay != 0 or nesterov):
-        _heavy_ball(params, grads, momentum_buffers, lr=lr, momentum=momentum, dampening=dampening)
+    if momentum == 0 and weight_decay == 0 and not maximize:
+        torch._foreach_add_(params, grads, alpha=-lr)  # θ ← θ − γg
         return
-    scratch = Scratch(enabled=not differentiable)
     for i, (param, grad) in enumerate(zip(params, grads, strict=True)):
-        grad = effective_grad(param, grad, weight_decay, maximize, scratch)  # g' = ±g + λθ
+        grad = effective_grad(param, grad, weight_decay, maximize)  # g' = ±g + λθ
         if momentum != 0:
             buffer = momentum_buffers[i]
             if buffer is None:
-                buffer = momentum_buffers[i] = grad.clone()  # b₁ = g'
-            else:
-                buffer.mul_(momentum).add_(grad, alpha=1 - dampening)  # b ← μb + (1 − τ)g'
-            # Nesterov: g' + μb; heavy ball: b
-            grad = (
-                torch.add(grad, buffer, alpha=momentum, out=scratch(param)) if nesterov else buffer
-            )
+                buffer = grad.clone()  # b₁ = g'
+            elif dampening == 0:  # b ← g' + μb
+                buffer = torch.add(
+                    grad, buffer, alpha=momentum, out=None if differentiable else buffer
+                )
+            else:  # b ← μb + (1 − τ)g'
+                buffer.mul_(momentum).add_(grad, alpha=1 - dampening)
+            momentum_buffers[i] = buffer
+            grad = grad.add(buffer, alpha=momentum) if nesterov else buffer  # g' + μb, or b
         param.add_(grad, alpha=-lr)  # θ ← θ − γ·(g', b or g' + μb)
-
-
-def _heavy_ball(
-    params: list[Tensor],
-    grads: list[Tensor],
-    momentum_buffers: list[Tensor | None],
-    *,
-    lr: float,
-    momentum: float,
-    dampening: float,
-) -> None:
-    """θ ← θ − γg, or b ← μb + (1 − τ)g, θ ← θ − γb, with multi-tensor (``_foreach``) ops."""
-    if momentum == 0:
-        torch._foreach_add_(params, grads, alpha=-lr)
-        return
-    old = [i for i, buffer in enumerate(momentum_buffers) if buffer is not None]
-    if old:
-        buffers = [momentum_buffers[i] for i in old]
-        torch._foreach_mul_(buffers, momentum)
-        torch._foreach_add_(buffers, [grads[i] for i in old], alpha=1 - dampening)
-    for i, buffer in enumerate(momentum_buffers):
-        if buffer is None:
-            momentum_buffers[i] = grads[i].clone()
-    torch._foreach_add_(params, momentum_buffers, alpha=-lr)
 
 
 class SGD(FirstOrderOptimizer):

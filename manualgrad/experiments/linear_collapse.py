@@ -73,7 +73,7 @@ def run(log: ExperimentLog, quick: bool) -> dict[str, float]:
     matrix, offset = collapse(linear_net)
     with torch.no_grad():
         collapse_error = float((linear_net(probe) - (probe @ matrix.T + offset)).abs().max())
-    steps = 300 if quick else 1500
+    steps = 150 if quick else 1500
     curves = {}
     accuracies = {}
     for name, activation in (("linear", Double), ("relu", nn.ReLU)):

@@ -36,7 +36,7 @@ def unit_spread(layer: nn.Linear) -> float:
 def run(log: ExperimentLog, quick: bool) -> dict[str, float]:
     """Train the same tanh MLP on digits from each start; measure unit spread and accuracy."""
     data = common.digits(log.seed)
-    epochs = 8 if quick else 40
+    epochs = 5 if quick else 40
     figures: dict[str, float] = {}
     figure, axes = plt.subplots(1, len(STARTS), figsize=(11, 3))
     for axis, (name, start) in zip(axes, STARTS.items(), strict=True):

@@ -24,10 +24,10 @@ Flags accepted for compatibility with torch.optim (documented once, here):
 - ``capturable``: accepted; ``step`` lives on the parameter's device as in torch. The update reads
   ``step`` on the host, so it is correct but not CUDA-graph capturable.
 - ``differentiable``: supported. ``step()`` then runs with autograd enabled, state tensors are
-  cloned before being updated and no buffer is reused, so gradients flow from the new parameters
-  back to the old ones, the gradients and the state (parameters must be non-leaf tensors, as in
-  torch). Hyper-parameters are taken as Python numbers; a tensor hyper-parameter that requires
-  grad raises ``NotImplementedError``.
+  cloned before being updated and temporaries autograd saved are not overwritten, so gradients
+  flow from the new parameters back to the old ones, the gradients and the state (parameters must
+  be non-leaf tensors, as in torch). Hyper-parameters are taken as Python numbers; a tensor
+  hyper-parameter that requires grad raises ``NotImplementedError``.
 """
 
 from __future__ import annotations

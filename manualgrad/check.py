@@ -57,6 +57,7 @@ def check_builtin() -> list[CheckReport]:
                 reference=op.reference,
                 name=f"{op.name} ({sample.name})",
                 constant=constant,
+                second_order=op.gradgradcheck,
                 **sample.kwargs,
             )
         )

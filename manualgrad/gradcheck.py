@@ -24,7 +24,7 @@ class InputCheck:
     max_abs_error: float
     max_rel_error: float
     gradcheck: bool
-    gradgradcheck: bool
+    gradgradcheck: bool | None
     passed: bool
 
 
@@ -63,7 +63,9 @@ class DerivationError(AssertionError):
     """Raised by ``check_function(..., raise_on_failure=True)``; its message is the report."""
 
 
-def _mark(ok: bool) -> str:
+def _mark(ok: bool | None) -> str:
+    if ok is None:
+        return "n/a"
     return "ok" if ok else "FAIL"
 
 
@@ -77,12 +79,14 @@ def check_function(
     seed: int = 0,
     name: str | None = None,
     constant: Collection[int] = (),
+    second_order: bool = True,
     **kwargs: object,
 ) -> CheckReport:
     """Check ``function(*inputs, **kwargs)`` (an autograd.Function class or any callable).
 
     Floating-point tensor inputs are cast to float64 and checked one at a time (the others held
     constant); positions in ``constant`` (targets, class weights) are not checked.
+    ``second_order=False`` skips gradgradcheck (for a Function documented as first-order only).
     ``reference`` is called the same way and differentiated by autograd. Returns a
     :class:`CheckReport`; with ``raise_on_failure=True`` a failing report raises
     :class:`DerivationError` carrying the table.
@@ -102,7 +106,9 @@ def check_function(
         for index, value in enumerate(values):
             if isinstance(value, Tensor) and value.is_floating_point() and index not in constant:
                 report.inputs.append(
-                    _check_input(call, reference, values, index, kwargs, generator, atol, rtol)
+                    _check_input(
+                        call, reference, values, index, kwargs, generator, atol, rtol, second_order
+                    )
                 )
     except Exception as error:
         report.errors.append(f"{type(error).__name__}: {error}")
@@ -123,6 +129,7 @@ def _check_input(
     generator: torch.Generator,
     atol: float,
     rtol: float,
+    second_order: bool,
 ) -> InputCheck:
     target = values[index]
     assert isinstance(target, Tensor)
@@ -147,12 +154,13 @@ def _check_input(
     rel_error = abs_error / max(_max_abs(expected), 1e-12)
     close = torch.allclose(grad_inputs, expected, atol=atol, rtol=rtol)
     ok1 = torch.autograd.gradcheck(only(call), (leaf,), atol=atol, rtol=rtol, raise_exception=False)
-    ok2 = torch.autograd.gradgradcheck(
-        only(call), (leaf,), atol=atol, rtol=rtol, raise_exception=False
-    )
-    return InputCheck(
-        index, tuple(target.shape), abs_error, rel_error, ok1, ok2, close and ok1 and ok2
-    )
+    ok2 = None
+    if second_order:
+        ok2 = torch.autograd.gradgradcheck(
+            only(call), (leaf,), atol=atol, rtol=rtol, raise_exception=False
+        )
+    passed = close and ok1 and ok2 is not False
+    return InputCheck(index, tuple(target.shape), abs_error, rel_error, ok1, ok2, passed)
 
 
 def _vjp(outputs: Sequence[Tensor], leaf: Tensor, grad_outputs: Sequence[Tensor]) -> Tensor:

@@ -89,6 +89,15 @@ def new_step(param: Tensor, on_device: bool = False, fused: bool | None = None) 
     return torch.zeros((), dtype=step_dtype(fused), device=device)
 
 
+def zero_buffers(param: Tensor, **wanted: bool) -> dict[str, Tensor]:
+    """A zero tensor shaped and laid out like ``param`` for each key flagged True, in order."""
+    return {
+        key: torch.zeros_like(param, memory_format=torch.preserve_format)
+        for key, on in wanted.items()
+        if on
+    }
+
+
 def real(tensors: list[Tensor]) -> list[Tensor]:
     """Complex tensors viewed as real ``(..., 2)`` tensors; the updates then act per component."""
     return [torch.view_as_real(t) if t.is_complex() else t for t in tensors]
@@ -158,6 +167,12 @@ class FirstOrderOptimizer(Optimizer):
                         state[key] = value.clone()
             states.append(state)
         return states
+
+    @staticmethod
+    def _column(states: list[dict[str, Tensor]], key: str, present: bool = True) -> list[Tensor]:
+        """Every parameter's ``state[key]`` (complex ones viewed as real); empty unless
+        ``present``."""
+        return real([state[key] for state in states]) if present else []
 
     def _grads(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
         """The parameters' gradients, refusing sparse ones (and non-float parameters if fused)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ._base import (
@@ -16,6 +15,7 @@ from ._base import (
     real,
     require,
     scalar,
+    zero_buffers,
 )
 
 
@@ -115,8 +115,7 @@ class Adadelta(FirstOrderOptimizer):
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
         return {
             "step": new_step(param, group["capturable"]),
-            "square_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-            "acc_delta": torch.zeros_like(param, memory_format=torch.preserve_format),
+            **zero_buffers(param, square_avg=True, acc_delta=True),
         }
 
     def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
@@ -124,9 +123,9 @@ class Adadelta(FirstOrderOptimizer):
         adadelta(
             real(params),
             real(grads),
-            real([state["square_avg"] for state in states]),
-            real([state["acc_delta"] for state in states]),
-            [state["step"] for state in states],
+            self._column(states, "square_avg"),
+            self._column(states, "acc_delta"),
+            self._column(states, "step"),
             lr=scalar(group["lr"], "lr"),
             rho=group["rho"],
             eps=group["eps"],

@@ -128,8 +128,8 @@ class Adagrad(FirstOrderOptimizer):
         adagrad(
             real(params),
             real(grads),
-            real([state["sum"] for state in states]),
-            [state["step"] for state in states],
+            self._column(states, "sum"),
+            self._column(states, "step"),
             lr=scalar(group["lr"], "lr"),
             lr_decay=group["lr_decay"],
             weight_decay=group["weight_decay"],

@@ -17,6 +17,7 @@ from ._base import (
     real,
     require,
     scalar,
+    zero_buffers,
 )
 
 
@@ -165,14 +166,10 @@ class Adam(FirstOrderOptimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
-        state = {
+        return {
             "step": new_step(param, group["capturable"], group["fused"]),
-            "exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
-            "exp_avg_sq": torch.zeros_like(param, memory_format=torch.preserve_format),
+            **zero_buffers(param, exp_avg=True, exp_avg_sq=True, max_exp_avg_sq=group["amsgrad"]),
         }
-        if group["amsgrad"]:
-            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        return state
 
     def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         states = self._states(group, params)
@@ -180,10 +177,10 @@ class Adam(FirstOrderOptimizer):
         adam(
             real(params),
             real(grads),
-            real([state["exp_avg"] for state in states]),
-            real([state["exp_avg_sq"] for state in states]),
-            real([state["max_exp_avg_sq"] for state in states] if group["amsgrad"] else []),
-            [state["step"] for state in states],
+            self._column(states, "exp_avg"),
+            self._column(states, "exp_avg_sq"),
+            self._column(states, "max_exp_avg_sq", present=group["amsgrad"]),
+            self._column(states, "step"),
             lr=scalar(group["lr"], "lr"),
             beta1=scalar(beta1, "betas"),
             beta2=scalar(beta2, "betas"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ._base import (
@@ -17,6 +16,7 @@ from ._base import (
     real,
     require,
     scalar,
+    zero_buffers,
 )
 
 
@@ -127,25 +127,25 @@ class RMSprop(FirstOrderOptimizer):
         super().__init__(params, defaults)
 
     def _init_state(self, param: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
-        state = {
+        return {
             "step": new_step(param, group["capturable"]),
-            "square_avg": torch.zeros_like(param, memory_format=torch.preserve_format),
+            **zero_buffers(
+                param,
+                square_avg=True,
+                momentum_buffer=group["momentum"] > 0,
+                grad_avg=group["centered"],
+            ),
         }
-        if group["momentum"] > 0:
-            state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        if group["centered"]:
-            state["grad_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        return state
 
     def _update(self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor]) -> None:
         states = self._states(group, params)
         rmsprop(
             real(params),
             real(grads),
-            real([state["square_avg"] for state in states]),
-            real([state["grad_avg"] for state in states] if group["centered"] else []),
-            real([state["momentum_buffer"] for state in states] if group["momentum"] > 0 else []),
-            [state["step"] for state in states],
+            self._column(states, "square_avg"),
+            self._column(states, "grad_avg", present=group["centered"]),
+            self._column(states, "momentum_buffer", present=group["momentum"] > 0),
+            self._column(states, "step"),
             lr=scalar(group["lr"], "lr"),
             alpha=group["alpha"],
             eps=group["eps"],

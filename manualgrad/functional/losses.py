@@ -37,6 +37,13 @@ from manualgrad.functional._loss_checks import (
     scalar_name,
 )
 
+
+def _times(fresh: Tensor, factor: Tensor | float) -> Tensor:
+    """fresh ∘ factor, in place on ``fresh`` (a temporary the caller just made) unless a graph is
+    being recorded (double backward), where autograd may have saved ``fresh`` (exp does)."""
+    return fresh * factor if torch.is_grad_enabled() else fresh.mul_(factor)
+
+
 # ---------------------------------------------------------------------------------------------
 # Element-wise regression losses ℓ = w · e(x − t): mse, l1, huber
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +554,9 @@ class CrossEntropyFunction(torch.autograd.Function):
         dL/dx_ik = g_i (p_ik Σ_c q_ic − q_ik)
 
     computed as the log-softmax backward G − p Σ_c G_c of G = dL/d log p = −g q (one scatter at
-    the target plus the smoothing term).
+    the target plus the smoothing term); without smoothing (and without a gradient reaching
+    log p) Σ_c G_c = −g w_t, so dL/dx = p (g w_t) − g w_t 1[k = t]: one scaled exp and a
+    scatter-add, never a dense G.
 
     Saved: the hidden output log p (N·C floats; p = exp(log p)), the target and the weight —
     torch saves its log_softmax output, the target, the weight and total_weight. log p is an
@@ -596,6 +605,10 @@ class CrossEntropyFunction(torch.autograd.Function):
             index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, log_p.dtype)
             g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
             at_target = ((smoothing - 1) * g * picked_weight).unsqueeze(dim)
+            if grad is None and not smoothing:
+                # G is −g w_t at the target only, Σ_c G = −g w_t: dL/dx = p (g w_t) + G.
+                grad_input = _times(log_p.exp(), -at_target)
+                return grad_input.scatter_add_(dim, index.unsqueeze(dim), at_target), *[None] * 5
             term = torch.zeros_like(log_p).scatter(dim, index.unsqueeze(dim), at_target)
             if smoothing:
                 spread = g.unsqueeze(dim) * (smoothing / log_p.shape[dim])

@@ -32,19 +32,13 @@ LOSSES = ("cross_entropy", "mse", "hinge", "multi_margin")
 SCHEDULERS = ("none", "cosine", "step")
 DEVICES = ("cpu", "cuda")
 
-# Options that may change when a run is resumed: they do not alter the computation.
-RESUMABLE = frozenset(
-    {
-        "epochs",
-        "quiet",
-        "log_interval",
-        "hist_interval",
-        "check_interval",
-        "resume",
-        "device",
-        "threads",
-    }
+# Options that steer logging, resuming and where the run executes: they do not alter the
+# computation, and they are not hyper-parameters.
+RUNTIME_OPTIONS = frozenset(
+    {"quiet", "log_interval", "hist_interval", "check_interval", "resume", "device", "threads"}
 )
+# Options that may change when a run is resumed: they do not alter the computation.
+RESUMABLE = RUNTIME_OPTIONS | {"epochs"}
 
 
 @dataclass

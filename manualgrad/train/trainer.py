@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from manualgrad import regularization
 from manualgrad.train import checkpoint, distributed
-from manualgrad.train.config import TrainConfig
+from manualgrad.train.config import RUNTIME_OPTIONS, TrainConfig
 from manualgrad.train.data import load_dataset
 from manualgrad.train.diagnostics import (
     ActivationMonitor,
@@ -58,19 +58,7 @@ from manualgrad.train.twin import max_grad_diff
 PROBE_SIZE = 64
 EVAL_CHUNK = 4096
 # Config fields that are bookkeeping, not hyper-parameters (left out of the hparams table).
-NOT_HPARAMS = (
-    "data_dir",
-    "logdir",
-    "name",
-    "log_interval",
-    "hist_interval",
-    "check_interval",
-    "resume",
-    "device",
-    "threads",
-    "quiet",
-    "dry_run",
-)
+NOT_HPARAMS = RUNTIME_OPTIONS | {"data_dir", "logdir", "name", "dry_run"}
 
 
 class NonFiniteLossError(RuntimeError):

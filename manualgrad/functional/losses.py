@@ -50,13 +50,23 @@ def _times(fresh: Tensor, factor: Tensor | float) -> Tensor:
 
 
 def _pointwise_forward(
-    loss: Tensor, weight: Tensor | None, reduction: str, mean_over_weight: bool
+    diff: Tensor,
+    error: Callable[[Tensor], Tensor],
+    weight: Tensor | None,
+    reduction: str,
+    mean_over_weight: bool,
+    total: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
-    """Reduce w·e: the weighted 'mean' is Σ w e / Σ w (mse, l1) or Σ w e / n (huber), as torch."""
+    """Reduce w·e(d): the weighted 'mean' is Σ w e / Σ w (mse, l1) or Σ w e / n (huber), as
+    torch. An unweighted 'sum'/'mean' takes Σ e(d) from ``total(d)`` (d flattened) when given —
+    dot products, so the element-wise ℓ is never materialised."""
     if weight is None:
-        return _reduction.reduce(loss, reduction)
+        if total is None or reduction == "none":
+            return _reduction.reduce(error(diff), reduction)
+        summed = total(diff.reshape(-1))
+        return summed if reduction == "sum" else summed / diff.numel()
     denominator = weight.sum() if mean_over_weight and reduction == "mean" else None
-    return _reduction.reduce(loss * weight, reduction, denominator)
+    return _reduction.reduce(error(diff) * weight, reduction, denominator)
 
 
 def _pointwise_setup(
@@ -127,6 +137,8 @@ class MSELossFunction(torch.autograd.Function):
     L = (1/n) Σ (ŷ_i − y_i)² = (2/n) Σ E_i gives dL/dŷ_i = (2/n)(ŷ_i − y_i): the same direction,
     scaled by 2/n — a learning rate η on E is a learning rate η·n/2 on torch's L.
 
+    Unweighted 'sum'/'mean': Σ d² as one dot product d·d (no ℓ tensor).
+
     Saved: the hidden output d = x − t only (torch saves x and t: twice the bytes); x and t
     instead when the broadcast d is bigger than both. d is an output, so double backward flows
     through it (d²L/dx² = 2 g w), and the gradient is linear in g.
@@ -137,7 +149,8 @@ class MSELossFunction(torch.autograd.Function):
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str):
         diff = input - target
-        return _pointwise_forward(diff.square(), weight, reduction, True), diff
+        loss = _pointwise_forward(diff, torch.square, weight, reduction, True, _sum_of_squares)
+        return loss, diff
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -172,7 +185,7 @@ class L1LossFunction(torch.autograd.Function):
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str):
         diff = input - target
-        return _pointwise_forward(diff.abs(), weight, reduction, True), diff
+        return _pointwise_forward(diff, torch.abs, weight, reduction, True), diff
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -187,6 +200,17 @@ class L1LossFunction(torch.autograd.Function):
             ctx, grad_loss, grad_diff, weight, lambda g: g * sign, state.abs
         )
         return (*grads, None)
+
+
+def _sum_of_squares(diff: Tensor) -> Tensor:
+    """Σ d² of a 1-d d, as one dot product."""
+    return torch.dot(diff, diff)
+
+
+def _huber_total(diff: Tensor, delta: float) -> Tensor:
+    """Σ e(d) of a 1-d d as Σ c d − ½ Σ c² (c = clamp(d, −δ, δ), see :func:`_huber`)."""
+    clamped = diff.clamp(-delta, delta)
+    return torch.dot(clamped, diff) - 0.5 * torch.dot(clamped, clamped)
 
 
 def _huber(diff: Tensor, delta: float) -> Tensor:
@@ -205,6 +229,8 @@ class HuberLossFunction(torch.autograd.Function):
 
         dL/dx = g · w · clamp(d, −δ, δ)     dL/dt = −dL/dx     dL/dw = g · e(d)
 
+    Unweighted 'sum'/'mean': Σ e(d) = Σ c d − ½ Σ c², two dot products (no ℓ tensor).
+
     Saved: the hidden output d = x − t only (torch saves x and t), or x and t when the broadcast
     d is bigger. Double backward: d clamp/dd = 1[|d| ≤ δ], through the hidden output.
     """
@@ -214,7 +240,15 @@ class HuberLossFunction(torch.autograd.Function):
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str, delta: float):
         diff = input - target
-        return _pointwise_forward(_huber(diff, delta), weight, reduction, False), diff
+        loss = _pointwise_forward(
+            diff,
+            lambda d: _huber(d, delta),
+            weight,
+            reduction,
+            False,
+            lambda d: _huber_total(d, delta),
+        )
+        return loss, diff
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -230,7 +264,7 @@ class HuberLossFunction(torch.autograd.Function):
             grad_loss,
             grad_diff,
             weight,
-            lambda g: g * diff.clamp(-delta, delta),
+            lambda g: _times(diff.clamp(-delta, delta), g),
             lambda: _huber(diff, delta),
         )
         return (*grads, None, None)

@@ -83,9 +83,14 @@ def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def _prepared(name: str, input: Tensor, dim: int, dtype: torch.dtype | None) -> tuple[Tensor, int]:
-    """Check ``dim`` and cast to ``dtype`` first (outside the Function, so autograd casts the
-    gradient back), as torch does."""
+def _prepared(
+    name: str, input: Tensor, dim: int | None, dtype: torch.dtype | None, stacklevel: int
+) -> tuple[Tensor, int]:
+    """Resolve ``dim`` (torch's legacy rule and warning for None, attributed ``stacklevel``
+    frames above the caller), check it and cast to ``dtype`` first (outside the Function, so
+    autograd casts the gradient back), as torch does."""
+    if dim is None:
+        dim = _implicit_dim(name, input.dim(), stacklevel + 1)
     dim = wrap_dim(dim, input.dim(), name)
     if dtype is not None:
         input = input.to(dtype)
@@ -97,9 +102,7 @@ def softmax(
     input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None
 ) -> Tensor:
     """``torch.nn.functional.softmax``: same signature, same legacy ``dim=None`` rule/warning."""
-    if dim is None:
-        dim = _implicit_dim("softmax", input.dim(), _stacklevel)
-    input, dim = _prepared("softmax", input, dim, dtype)
+    input, dim = _prepared("softmax", input, dim, dtype, _stacklevel)
     return SoftmaxFunction.apply(input, dim)
 
 
@@ -107,9 +110,7 @@ def log_softmax(
     input: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: torch.dtype | None = None
 ) -> Tensor:
     """``torch.nn.functional.log_softmax``: same signature, same legacy ``dim=None`` rule."""
-    if dim is None:
-        dim = _implicit_dim("log_softmax", input.dim(), _stacklevel)
-    input, dim = _prepared("log_softmax", input, dim, dtype)
+    input, dim = _prepared("log_softmax", input, dim, dtype, _stacklevel)
     return LogSoftmaxFunction.apply(input, dim)
 
 

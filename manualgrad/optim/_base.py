@@ -48,6 +48,13 @@ def require(condition: object, message: str) -> None:
         raise ValueError(message)
 
 
+def check_non_negative(**values: float | Tensor) -> None:
+    """torch.optim's ``ValueError("Invalid <name> value: <value>")`` for the first negative
+    value, checked in the order given."""
+    for name, value in values.items():
+        require(value >= 0.0, f"Invalid {name} value: {value}")
+
+
 def check_lr(lr: float | Tensor) -> None:
     """torch.optim's learning-rate checks: a 1-element tensor or a number, not negative."""
     if isinstance(lr, Tensor) and lr.numel() != 1:

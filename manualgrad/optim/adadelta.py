@@ -9,6 +9,7 @@ from torch import Tensor
 from ._base import (
     FirstOrderOptimizer,
     check_lr,
+    check_non_negative,
     effective_grad,
     increment,
     new_step,
@@ -98,8 +99,7 @@ class Adadelta(FirstOrderOptimizer):
     ) -> None:
         check_lr(lr)
         require(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
-        require(eps >= 0.0, f"Invalid epsilon value: {eps}")
-        require(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(epsilon=eps, weight_decay=weight_decay)
         defaults = {
             "lr": lr,
             "rho": rho,

@@ -10,12 +10,12 @@ from torch import Tensor
 from ._base import (
     FirstOrderOptimizer,
     check_lr,
+    check_non_negative,
     effective_grad,
     increment,
     new_step,
     plus,
     real,
-    require,
     scalar,
 )
 
@@ -91,13 +91,12 @@ class Adagrad(FirstOrderOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        require(lr_decay >= 0.0, f"Invalid lr_decay value: {lr_decay}")
-        require(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        require(
-            initial_accumulator_value >= 0.0,
-            f"Invalid initial_accumulator_value value: {initial_accumulator_value}",
+        check_non_negative(
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            epsilon=eps,
         )
-        require(eps >= 0.0, f"Invalid epsilon value: {eps}")
         defaults = {
             "lr": lr,
             "lr_decay": lr_decay,

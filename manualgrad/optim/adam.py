@@ -10,6 +10,7 @@ from torch import Tensor
 from ._base import (
     FirstOrderOptimizer,
     check_lr,
+    check_non_negative,
     effective_grad,
     increment,
     new_step,
@@ -131,10 +132,10 @@ class Adam(FirstOrderOptimizer):
                 "lr as a Tensor is not supported for capturable=False and foreach=True"
             )
         check_lr(lr)
-        require(eps >= 0.0, f"Invalid epsilon value: {eps}")
+        check_non_negative(epsilon=eps)
         require(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
         require(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
-        require(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(weight_decay=weight_decay)
         both_floats = all(isinstance(beta, float) for beta in betas)
         both_tensors = all(isinstance(beta, Tensor) for beta in betas)
         require(both_floats or both_tensors, "betas must be either both floats or both Tensors")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._base import Closure, check_lr, require, scalar
+from ._base import Closure, check_lr, check_non_negative, require, scalar
 from ._line_search import backtracking
 
 LINE_SEARCHES = (None, "backtracking")
@@ -130,7 +130,7 @@ class _ClosureSecondOrder(Optimizer):
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         check_lr(defaults["lr"])
-        require(defaults["damping"] >= 0.0, f"Invalid damping value: {defaults['damping']}")
+        check_non_negative(damping=defaults["damping"])
         require(
             defaults["line_search_fn"] in LINE_SEARCHES,
             f"line_search_fn must be None or 'backtracking', got {defaults['line_search_fn']!r}",
@@ -313,7 +313,7 @@ class HessianFree(_ClosureSecondOrder):
         line_search_fn: str | None = None,
     ) -> None:
         require(cg_max_iter >= 1, f"Invalid cg_max_iter value: {cg_max_iter}")
-        require(cg_tol >= 0.0, f"Invalid cg_tol value: {cg_tol}")
+        check_non_negative(cg_tol=cg_tol)
         defaults = {
             "lr": lr,
             "damping": damping,

@@ -9,12 +9,12 @@ from torch import Tensor
 from ._base import (
     FirstOrderOptimizer,
     check_lr,
+    check_non_negative,
     effective_grad,
     increment,
     new_step,
     plus,
     real,
-    require,
     scalar,
     zero_buffers,
 )
@@ -108,10 +108,7 @@ class RMSprop(FirstOrderOptimizer):
         differentiable: bool = False,
     ) -> None:
         check_lr(lr)
-        require(eps >= 0.0, f"Invalid epsilon value: {eps}")
-        require(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        require(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
-        require(alpha >= 0.0, f"Invalid alpha value: {alpha}")
+        check_non_negative(epsilon=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         defaults = {
             "lr": lr,
             "momentum": momentum,

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import FirstOrderOptimizer, check_lr, effective_grad, require, scalar
+from ._base import FirstOrderOptimizer, check_lr, check_non_negative, effective_grad, scalar
 
 
 def sgd(
@@ -99,8 +99,7 @@ class SGD(FirstOrderOptimizer):
         fused: bool | None = None,
     ) -> None:
         check_lr(lr)
-        require(momentum >= 0.0, f"Invalid momentum value: {momentum}")
-        require(weight_decay >= 0.0, f"Invalid weight_decay value: {weight_decay}")
+        check_non_negative(momentum=momentum, weight_decay=weight_decay)
         defaults = {
             "lr": lr,
             "momentum": momentum,

@@ -226,8 +226,7 @@ def xavier_uniform_(
     """
     fan_in, fan_out = fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    with torch.no_grad():
-        return tensor.uniform_(-bound, bound, generator=generator)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def xavier_normal_(
@@ -240,8 +239,7 @@ def xavier_normal_(
     """
     fan_in, fan_out = fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    with torch.no_grad():
-        return tensor.normal_(0.0, std, generator=generator)
+    return normal_(tensor, 0.0, std, generator)
 
 
 def _kaiming_std(tensor: Tensor, a: float, mode: str, nonlinearity: str) -> float | None:
@@ -273,8 +271,7 @@ def kaiming_uniform_(
     if std is None:
         return tensor
     bound = math.sqrt(3.0) * std
-    with torch.no_grad():
-        return tensor.uniform_(-bound, bound, generator=generator)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(
@@ -292,8 +289,7 @@ def kaiming_normal_(
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     if std is None:
         return tensor
-    with torch.no_grad():
-        return tensor.normal_(0, std, generator=generator)
+    return normal_(tensor, 0, std, generator)
 
 
 def orthogonal_(

@@ -219,6 +219,20 @@ def set_random_grads(params_lists: list[list[torch.Tensor]], gen: torch.Generato
             p.grad = grad.clone()
 
 
+def step_together(
+    optimizers: list[torch.optim.Optimizer],
+    params_lists: list[list[torch.Tensor]],
+    gen: torch.Generator,
+    steps: int,
+) -> None:
+    """``steps`` times: fresh shared random gradients (:func:`set_random_grads`), then one step
+    of every optimizer, in order."""
+    for _ in range(steps):
+        set_random_grads(params_lists, gen)
+        for optimizer in optimizers:
+            optimizer.step()
+
+
 def assert_tensors_close(ours: torch.Tensor, theirs: torch.Tensor, tol: float) -> None:
     """max |ours − theirs| ≤ tol · max(1, max |theirs|)."""
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype

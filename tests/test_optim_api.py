@@ -16,6 +16,7 @@ from optim_registry import (
     clone_params,
     make_params,
     set_random_grads,
+    step_together,
 )
 from torch.autograd import gradcheck
 
@@ -81,10 +82,7 @@ def test_parameters_without_grad_are_skipped(info):
     ours = info.ours(ours_params, **info.rich)
     theirs = info.reference(theirs_params, foreach=False, **info.rich)
     gen = torch.Generator().manual_seed(0)
-    for _ in range(3):
-        set_random_grads([ours_params[:2], theirs_params[:2]], gen)
-        ours.step()
-        theirs.step()
+    step_together([ours, theirs], [ours_params[:2], theirs_params[:2]], gen, 3)
     frozen = make_params(torch.float64)[2:]
     for p, p0 in zip(ours_params[2:], frozen, strict=True):
         assert p.grad is None and torch.equal(p, p0)
@@ -133,10 +131,7 @@ def test_deepcopy_continues_identically(info):
     twin = copy.deepcopy(optimizer)
     twin_params = [p for group in twin.param_groups for p in group["params"]]
     assert all(a is not b for a, b in zip(params, twin_params, strict=True))
-    for _ in range(3):
-        set_random_grads([params, twin_params], gen)
-        optimizer.step()
-        twin.step()
+    step_together([optimizer, twin], [params, twin_params], gen, 3)
     for a, b in zip(params, twin_params, strict=True):
         assert torch.equal(a, b)
 
@@ -151,10 +146,7 @@ def test_compatibility_flags_are_accepted(info):
         reference = info.reference(clone_params(params), **info.rich, foreach=False)
         gen = torch.Generator().manual_seed(0)
         ref_params = reference.param_groups[0]["params"]
-        for _ in range(3):
-            set_random_grads([params, ref_params], gen)
-            optimizer.step()
-            reference.step()
+        step_together([optimizer, reference], [params, ref_params], gen, 3)
         for mine, theirs in zip(params, ref_params, strict=True):
             assert_tensors_close(mine, theirs, TOLERANCE[torch.float32])
         steps = [state["step"] for state in optimizer.state.values() if "step" in state]

@@ -14,6 +14,7 @@ from optim_registry import (
     clone_params,
     make_params,
     set_random_grads,
+    step_together,
 )
 
 F64 = TOLERANCE[torch.float64]
@@ -30,9 +31,7 @@ def run(optimizers, params, steps, gen):
             torch.save(state, buffer)
             buffer.seek(0)
             optimizer.load_state_dict(torch.load(buffer, weights_only=True))
-        for _ in range(steps):
-            set_random_grads([params], gen)
-            optimizer.step()
+        step_together([optimizer], [params], gen, steps)
         state = optimizer.state_dict()
     return params
 

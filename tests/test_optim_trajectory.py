@@ -13,7 +13,7 @@ from optim_registry import (
     clone_params,
     config_id,
     make_params,
-    set_random_grads,
+    step_together,
 )
 
 STEPS = 50
@@ -25,10 +25,7 @@ def run_both(info, kwargs, params, steps=STEPS, seed=0):
     ours = info.ours(ours_params, **kwargs)
     theirs = info.reference(theirs_params, foreach=False, **kwargs)
     gen = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        set_random_grads([ours_params, theirs_params], gen)
-        ours.step()
-        theirs.step()
+    step_together([ours, theirs], [ours_params, theirs_params], gen, steps)
     return ours, theirs, ours_params, theirs_params
 
 

@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 import manualgrad.functional as F
 import manualgrad.nn as mnn
 from manualgrad.testing.memory import saved_bytes
+from tests.autograd_graph import graph_nodes
 
 L, S, N, E = 3, 4, 2, 8
 PADDING = torch.tensor([[False, False, True, False], [False, True, False, False]])
@@ -100,17 +101,8 @@ def test_multihead_attention_matches_torch(case):
 
 
 def _graph_functions(grad_fn):
-    """Names of the autograd.Function classes (custom nodes) reachable from ``grad_fn``."""
-    seen, stack, names = set(), [grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        forward_cls = getattr(node, "_forward_cls", None)
-        names.add(forward_cls.__name__ if forward_cls else type(node).__name__)
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return names
+    """Names of the nodes reachable from ``grad_fn``; a custom node by its autograd.Function."""
+    return {cls.__name__ if cls else name for name, cls in graph_nodes(grad_fn)}
 
 
 def test_multihead_attention_graph_runs_manualgrad_functions():

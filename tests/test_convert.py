@@ -11,6 +11,7 @@ import torch.nn.functional as TF
 
 import manualgrad
 from manualgrad.convert import ConvertReport
+from tests.autograd_graph import graph_nodes
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
@@ -135,19 +136,6 @@ def test_outputs_and_every_gradient_equal_the_original(name, dtype):
         _assert_close(value, expected_buffers[key], dtype)
 
 
-def _graph_nodes(grad_fn):
-    """Every node reachable from ``grad_fn``: (name, forward class or None)."""
-    seen, stack, nodes = set(), [grad_fn], []
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
-        nodes.append((type(node).__name__, getattr(node, "_forward_cls", None)))
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return nodes
-
-
 # native nodes that do a layer's math (the converted model must have none of them)
 NATIVE_COMPUTE = (
     "Convolution",
@@ -174,9 +162,9 @@ FAMILIES = {
 @pytest.mark.parametrize("name", list(MODELS))
 def test_backward_graph_nodes_are_manualgrad_functions(name):
     model, inputs, _ = MODELS[name](torch.float64)
-    native = {node for node, _ in _graph_nodes(model(inputs).grad_fn)}
+    native = {node for node, _ in graph_nodes(model(inputs).grad_fn)}
     assert any(node.startswith(NATIVE_COMPUTE) for node in native)  # the check can fail
-    nodes = _graph_nodes(manualgrad.convert(model)(inputs).grad_fn)
+    nodes = graph_nodes(manualgrad.convert(model)(inputs).grad_fn)
     compute = [node for node, cls in nodes if cls is None and node.startswith(NATIVE_COMPUTE)]
     assert not compute, f"native compute nodes left: {sorted(set(compute))}"
     modules = {cls.__module__ for _, cls in nodes if cls is not None}

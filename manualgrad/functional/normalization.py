@@ -39,10 +39,13 @@ def _input_grad(
     grad_mean: Tensor | None,
     grad_rstd: Tensor | None,
     scales: Sequence[Tensor],
+    workspace: Tensor | None = None,
 ) -> Tensor:
     """dL/dx = r ĝ + B x + C (module docstring) from the per-set sums Σ ĝ (None for RMS norm)
     and Σ ĝ x, where ĝ = dL/dy ∘ w and r ĝ = dL/dy ∘ Π ``scales`` (r ∘ w, as one broadcastable
-    factor or several), so that ĝ itself is never materialised."""
+    factor or several), so that ĝ itself is never materialised. ``workspace``, a spent
+    temporary of dL/dx's shape, receives dL/dx when no graph is being recorded (a fresh
+    allocation of that size costs more than the pass itself)."""
     # Σ ĝ x̂ / r = Σ ĝ x − μ Σ ĝ;  B = −r³ (Σ ĝ x − μ Σ ĝ)/M;  C = −r Σ ĝ/M − μ B.
     centred = (
         sum_grad_input if mean is None else torch.addcmul(sum_grad_input, mean, sum_grad, value=-1)
@@ -56,11 +59,20 @@ def _input_grad(
         coef_1 = torch.addcmul(rstd * sum_grad / -count, mean, coef_x, value=-1)
         if grad_mean is not None:  # dμ/dx = 1/M
             coef_1.add_(grad_mean, alpha=1 / count)
-    grad = grad_output * scales[0]
+    if workspace is not None and _may_overwrite() and workspace.shape == grad_output.shape:
+        grad = torch.mul(grad_output, scales[0], out=workspace)
+    else:
+        grad = grad_output * scales[0]
     for scale in scales[1:]:
         grad.mul_(scale)
     grad.addcmul_(input, coef_x)
     return grad if coef_1 is None else grad.add_(coef_1)
+
+
+def _may_overwrite() -> bool:
+    """True in a first-order backward: no graph is recorded and no torch.func transform wraps
+    the tensors, so a temporary may be written into (``out=``) instead of reallocated."""
+    return not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active()
 
 
 def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
@@ -69,11 +81,20 @@ def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like) if grad is None else grad
 
 
-def _moments(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, Tensor, Tensor]:
-    """μ, v, r over ``dims`` (keepdim). One full-size temporary (x − μ, squared in place)."""
+def _moments(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """x − μ (a fresh tensor the caller may overwrite), μ, v, r over ``dims`` (keepdim).
+
+    Over trailing dims v is ‖x − μ‖²/M, a reduction with no full-size temporary; otherwise
+    (batch norm's dims 0, 2, ...) the mean of (x − μ)², which is faster there."""
     mean = input.mean(dims, keepdim=True)
-    var = (input - mean).pow_(2).mean(dims, keepdim=True)
-    return mean, var, (var + eps).rsqrt()
+    centred = input - mean
+    dims = [dim % input.dim() for dim in dims]
+    if dims == list(range(input.dim() - len(dims), input.dim())):
+        count = math.prod(input.shape[dim] for dim in dims)
+        var = torch.linalg.vector_norm(centred, dim=dims, keepdim=True).square_().div_(count)
+    else:
+        var = centred.square().mean(dims, keepdim=True)
+    return centred, mean, var, (var + eps).rsqrt()
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -109,12 +130,15 @@ class BatchNormFunction(torch.autograd.Function):
         dims = _channel_reduce_dims(input)
         shape = _channel_shape(input)
         if training:
-            mean, var, rstd = _moments(input, dims, eps)
+            output, mean, var, rstd = _moments(input, dims, eps)
             if input.numel():  # torch leaves the running stats alone on an empty batch
                 _update_running_stats(running_mean, running_var, mean, var, input, momentum)
-        else:
-            mean = running_mean.reshape(shape).clone()
-            rstd = (running_var.reshape(shape) + eps).rsqrt()
+            output.mul_(rstd if weight is None else rstd * weight.reshape(shape))
+            if bias is not None:
+                output.add_(bias.reshape(shape))
+            return output, mean.flatten(), rstd.flatten()
+        mean = running_mean.reshape(shape).clone()
+        rstd = (running_var.reshape(shape) + eps).rsqrt()
         scale = rstd if weight is None else rstd * weight.reshape(shape)
         shift = -mean * scale if bias is None else bias.reshape(shape) - mean * scale
         output = (input * scale).add_(shift)
@@ -262,8 +286,8 @@ class LayerNormFunction(torch.autograd.Function):
     def forward(
         input: Tensor, weight: Tensor | None, bias: Tensor | None, dims: int, eps: float
     ) -> tuple[Tensor, Tensor, Tensor]:
-        mean, _, rstd = _moments(input, list(range(-dims, 0)), eps)
-        output = (input - mean).mul_(rstd)
+        output, mean, _, rstd = _moments(input, list(range(-dims, 0)), eps)
+        output.mul_(rstd)
         if weight is not None:
             output.mul_(weight)
         if bias is not None:
@@ -287,7 +311,7 @@ class LayerNormFunction(torch.autograd.Function):
         mean, rstd = mean.reshape(-1, 1), rstd.reshape(-1, 1)
         grad_input = grad_weight = grad_bias = None
         if needs_input or needs_weight:
-            # One (R, M) temporary, reduced both ways and released before dL/dx is allocated.
+            # One (R, M) temporary, reduced both ways, then overwritten by dL/dx.
             grad_times_input = rows.grad * rows.input
             if needs_input:
                 sum_grad_input = rows.weighted_sum(grad_times_input)
@@ -295,7 +319,6 @@ class LayerNormFunction(torch.autograd.Function):
                 grad_weight = rows.column_sums(grad_times_input, rstd)
                 grad_weight = grad_weight - rows.column_sums(rows.grad, mean * rstd)
                 grad_weight = grad_weight.view(weight.shape)
-            del grad_times_input
         if needs_input:
             grad_input = _input_grad(
                 rows.grad,
@@ -308,6 +331,7 @@ class LayerNormFunction(torch.autograd.Function):
                 None if grad_mean is None else grad_mean.reshape(-1, 1),
                 None if grad_rstd is None else grad_rstd.reshape(-1, 1),
                 rows.scales(rstd),
+                grad_times_input,
             ).view(grad_output.shape)
         if needs_bias:
             grad_bias = rows.column_sums(rows.grad).view(grad_output.shape[-ctx.dims :])
@@ -474,8 +498,8 @@ class GroupNormFunction(torch.autograd.Function):
         input: Tensor, weight: Tensor | None, bias: Tensor | None, groups: int, eps: float
     ) -> tuple[Tensor, Tensor, Tensor]:
         grouped = input.reshape(input.shape[0], groups, math.prod(input.shape[1:]) // groups)
-        mean, _, rstd = _moments(grouped, [2], eps)
-        output = (grouped - mean).mul_(rstd).view(input.shape)
+        output, mean, _, rstd = _moments(grouped, [2], eps)
+        output = output.mul_(rstd).view(input.shape)
         shape = _channel_shape(input)
         if weight is not None:
             output.mul_(weight.reshape(shape))

@@ -180,9 +180,10 @@ class BatchNormFunction(torch.autograd.Function):
         mean, rstd = mean.reshape(shape), rstd.reshape(shape)
         scale = rstd if weight is None else rstd * weight.reshape(shape)
         sum_grad = grad_output.sum(dims, keepdim=True)
-        sum_grad_input = None
+        sum_grad_input = grad_times_input = None
         if needs_weight or (ctx.training and needs_input):
-            sum_grad_input = (grad_output * input).sum(dims, keepdim=True)
+            grad_times_input = grad_output * input  # reduced, then overwritten by dL/dx
+            sum_grad_input = grad_times_input.sum(dims, keepdim=True)
         grad_input = grad_weight = None
         if needs_input and ctx.training:
             w = 1 if weight is None else weight.reshape(shape)
@@ -197,6 +198,7 @@ class BatchNormFunction(torch.autograd.Function):
                 grad_mean.reshape(shape) if grad_mean is not None else None,
                 grad_rstd.reshape(shape) if grad_rstd is not None else None,
                 [scale],
+                grad_times_input,
             )
         elif needs_input:
             grad_input = grad_output * scale
@@ -525,7 +527,8 @@ class GroupNormFunction(torch.autograd.Function):
         flat = (batch, channels, math.prod(input.shape[2:]))
         input, grad = input.reshape(flat), grad_output.reshape(flat)
         sum_grad = grad.sum(2, keepdim=True)
-        sum_grad_input = (grad * input).sum(2, keepdim=True)
+        grad_times_input = grad * input  # reduced, then overwritten by dL/dx
+        sum_grad_input = grad_times_input.sum(2, keepdim=True)
         size = channels // ctx.groups
 
         def per_channel(per_group: Tensor) -> Tensor:
@@ -551,6 +554,7 @@ class GroupNormFunction(torch.autograd.Function):
                 None if grad_mean is None else per_channel(grad_mean),
                 None if grad_rstd is None else per_channel(grad_rstd),
                 [rstd_c * w],
+                grad_times_input,
             ).view(grad_output.shape)
         if needs_weight:
             grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).flatten()

@@ -59,20 +59,25 @@ def _input_grad(
         coef_1 = torch.addcmul(rstd * sum_grad / -count, mean, coef_x, value=-1)
         if grad_mean is not None:  # dμ/dx = 1/M
             coef_1.add_(grad_mean, alpha=1 / count)
-    if workspace is not None and _may_overwrite() and workspace.shape == grad_output.shape:
-        grad = torch.mul(grad_output, scales[0], out=workspace)
-    else:
-        grad = grad_output * scales[0]
+    grad = _product(grad_output, scales[0], workspace)
     for scale in scales[1:]:
         grad.mul_(scale)
     grad.addcmul_(input, coef_x)
     return grad if coef_1 is None else grad.add_(coef_1)
 
 
-def _may_overwrite() -> bool:
-    """True in a first-order backward: no graph is recorded and no torch.func transform wraps
-    the tensors, so a temporary may be written into (``out=``) instead of reallocated."""
-    return not torch.is_grad_enabled() and not torch._C._are_functorch_transforms_active()
+def _product(left: Tensor, right: Tensor, workspace: Tensor | None) -> Tensor:
+    """left ∘ right, written into the spent temporary ``workspace`` (of ``left``'s shape) in a
+    first-order backward — no graph recorded, no torch.func transform wrapping the tensors —
+    since a fresh full-size allocation costs more than the pass itself."""
+    if (
+        workspace is None
+        or torch.is_grad_enabled()
+        or torch._C._are_functorch_transforms_active()
+        or workspace.shape != left.shape
+    ):
+        return left * right
+    return torch.mul(left, right, out=workspace)
 
 
 def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
@@ -201,7 +206,7 @@ class BatchNormFunction(torch.autograd.Function):
                 grad_times_input,
             )
         elif needs_input:
-            grad_input = grad_output * scale
+            grad_input = _product(grad_output, scale, grad_times_input)
         if needs_weight:
             grad_weight = (rstd * (sum_grad_input - mean * sum_grad)).flatten()
         grad_bias = sum_grad.flatten() if needs_bias else None

@@ -577,11 +577,15 @@ def _per_sample_grad(
 class CrossEntropyFunction(torch.autograd.Function):
     r"""Cross-entropy with class-index targets, input (C,), (N, C) or (N, C, d1, ..., dK):
 
-        log p = x − logsumexp_c(x)          (along the class dim; never torch's log_softmax)
+        m = max_c x,   s = Σ_c e^{x_c − m},   p = e^{x − m} / s,   log p = x − m − log s
+        (along the class dim; never torch's log_softmax)
         ℓ_i = (1 − ε) w_{t_i} (−log p_{i,t_i}) + (ε / C) Σ_c w_c (−log p_ic)    (0 if t_i ignored)
         L = reduce(ℓ), 'mean' dividing by D = Σ_{i not ignored} w_{t_i} (torch's total_weight)
 
-    ε is label smoothing, w the class weight (1 if absent). Write ℓ_i = −Σ_c q_ic log p_ic with
+    ε is label smoothing, w the class weight (1 if absent). Only the picked log p_{i,t_i} =
+    x_{i,t_i} − m_i − log s_i and the sums Σ_c w_c log p_ic = Σ_c w_c x_ic − (m_i + log s_i) Σ_c w_c
+    enter ℓ, so log p is never materialised: the forward's one full-size tensor is p (e^{x − m},
+    normalised in place). Write ℓ_i = −Σ_c q_ic log p_ic with
     q_ic = (1 − ε) w_{t_i} 1[c = t_i] + (ε/C) w_c (q_i = 0 if ignored). Since
     d log p_ic / dx_ik = 1[c = k] − p_ik, with g_i = dL/dℓ_i:
 
@@ -589,13 +593,14 @@ class CrossEntropyFunction(torch.autograd.Function):
 
     computed as the log-softmax backward G − p Σ_c G_c of G = dL/d log p = −g q (one scatter at
     the target plus the smoothing term); without smoothing (and without a gradient reaching
-    log p) Σ_c G_c = −g w_t, so dL/dx = p (g w_t) − g w_t 1[k = t]: one scaled exp and a
-    scatter-add, never a dense G.
+    p) Σ_c G_c = −g w_t, so dL/dx = p (g w_t) − g w_t 1[k = t]: one scaled p and a scatter-add,
+    never a dense G. A gradient reaching the hidden output p (double backward) adds
+    dL/dp ∘ p to G (dp/d log p = p).
 
-    Saved: the hidden output log p (N·C floats; p = exp(log p)), the target and the weight —
-    torch saves its log_softmax output, the target, the weight and total_weight. log p is an
-    output, so double backward flows through it (the Hessian p diag − p pᵀ comes out of the same
-    formula); D is recomputed from target and weight.
+    Saved: the hidden output p (N·C floats), the target and the weight — torch saves its
+    log_softmax output, the target, the weight and total_weight. p is an output, so double
+    backward flows through it (the Hessian p diag − p pᵀ comes out of the same formula); D is
+    recomputed from target and weight.
     """
 
     generate_vmap_rule = True
@@ -610,15 +615,23 @@ class CrossEntropyFunction(torch.autograd.Function):
         label_smoothing: float,
     ):
         dim = _class_dim(input)
-        log_p = _log_softmax(input, dim)
-        index, valid, picked_weight = _picked(target, weight, ignore_index, log_p.dtype)
-        loss = -_pick(log_p, index, valid, dim) * picked_weight
+        shift = input.amax(dim, keepdim=True) if input.numel() else input.sum(dim, keepdim=True)
+        probability = (input - shift).exp_()
+        total = probability.sum(dim, keepdim=True)
+        probability.div_(total)
+        log_norm = (shift + total.log_()).squeeze(dim)  # m + log s: x − log p
+        index, valid, picked_weight = _picked(target, weight, ignore_index, input.dtype)
+        loss = (log_norm - _pick(input, index, valid, dim)) * picked_weight
         if label_smoothing:
-            weighted = log_p if weight is None else log_p * _along_classes(weight, log_p, dim)
-            smooth = torch.where(valid, -weighted.sum(dim), 0)
-            n_classes = log_p.shape[dim]
+            if weight is None:
+                weighted, weight_sum = input.sum(dim), input.shape[dim]
+            else:
+                weighted = (input * _along_classes(weight, input, dim)).sum(dim)
+                weight_sum = weight.sum()
+            smooth = torch.where(valid, log_norm * weight_sum - weighted, 0)
+            n_classes = input.shape[dim]
             loss = (1 - label_smoothing) * loss + (label_smoothing / n_classes) * smooth
-        return _reduction.reduce(loss, reduction, picked_weight.sum()), log_p
+        return _reduction.reduce(loss, reduction, picked_weight.sum()), probability
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -629,28 +642,30 @@ class CrossEntropyFunction(torch.autograd.Function):
         ctx.save_for_backward(output[1], target, weight)
 
     @staticmethod
-    def backward(ctx, grad_loss: Tensor | None, grad_log_p: Tensor | None):
-        if grad_loss is None and grad_log_p is None:
+    def backward(ctx, grad_loss: Tensor | None, grad_probability: Tensor | None):
+        if grad_loss is None and grad_probability is None:
             return None, None, None, None, None, None
-        log_p, target, weight = ctx.saved_tensors
-        dim, smoothing = _class_dim(log_p), ctx.label_smoothing
-        grad = grad_log_p
+        probability, target, weight = ctx.saved_tensors
+        dim, smoothing = _class_dim(probability), ctx.label_smoothing
+        grad = None if grad_probability is None else grad_probability * probability
         if grad_loss is not None:
-            index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, log_p.dtype)
+            index, valid, picked_weight = _picked(
+                target, weight, ctx.ignore_index, probability.dtype
+            )
             g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
             at_target = ((smoothing - 1) * g * picked_weight).unsqueeze(dim)
             if grad is None and not smoothing:
                 # G is −g w_t at the target only, Σ_c G = −g w_t: dL/dx = p (g w_t) + G.
-                grad_input = _times(log_p.exp(), -at_target)
+                grad_input = probability * -at_target
                 return grad_input.scatter_add_(dim, index.unsqueeze(dim), at_target), *[None] * 5
-            term = torch.zeros_like(log_p).scatter(dim, index.unsqueeze(dim), at_target)
+            term = torch.zeros_like(probability).scatter(dim, index.unsqueeze(dim), at_target)
             if smoothing:
-                spread = g.unsqueeze(dim) * (smoothing / log_p.shape[dim])
+                spread = g.unsqueeze(dim) * (smoothing / probability.shape[dim])
                 if weight is not None:
-                    spread = spread * _along_classes(weight, log_p, dim)
+                    spread = spread * _along_classes(weight, probability, dim)
                 term = term - spread
             grad = term if grad is None else grad + term
-        grad_input = grad - log_p.exp() * grad.sum(dim, keepdim=True)
+        grad_input = grad - probability * grad.sum(dim, keepdim=True)
         return grad_input, None, None, None, None, None
 
 

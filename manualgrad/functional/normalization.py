@@ -506,13 +506,15 @@ class GroupNormFunction(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         grouped = input.reshape(input.shape[0], groups, math.prod(input.shape[1:]) // groups)
         output, mean, _, rstd = _moments(grouped, [2], eps)
-        output = output.mul_(rstd).view(input.shape)
-        shape = _channel_shape(input)
-        if weight is not None:
-            output.mul_(weight.reshape(shape))
+        mean, rstd = mean.flatten(1), rstd.flatten(1)
+        # x̂ w + b in two passes: r and w folded into one (N, C) scale.
+        batch, channels = input.shape[:2]
+        per_channel = output.view(batch, channels, math.prod(input.shape[2:]))
+        scale = rstd.repeat_interleave(channels // groups, dim=1)
+        per_channel.mul_((scale if weight is None else scale * weight).unsqueeze(2))
         if bias is not None:
-            output.add_(bias.reshape(shape))
-        return output, mean.flatten(1), rstd.flatten(1)
+            per_channel.add_(bias.unsqueeze(1))
+        return output.view(input.shape), mean, rstd
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:

@@ -561,6 +561,15 @@ def _pick(values: Tensor, index: Tensor, valid: Tensor, dim: int) -> Tensor:
     return torch.where(valid, picked, 0)
 
 
+def _scattered(zeros: Tensor, dim: int, index: Tensor, values: Tensor) -> Tensor:
+    """``zeros`` with ``values`` (keepdim) written at the class ``index`` along ``dim``: in place
+    on the fresh zeros (no full-size copy), except under a torch.func transform, where the zeros
+    may be unbatched while the values are batched."""
+    if torch._C._are_functorch_transforms_active():
+        return zeros.scatter(dim, index.unsqueeze(dim), values)
+    return zeros.scatter_(dim, index.unsqueeze(dim), values)
+
+
 def _per_sample_grad(
     grad_loss: Tensor,
     reduction: str,
@@ -658,7 +667,7 @@ class CrossEntropyFunction(torch.autograd.Function):
                 # G is −g w_t at the target only, Σ_c G = −g w_t: dL/dx = p (g w_t) + G.
                 grad_input = probability * -at_target
                 return grad_input.scatter_add_(dim, index.unsqueeze(dim), at_target), *[None] * 5
-            term = torch.zeros_like(probability).scatter(dim, index.unsqueeze(dim), at_target)
+            term = _scattered(torch.zeros_like(probability), dim, index, at_target)
             if smoothing:
                 spread = g.unsqueeze(dim) * (smoothing / probability.shape[dim])
                 if weight is not None:
@@ -799,8 +808,8 @@ class NLLLossFunction(torch.autograd.Function):
         index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, grad_loss.dtype)
         g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
         dim = 0 if len(ctx.input_shape) == 1 else 1
-        grad_input = grad_loss.new_zeros(ctx.input_shape).scatter(
-            dim, index.unsqueeze(dim), (-g * picked_weight).unsqueeze(dim)
+        grad_input = _scattered(
+            grad_loss.new_zeros(ctx.input_shape), dim, index, (-g * picked_weight).unsqueeze(dim)
         )
         return grad_input, None, None, None, None
 

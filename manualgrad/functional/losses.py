@@ -7,7 +7,8 @@ Conventions shared by every loss here:
   gradient reaching ℓ_i is g_i = dL/dℓ_i, i.e. g_i ('none'), g ('sum') or g / D ('mean').
 - Broadcast arguments get their gradients summed back to their own shape (``sum_to_size``).
 - Double backward without saving the inputs: when the backward needs an intermediate (d = x − t,
-  or the log-softmax), the Function returns it as a hidden second output and saves that *output*.
+  or the softmax p of cross_entropy, the log-softmax of its probability-target twin), the
+  Function returns it as a hidden second output and saves that *output*.
   The wrapper drops it; its gradient only ever appears in double backward, where it flows back
   through this same Function's backward. Everything else saved is an input or a piecewise-
   constant mask (whose derivative is 0), so every backward is differentiable again.

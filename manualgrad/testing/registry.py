@@ -8,6 +8,7 @@ Entries live in one file per family so that families can be added independently;
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -84,6 +85,13 @@ class OpInfo:
     atol: float = 1e-5
     rtol: float = 1.3e-6
     saved_bytes_slack: float = 1.0
+
+    def seeded_samples(self, dtype: torch.dtype) -> list[Sample]:
+        """``samples(dtype)`` drawn from an RNG seeded by the op's name, so an op's samples do
+        not change when entries are added before it (the global RNG state is left untouched)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(zlib.crc32(self.name.encode()))
+            return list(self.samples(dtype))
 
 
 @dataclass

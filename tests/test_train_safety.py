@@ -261,3 +261,17 @@ def test_histograms_skip_non_finite_values(tmp_path: Path) -> None:
     assert set(run.Tags()["histograms"]) == {"weights/weight", "activations/act"}
     assert run.Histograms("weights/weight")[0].histogram_value.num == 4
     assert run.Histograms("activations/act")[0].histogram_value.num == 2
+
+
+def test_resumed_writers_files_sort_after_the_originals(tmp_path: Path) -> None:
+    # an original file written this second whose counter ("9") sorts after a later one ("10")
+    now = int(time.time())
+    for sub in ("", "train", "val"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        (tmp_path / sub / f"events.out.tfevents.{now:010d}.host.1.9").touch()
+    logger = RunLogger(tmp_path, purge_step=5)
+    logger.close()
+    for sub in ("", "train", "val"):
+        names = sorted(p.name for p in (tmp_path / sub).glob("events.out.tfevents.*"))
+        assert names[0].endswith(".host.1.9"), names
+        assert int(names[-1].split(".")[3]) > now, names

@@ -35,6 +35,7 @@ flushed at the end of every epoch.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,11 +141,26 @@ def _finite(values: Tensor) -> Tensor:
     return values[torch.isfinite(values)]
 
 
+def _wait_past_existing_event_files(run_dir: Path) -> None:
+    """Sleep until the wall clock is past the newest event file's second under ``run_dir``.
+
+    TensorBoard reads a run's event files in name order, and a name is
+    ``events.out.tfevents.<seconds>.<host>.<pid>.<counter>``: within one second a resumed
+    writer's file can sort *before* the original (counter ``10`` < ``9``), and its events would
+    be read first, then purged as orphans. A strictly later second always sorts after.
+    """
+    seconds = [int(f.name.split(".")[3]) for f in run_dir.rglob("events.out.tfevents.*")]
+    if seconds:
+        time.sleep(max(0.0, max(seconds) + 1 - time.time()))
+
+
 class RunLogger:
     """The TensorBoard writers of one run directory (see the module docstring for the tags)."""
 
     def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
         self.run_dir = run_dir
+        if purge_step is not None:
+            _wait_past_existing_event_files(run_dir)
         self.main = SummaryWriter(str(run_dir), purge_step=purge_step)
         self.splits = {
             split: SummaryWriter(str(run_dir / split), purge_step=purge_step)

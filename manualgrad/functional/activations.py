@@ -3,8 +3,9 @@
 Each Function saves the least its derivative needs: the output when φ' is a function of φ
 (ReLU, LeakyReLU with slope ≥ 0, ELU with α ≥ 0, Hardtanh, Sigmoid, Tanh), the input otherwise.
 Kinks get the subgradient torch chooses, stated in each docstring. Every backward is a product of
-``grad_output`` with plain tensor ops (``where``, ``exp``, ``erf``, and our own Sigmoid/Tanh
-Functions), so it is differentiable again.
+``grad_output`` with plain tensor ops (comparisons, ``exp``, ``erf``, and our own Sigmoid/Tanh
+Functions), so it is differentiable again. Masks are 0./1. tensors of the input's dtype and
+branches are selected arithmetically (``_elementwise``: bool tensors are slow on CPU).
 
 ``inplace=True`` is accepted for signature compatibility with torch and ignored: the result is
 always a new tensor (the input is never overwritten, so saving it or the output stays valid).
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, require_tensor
+from manualgrad.functional._elementwise import indicator, mask_as_number, times
 
 
 class ReLUFunction(torch.autograd.Function):
@@ -40,7 +42,7 @@ class ReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:
         (output,) = ctx.saved_tensors
-        return grad_output * (output > 0)
+        return times(indicator(torch.gt, output, 0), grad_output)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -51,16 +53,18 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 class LeakyReLUFunction(torch.autograd.Function):
     r"""Leaky ReLU.  y = z if z > 0 else s·z   (s = negative_slope).
 
+    Forward as y = max(z, s·z) for s ≤ 1 (min for s > 1).
     Saved: y when s ≥ 0 (then y > 0 ⇔ z > 0: s·z ≤ 0 for z ≤ 0), else z (a negative slope
     makes y > 0 on both sides). Either way only the sign is read.
-    dL/dz = dL/dy · (1 if z > 0 else s)   (subgradient s chosen at z = 0, as torch does).
+    dL/dz = dL/dy · (1[z > 0] + s·1[z ≤ 0])   (subgradient s chosen at z = 0, as torch does).
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(input: Tensor, negative_slope: float) -> Tensor:
-        return torch.where(input > 0, input, input * negative_slope)
+        extremum = torch.maximum if negative_slope <= 1 else torch.minimum
+        return extremum(input, input * negative_slope)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -71,8 +75,10 @@ class LeakyReLUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (saved,) = ctx.saved_tensors
-        grad_input = torch.where(saved > 0, grad_output, grad_output * ctx.negative_slope)
-        return grad_input, None
+        slope = indicator(torch.gt, saved, 0).add_(
+            indicator(torch.le, saved, 0), alpha=ctx.negative_slope
+        )
+        return times(slope, grad_output), None
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -86,16 +92,17 @@ class PReLUFunction(torch.autograd.Function):
 
     ``weight`` arrives already shaped to broadcast against ``input`` (one slope, or one per
     channel at dim 1 — see :func:`prelu`).
+    Forward as y = max(z, 0) + a·min(z, 0).
     Saved: z (its sign for dL/dz, its value for dL/da) and a only if dL/dz is needed.
-        dL/dz = dL/dy · (1 if z > 0 else a)            (subgradient a at z = 0, as torch)
-        dL/da = Σ_{broadcast dims} dL/dy · (0 if z > 0 else z)
+        dL/dz = dL/dy · (1[z > 0] + a·1[z ≤ 0])        (subgradient a at z = 0, as torch)
+        dL/da = Σ_{broadcast dims} dL/dy · min(z, 0)
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor) -> Tensor:
-        return torch.where(input > 0, input, weight * input)
+        return torch.addcmul(input.clamp_min(0), weight, input.clamp_max(0))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -108,14 +115,14 @@ class PReLUFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor):
         input, weight = ctx.saved_tensors
         needs_input, needs_weight = ctx.needs_input_grad
-        positive = input > 0
         grad_input = grad_weight = None
         if needs_input:
-            grad_input = torch.where(positive, grad_output, weight * grad_output)
-        if needs_weight:
-            grad_weight = torch.where(positive, 0, input * grad_output).sum_to_size(
-                ctx.weight_shape
+            slope = torch.addcmul(
+                indicator(torch.gt, input, 0), indicator(torch.le, input, 0), weight
             )
+            grad_input = times(slope, grad_output)
+        if needs_weight:
+            grad_weight = times(input.clamp_max(0), grad_output).sum_to_size(ctx.weight_shape)
         return grad_input, grad_weight
 
 
@@ -153,17 +160,18 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 class ELUFunction(torch.autograd.Function):
     r"""ELU.  y = z if z > 0 else α·(eᶻ − 1).
 
+    Forward as y = max(z, 0) + α·(e^{min(z, 0)} − 1).
     On z ≤ 0, dy/dz = α·eᶻ = y + α, a function of the output.
     Saved: y when α ≥ 0 (then y > 0 ⇔ z > 0), else z (a negative α makes y ≥ 0 for z < 0).
-        dL/dz = dL/dy · 1                   for z > 0
-        dL/dz = dL/dy · (y + α) = dL/dy · α·eᶻ   for z ≤ 0   (subgradient α at z = 0, as torch)
+        dL/dz = dL/dy · (1[z > 0] + 1[z ≤ 0]·(y + α))    (y + α = α·eᶻ; subgradient α at z = 0,
+                                                         as torch; e^{min(z, 0)} never overflows)
     """
 
     generate_vmap_rule = True
 
     @staticmethod
     def forward(input: Tensor, alpha: float) -> Tensor:
-        return torch.where(input > 0, input, alpha * torch.expm1(input))
+        return torch.add(input.clamp_min(0), torch.expm1(input.clamp_max(0)), alpha=alpha)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -177,9 +185,12 @@ class ELUFunction(torch.autograd.Function):
         (saved,) = ctx.saved_tensors
         if ctx.from_output:
             negative_slope = saved + ctx.alpha
-        else:  # exp of min(z, 0): no overflow in the branch ``where`` discards
+        else:
             negative_slope = ctx.alpha * torch.exp(saved.clamp_max(0))
-        return torch.where(saved > 0, grad_output, grad_output * negative_slope), None
+        slope = torch.addcmul(
+            indicator(torch.gt, saved, 0), indicator(torch.le, saved, 0), negative_slope
+        )
+        return times(slope, grad_output), None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -209,9 +220,9 @@ class GELUFunction(torch.autograd.Function):
     @staticmethod
     def forward(input: Tensor, approximate: str) -> Tensor:
         if approximate == "tanh":
-            inner = _TANH_BETA * (input + _TANH_KAPPA * input * input * input)
-            return 0.5 * input * (1 + torch.tanh(inner))
-        return input * 0.5 * (1 + torch.erf(input * _SQRT1_2))
+            inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
+            return torch.tanh(inner).add_(1).mul_(input).mul_(0.5)
+        return torch.erf(input * _SQRT1_2).add_(1).mul_(input).mul_(0.5)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -222,16 +233,18 @@ class GELUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (input,) = ctx.saved_tensors
+        # A fresh temporary is updated in place only until another op (or exp's backward) reads it.
         if ctx.approximate == "tanh":
-            square = input * input
-            t = TanhFunction.apply(_TANH_BETA * (input + _TANH_KAPPA * square * input))
-            du = _TANH_BETA * (1 + 3 * _TANH_KAPPA * square)
-            derivative = 0.5 * (1 + t) + 0.5 * input * (1 - t * t) * du
+            inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
+            t = TanhFunction.apply(inner)
+            du = (input * input).mul_(3 * _TANH_KAPPA).add_(1).mul_(_TANH_BETA)
+            derivative = (t * t).neg_().add_(1).mul_(du).mul_(input).mul_(0.5)
+            derivative = derivative.add_(t, alpha=0.5).add_(0.5)
         else:
-            cdf = 0.5 * (1 + torch.erf(input * _SQRT1_2))
-            pdf = _INV_SQRT_2PI * torch.exp(-0.5 * input * input)
-            derivative = cdf + input * pdf
-        return grad_output * derivative, None
+            density = (input * input).mul_(-0.5).exp_()  # e^{−z²/2}, read by exp's backward
+            derivative = torch.erf(input * _SQRT1_2).add_(1).mul_(0.5)
+            derivative = derivative.addcmul_(input, density, value=_INV_SQRT_2PI)
+        return times(derivative, grad_output), None
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -264,7 +277,8 @@ class SiLUFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor) -> Tensor:
         (input,) = ctx.saved_tensors
         sigma = SigmoidFunction.apply(input)
-        return grad_output * sigma * (1 + input * (1 - sigma))
+        derivative = (1 - sigma).mul_(input).add_(1).mul_(sigma)
+        return times(derivative, grad_output)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -278,8 +292,8 @@ class SoftplusFunction(torch.autograd.Function):
 
     dy/dz = e^{βz}/(1 + e^{βz}) = σ(βz) on the smooth branch, 1 on the linear branch.
     Saved: z (recovering σ(βz) = 1 − e^{−βy} from y loses precision for small y).
-        dL/dz = dL/dy · σ(βz)   if βz ≤ threshold   (βz = threshold is on the smooth side)
-        dL/dz = dL/dy           if βz > threshold
+        dL/dz = dL/dy · (1[βz > threshold] + 1[βz ≤ threshold]·σ(βz))
+                (βz = threshold is on the smooth side)
     """
 
     generate_vmap_rule = True
@@ -299,10 +313,12 @@ class SoftplusFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor):
         (input,) = ctx.saved_tensors
         scaled = input * ctx.beta
-        grad_input = torch.where(
-            scaled > ctx.threshold, grad_output, grad_output * SigmoidFunction.apply(scaled)
+        slope = torch.addcmul(
+            indicator(torch.gt, scaled, ctx.threshold),
+            indicator(torch.le, scaled, ctx.threshold),
+            SigmoidFunction.apply(scaled),
         )
-        return grad_input, None, None
+        return times(slope, grad_output), None, None
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -333,7 +349,7 @@ class SigmoidFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:
         (output,) = ctx.saved_tensors
-        return grad_output * output * (1 - output)
+        return times((1 - output).mul_(output), grad_output)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -364,7 +380,7 @@ class TanhFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:
         (output,) = ctx.saved_tensors
-        return grad_output * (1 - output * output)
+        return times((output * output).neg_().add_(1), grad_output)
 
 
 def tanh(input: Tensor) -> Tensor:
@@ -394,8 +410,9 @@ class HardtanhFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (output,) = ctx.saved_tensors
-        inside = (output > ctx.min_val) & (output < ctx.max_val)
-        return grad_output * inside, None, None
+        inside = indicator(torch.gt, output, ctx.min_val)
+        inside.mul_(indicator(torch.lt, output, ctx.max_val))
+        return times(inside, grad_output), None, None
 
 
 def hardtanh(
@@ -426,7 +443,7 @@ class StepFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input: Tensor) -> Tensor:
-        return (input > 0).to(input.dtype)
+        return indicator(torch.gt, input, 0)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -451,7 +468,7 @@ class StraightThroughStepFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(input: Tensor) -> tuple[Tensor, Tensor]:
-        return (input > 0).to(input.dtype), input.abs() <= 1
+        return indicator(torch.gt, input, 0), input.abs() <= 1
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -462,7 +479,7 @@ class StraightThroughStepFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_window: Tensor | None) -> Tensor:
         (window,) = ctx.saved_tensors
-        return grad_output * window
+        return grad_output * mask_as_number(window)
 
 
 def step(input: Tensor, straight_through: bool = False) -> Tensor:

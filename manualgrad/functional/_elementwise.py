@@ -1,0 +1,55 @@
+"""Masks and products for hand-written backward passes, kept off torch's slow bool paths.
+
+On CPU a comparison that writes a bool tensor, and every op that reads one (``where``,
+``masked_fill``, a product with the mask), runs 5–25× slower than float arithmetic of the same
+size (torch 2.13, AVX2, 256×1024 float32: ``x > 0`` 205 µs, ``where`` 1.1 ms, ``x * y`` 45 µs).
+So the element-wise Functions
+
+- build their masks as 0./1. in the input's dtype (:func:`indicator`, one vectorised pass);
+- select between branches arithmetically: ``where(m, a, b) = a·m + b·(1 − m)`` with both masks
+  built by comparisons (``m + s·n``, never ``1 + (s − 1)·n``), so a selected finite value comes
+  out exactly and a kink keeps torch's subgradient bit for bit;
+- read a saved bool mask through its ``uint8`` view (:func:`mask_as_number`), which is fast;
+- overwrite their own fresh temporaries in a first-order backward (:func:`times`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Comparison = Callable[..., Tensor]
+
+
+def transforms_or_tracing() -> bool:
+    """True inside a torch.func transform (its wrapped operands may be batched where a fresh
+    temporary is not, and out= forms have no batching rule) or while torch.compile traces."""
+    return torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling()
+
+
+def indicator(compare: Comparison, input: Tensor, threshold: float) -> Tensor:
+    """``compare(input, threshold)`` as 0./1. in ``input``'s dtype (NaN compares False)."""
+    if transforms_or_tracing():
+        return compare(input, threshold).to(input.dtype)
+    return compare(input, threshold, out=torch.empty_like(input))
+
+
+def mask_as_number(mask: Tensor) -> Tensor:
+    """A bool mask as 0/1 ``uint8`` (the same bytes), which arithmetic reads fast."""
+    return mask.view(torch.uint8)
+
+
+def scratch_allowed() -> bool:
+    """True when a backward may overwrite the fresh temporaries it made: first order (no graph
+    is recorded) and outside torch.func transforms and torch.compile tracing."""
+    return not (torch.is_grad_enabled() or transforms_or_tracing())
+
+
+def times(fresh: Tensor, other: Tensor) -> Tensor:
+    """``fresh ∘ other``, written into ``fresh`` (a temporary the caller made and no longer
+    needs) when :func:`scratch_allowed` and the result has its shape and dtype."""
+    if scratch_allowed() and fresh.shape == other.shape and fresh.dtype == other.dtype:
+        return fresh.mul_(other)
+    return fresh * other

@@ -187,10 +187,8 @@ class ELUFunction(torch.autograd.Function):
             negative_slope = saved + ctx.alpha
         else:
             negative_slope = ctx.alpha * torch.exp(saved.clamp_max(0))
-        slope = torch.addcmul(
-            indicator(torch.gt, saved, 0), indicator(torch.le, saved, 0), negative_slope
-        )
-        return times(slope, grad_output), None
+        slope = indicator(torch.le, saved, 0).mul_(negative_slope)
+        return times(slope.add_(indicator(torch.gt, saved, 0)), grad_output), None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -313,11 +311,8 @@ class SoftplusFunction(torch.autograd.Function):
     def backward(ctx, grad_output: Tensor):
         (input,) = ctx.saved_tensors
         scaled = input * ctx.beta
-        slope = torch.addcmul(
-            indicator(torch.gt, scaled, ctx.threshold),
-            indicator(torch.le, scaled, ctx.threshold),
-            SigmoidFunction.apply(scaled),
-        )
+        slope = indicator(torch.le, scaled, ctx.threshold).mul_(SigmoidFunction.apply(scaled))
+        slope = slope.add_(indicator(torch.gt, scaled, ctx.threshold))
         return times(slope, grad_output), None, None
 
 

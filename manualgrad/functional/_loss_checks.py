@@ -124,7 +124,10 @@ def check_class_targets(
 def check_class_range(target: Tensor, n_classes: int, ignore_index: int | None) -> None:
     """IndexError "Target k is out of bounds." for a class index outside [0, C) that is not
     ``ignore_index`` (skipped under tracing, see the module docstring)."""
-    if not data_dependent_checks_allowed(target):
+    if not data_dependent_checks_allowed(target) or target.numel() == 0:
+        return
+    lowest, highest = torch.aminmax(target)  # one pass: the common, valid case ends here
+    if lowest.item() >= 0 and highest.item() < n_classes:
         return
     bad = (target < 0) | (target >= n_classes)
     if ignore_index is not None:

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from manualgrad.functional._elementwise import scratch_allowed
+
 
 def _input_grad(
     grad_output: Tensor,
@@ -68,14 +70,9 @@ def _input_grad(
 
 def _product(left: Tensor, right: Tensor, workspace: Tensor | None) -> Tensor:
     """left ∘ right, written into the spent temporary ``workspace`` (of ``left``'s shape) in a
-    first-order backward — no graph recorded, no torch.func transform wrapping the tensors —
-    since a fresh full-size allocation costs more than the pass itself."""
-    if (
-        workspace is None
-        or torch.is_grad_enabled()
-        or torch._C._are_functorch_transforms_active()
-        or workspace.shape != left.shape
-    ):
+    first-order backward (:func:`scratch_allowed`), since a fresh full-size allocation costs
+    more than the pass itself."""
+    if workspace is None or not scratch_allowed() or workspace.shape != left.shape:
         return left * right
     return torch.mul(left, right, out=workspace)
 

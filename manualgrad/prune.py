@@ -37,6 +37,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as _torch_prune
 
+from manualgrad.functional._function import Function
+
 __all__ = [
     "MaskFunction",
     "PruningHook",
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class MaskFunction(torch.autograd.Function):
+class MaskFunction(Function):
     r"""w = orig ⊙ mask   (mask of 0/1, not differentiated).
 
     Saved: mask (only when orig needs a gradient).   dL/dorig = dL/dw ⊙ mask: exactly 0 at

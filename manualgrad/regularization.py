@@ -45,6 +45,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
+
 __all__ = [
     "AbsSumFunction",
     "ExpectedL0Function",
@@ -60,7 +62,7 @@ __all__ = [
 Params = Tensor | Iterable[Tensor]
 
 
-class AbsSumFunction(torch.autograd.Function):
+class AbsSumFunction(Function):
     r"""‖x‖₁ = Σ |xᵢ|.
 
     Saved: x.   dL/dx = g · sign(x)   (g the scalar upstream gradient; sign(0) = 0, the
@@ -84,7 +86,7 @@ class AbsSumFunction(torch.autograd.Function):
         return grad_output * x.sign()
 
 
-class HalfSquareSumFunction(torch.autograd.Function):
+class HalfSquareSumFunction(Function):
     r"""½ ‖x‖² = ½ Σ xᵢ².
 
     Saved: x.   dL/dx = g · x.   (Second derivative: the identity, times g.)
@@ -150,7 +152,7 @@ def l1_prox_(params: Params, threshold: float) -> None:
             p.copy_(p.sign() * (p.abs() - threshold).clamp_min(0))
 
 
-class HardConcreteFunction(torch.autograd.Function):
+class HardConcreteFunction(Function):
     r"""Hard-concrete gate (Louizos, Welling & Kingma 2018), reparameterised by uniform noise u.
 
     Forward, elementwise, with β > 0 (temperature), γ < 0 < 1 < ζ (stretch interval):
@@ -200,7 +202,7 @@ def _concrete(log_alpha: Tensor, u: Tensor, beta: float) -> Tensor:
     return torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
 
 
-class ExpectedL0Function(torch.autograd.Function):
+class ExpectedL0Function(Function):
     r"""Expected number of non-zero hard-concrete gates: Σᵢ P(zᵢ ≠ 0) = Σᵢ σ(log αᵢ − shift),
     shift = β log(−γ/ζ).
 

@@ -16,7 +16,6 @@ import manualgrad.functional.losses as _losses
 import manualgrad.functional.normalization as _normalization
 import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.softmax as _softmax
-from manualgrad.functional._signature import cache_forward_signatures
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.attention import *  # noqa: F403
 from manualgrad.functional.conv import *  # noqa: F403
@@ -42,19 +41,3 @@ __all__ = [
     *_pooling.__all__,
     *_softmax.__all__,
 ]
-
-cache_forward_signatures(
-    [
-        _activations,
-        _attention,
-        _conv,
-        _dropout,
-        _embedding,
-        _fused,
-        _linear,
-        _losses,
-        _normalization,
-        _pooling,
-        _softmax,
-    ]
-)

@@ -20,9 +20,10 @@ from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, require_tensor
 from manualgrad.functional._elementwise import indicator, mask_as_number, times
+from manualgrad.functional._function import Function
 
 
-class ReLUFunction(torch.autograd.Function):
+class ReLUFunction(Function):
     r"""ReLU.  y = max(z, 0).
 
     Saved: y only (y > 0 ⇔ z > 0), so the stored tensor is the one the next layer already holds.
@@ -50,7 +51,7 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ReLUFunction.apply(input)
 
 
-class LeakyReLUFunction(torch.autograd.Function):
+class LeakyReLUFunction(Function):
     r"""Leaky ReLU.  y = z if z > 0 else s·z   (s = negative_slope).
 
     Forward as y = max(z, s·z) for s ≤ 1 (min for s > 1).
@@ -87,7 +88,7 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
     return LeakyReLUFunction.apply(input, negative_slope)
 
 
-class PReLUFunction(torch.autograd.Function):
+class PReLUFunction(Function):
     r"""PReLU with a learnable slope a:  y = z if z > 0 else a·z.
 
     ``weight`` arrives already shaped to broadcast against ``input`` (one slope, or one per
@@ -157,7 +158,7 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
     return PReLUFunction.apply(input, weight)
 
 
-class ELUFunction(torch.autograd.Function):
+class ELUFunction(Function):
     r"""ELU.  y = z if z > 0 else α·(eᶻ − 1).
 
     Forward as y = max(z, 0) + α·(e^{min(z, 0)} − 1).
@@ -203,7 +204,7 @@ _TANH_BETA = math.sqrt(2 / math.pi)
 _TANH_KAPPA = 0.044715
 
 
-class GELUFunction(torch.autograd.Function):
+class GELUFunction(Function):
     r"""GELU.  y = z·Φ(z), Φ the standard normal CDF.
 
     approximate='none':  Φ(z) = ½(1 + erf(z/√2)),  φ(z) = e^{−z²/2}/√(2π)
@@ -253,7 +254,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return GELUFunction.apply(input, approximate)
 
 
-class SiLUFunction(torch.autograd.Function):
+class SiLUFunction(Function):
     r"""SiLU (swish).  y = z·σ(z).
 
     dy/dz = σ(z) + z·σ(z)(1 − σ(z)) = σ(z)·(1 + z(1 − σ(z))).
@@ -285,7 +286,7 @@ def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return SiLUFunction.apply(input)
 
 
-class SoftplusFunction(torch.autograd.Function):
+class SoftplusFunction(Function):
     r"""Softplus.  y = log(1 + e^{βz})/β, reverting to y = z where βz > threshold (as torch).
 
     dy/dz = e^{βz}/(1 + e^{βz}) = σ(βz) on the smooth branch, 1 on the linear branch.
@@ -322,7 +323,7 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
     return SoftplusFunction.apply(input, beta, threshold)
 
 
-class SigmoidFunction(torch.autograd.Function):
+class SigmoidFunction(Function):
     r"""Logistic sigmoid.  y = σ(z) = 1/(1 + e^{−z}).
 
     dy/dz = σ(z)(1 − σ(z)) = y(1 − y).
@@ -353,7 +354,7 @@ def sigmoid(input: Tensor) -> Tensor:
     return SigmoidFunction.apply(input)
 
 
-class TanhFunction(torch.autograd.Function):
+class TanhFunction(Function):
     r"""Hyperbolic tangent.  y = tanh(z).
 
     dy/dz = 1 − tanh²(z) = 1 − y².
@@ -384,7 +385,7 @@ def tanh(input: Tensor) -> Tensor:
     return TanhFunction.apply(input)
 
 
-class HardtanhFunction(torch.autograd.Function):
+class HardtanhFunction(Function):
     r"""Hardtanh.  y = clamp(z, m, M)   (m = min_val, M = max_val).
 
     Saved: y only; m < y < M ⇔ m < z < M, so strict bounds on y give the pass-through mask.
@@ -424,7 +425,7 @@ def hardtanh(
     return HardtanhFunction.apply(input, min_val, max_val)
 
 
-class StepFunction(torch.autograd.Function):
+class StepFunction(Function):
     r"""The threshold unit of the perceptron.  φ(z) = 1 if z > 0 else 0  (φ(0) = 0).
 
     φ is constant on each side of 0 and jumps at 0, so its true derivative is 0 almost
@@ -449,7 +450,7 @@ class StepFunction(torch.autograd.Function):
         return torch.zeros_like(grad_output)
 
 
-class StraightThroughStepFunction(torch.autograd.Function):
+class StraightThroughStepFunction(Function):
     r"""Step forward, saturating straight-through estimator backward.
 
     Forward: φ(z) = 1[z > 0] (as :class:`StepFunction`). Backward pretends φ was the hard

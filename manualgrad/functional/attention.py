@@ -12,10 +12,11 @@ import math
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
 from manualgrad.functional.dropout import dropout_mask, keep_scale
 
 
-class AttentionFunction(torch.autograd.Function):
+class AttentionFunction(Function):
     r"""Attention  O = A V,  A = P ⊙ M / (1 − p),  P = softmax_rows(Z),  Z = s·Q Kᵀ + B.
 
     Q: (..., L, E), K: (..., S, E), V: (..., S, Ev) (batch dims broadcast); s the scale; B the

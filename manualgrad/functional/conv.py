@@ -27,10 +27,12 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad
 
+from manualgrad.functional._function import Function
+
 IntOrTuple = int | Sequence[int]
 
 
-class ConvolutionFunction(torch.autograd.Function):
+class ConvolutionFunction(Function):
     r"""N-d convolution  y = W ⋆ x + b  (cross-correlation, as torch), x: (N, C_in, *spatial),
     W: (C_out, C_in / G, *kernel), b: (C_out,).
 

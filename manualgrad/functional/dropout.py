@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
 
-class DropoutFunction(torch.autograd.Function):
+
+class DropoutFunction(Function):
     r"""Masked scaling  y = x ⊙ m / (1 − p),  m ∈ {0, 1} a fixed bool mask (an input,
     broadcastable to x).
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
 
-class EmbeddingFunction(torch.autograd.Function):
+
+class EmbeddingFunction(Function):
     r"""Row lookup  y[..., :] = W[i[...], :],  W: (V, D),  i: integer indices of any shape.
 
     With G = dL/dy flattened to (n, D) and i flattened to (n,):

@@ -14,6 +14,7 @@ import math
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
 from manualgrad.functional.linear import LinearFunction, _flat_rows
 
 _REDUCTIONS = ("none", "mean", "sum")
@@ -21,7 +22,7 @@ _CHUNK_LOGITS = 1 << 24
 _TYPE_NAMES = {torch.int32: "Int", torch.int16: "Short", torch.int8: "Char", torch.bool: "Bool"}
 
 
-class LinearCrossEntropyFunction(torch.autograd.Function):
+class LinearCrossEntropyFunction(Function):
     r"""Cross-entropy of a linear head:  z_i = W x_i + b,
     ℓ_i = lse(z_i) − (1 − ε) z_{i,t_i} − ε z̄_i.
 
@@ -280,7 +281,7 @@ def linear_cross_entropy(
     return outputs[0]
 
 
-class LinearReLUFunction(torch.autograd.Function):
+class LinearReLUFunction(Function):
     r"""y = max(z, 0),  z = x Wᵀ + b  (x: (..., in), W: (out, in), b: (out,)).
 
     With m = 1[y > 0] (bool; subgradient 0 at z = 0, as torch) and G = dL/dy:
@@ -313,7 +314,7 @@ class LinearReLUFunction(torch.autograd.Function):
         return _affine_grads(ctx, grad_output * mask, input, weight)
 
 
-class LinearGELUFunction(torch.autograd.Function):
+class LinearGELUFunction(Function):
     r"""y = GELU(z),  z = x Wᵀ + b.
 
     GELU(z) = z Φ(z) with Φ the standard normal CDF (``approximate='none'``), or

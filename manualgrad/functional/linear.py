@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import Function
 
-class LinearFunction(torch.autograd.Function):
+
+class LinearFunction(Function):
     r"""Affine map  y = x Wᵀ + b,  x: (..., in),  W: (out, in),  b: (out,).
 
     Flatten the leading dims: X = x.reshape(N, in), G = dL/dy reshaped to (N, out). Then

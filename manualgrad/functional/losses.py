@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional import _reduction
+from manualgrad.functional._function import Function
 from manualgrad.functional._loss_checks import (
     broadcast_shape,
     check_class_range,
@@ -124,7 +125,7 @@ def _pointwise_backward(
     return grad_input, grad_target, grad_weight
 
 
-class MSELossFunction(torch.autograd.Function):
+class MSELossFunction(Function):
     r"""Mean squared error  ℓ_i = w_i (x_i − t_i)²,  L = reduce(ℓ)  (torch: Σ w ℓ / Σ w for a
     weighted mean, (1/n) Σ ℓ unweighted).
 
@@ -166,7 +167,7 @@ class MSELossFunction(torch.autograd.Function):
         return (*grads, None)
 
 
-class L1LossFunction(torch.autograd.Function):
+class L1LossFunction(Function):
     r"""Mean absolute error  ℓ_i = w_i |x_i − t_i|,  L = reduce(ℓ) (weighted mean Σ w ℓ / Σ w).
 
     With d = x − t and g_i = dL/dℓ_i:
@@ -221,7 +222,7 @@ def _huber(diff: Tensor, delta: float) -> Tensor:
     return clamped * (diff - 0.5 * clamped)
 
 
-class HuberLossFunction(torch.autograd.Function):
+class HuberLossFunction(Function):
     r"""Huber loss  ℓ_i = w_i e(x_i − t_i),  e(d) = ½ d² (|d| < δ), δ (|d| − ½ δ) otherwise;
     L = reduce(ℓ), the weighted mean being (1/n) Σ w ℓ (torch's choice for huber).
 
@@ -331,7 +332,7 @@ def huber_loss(
 # ---------------------------------------------------------------------------------------------
 
 
-class HingeLossFunction(torch.autograd.Function):
+class HingeLossFunction(Function):
     r"""Binary hinge loss  ℓ_i = max(0, m − t_i y_i),  t_i ∈ {−1, +1},  L = reduce(ℓ).
 
     With z = m − t·y, active a = 1[z ≥ 0] and g_i = dL/dℓ_i:
@@ -413,7 +414,7 @@ def _margin_terms(
     return rows, column, z, (z > 0).scatter(1, column, False)
 
 
-class MultiMarginLossFunction(torch.autograd.Function):
+class MultiMarginLossFunction(Function):
     r"""Multi-class margin loss, input (N, C), (C,) or 0-d, class-index target y:
 
         ℓ_i = w_{y_i} / C · Σ_{j ≠ y_i} max(0, z_ij)^p,   z_ij = m − x_{i,y_i} + x_ij,  p ∈ {1, 2}
@@ -584,7 +585,7 @@ def _per_sample_grad(
     return torch.where(valid, g, 0)
 
 
-class CrossEntropyFunction(torch.autograd.Function):
+class CrossEntropyFunction(Function):
     r"""Cross-entropy with class-index targets, input (C,), (N, C) or (N, C, d1, ..., dK):
 
         m = max_c x,   s = Σ_c e^{x_c − m},   p = e^{x − m} / s,   log p = x − m − log s
@@ -684,7 +685,7 @@ def _smoothed(target: Tensor, smoothing: float, n_classes: int) -> Tensor:
     return target * (1 - smoothing) + smoothing / n_classes if smoothing else target
 
 
-class CrossEntropyProbsFunction(torch.autograd.Function):
+class CrossEntropyProbsFunction(Function):
     r"""Cross-entropy with class-probability targets t (same shape as the input):
 
         log p = x − logsumexp_c(x),   t' = (1 − ε) t + ε / C,   ℓ_i = −Σ_c w_c t'_ic log p_ic
@@ -770,7 +771,7 @@ def cross_entropy(
     return CrossEntropyFunction.apply(input, target, weight, reduction, ignore_index, smoothing)[0]
 
 
-class NLLLossFunction(torch.autograd.Function):
+class NLLLossFunction(Function):
     r"""Negative log-likelihood of log-probabilities x, class-index target t:
 
         ℓ_i = −w_{t_i} x_{i,t_i}  (0 if t_i = ignore_index),
@@ -840,7 +841,7 @@ def _log_sigmoid(input: Tensor) -> Tensor:
     return input.clamp_max(0) - torch.log1p(torch.exp(-input.abs()))
 
 
-class BCEWithLogitsFunction(torch.autograd.Function):
+class BCEWithLogitsFunction(Function):
     r"""Binary cross-entropy on logits x with targets t ∈ [0, 1], element weight w and positive
     weight P (both broadcast; 1 if absent):
 

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._elementwise import scratch_allowed
+from manualgrad.functional._function import Function
 
 
 def _input_grad(
@@ -99,7 +100,7 @@ def _moments(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, Tensor
     return centred, mean, var, (var + eps).rsqrt()
 
 
-class BatchNormFunction(torch.autograd.Function):
+class BatchNormFunction(Function):
     r"""Batch norm over channel dim 1: S = (batch, spatial) cells of one channel.
 
     training: μ, r from the batch (biased variance); running stats updated in place as torch
@@ -273,7 +274,7 @@ def batch_norm(
     return output
 
 
-class LayerNormFunction(torch.autograd.Function):
+class LayerNormFunction(Function):
     r"""Layer norm over the last D dims (S = those M cells of one row), element-wise affine w, b
     of the normalised shape. With rows flattened to a (R, M) matrix G = dL/dy, X = x:
 
@@ -408,7 +409,7 @@ def layer_norm(
     return output
 
 
-class RMSNormFunction(torch.autograd.Function):
+class RMSNormFunction(Function):
     r"""RMS norm over the last D dims:  r = ((1/M) Σ x² + ε)^(−1/2),  y = x r ∘ w.
 
     The module docstring's derivation with μ ≡ 0 (no centring, so no Σ ĝ term).
@@ -483,7 +484,7 @@ def rms_norm(
     return output
 
 
-class GroupNormFunction(torch.autograd.Function):
+class GroupNormFunction(Function):
     r"""Group norm: the C channels of each sample split into G groups; S = a group's C/G
     channels × spatial cells. Per-channel affine w, b.
 

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.nn.functional import conv2d, conv_transpose2d, pad
 
+from manualgrad.functional._function import Function
+
 IntPair = int | Sequence[int]
 
 
@@ -167,7 +169,7 @@ def _batched(function: type[torch.autograd.Function], input: Tensor, *args: obje
     return outputs.squeeze(0)
 
 
-class MaxPool2dFunction(torch.autograd.Function):
+class MaxPool2dFunction(Function):
     r"""Max pooling  y[n, c, i, j] = max over window (i, j) of x[n, c, ·, ·]  (x padded by −∞).
 
     Forward: a running maximum over the k_h·k_w strided views "kernel cell (a, b) of every
@@ -269,7 +271,7 @@ def max_pool2d(
     return (output, indices) if return_indices else output
 
 
-class AvgPool2dFunction(torch.autograd.Function):
+class AvgPool2dFunction(Function):
     r"""Average pooling  y[n, c, i, j] = (1 / D_ij) Σ_{window (i, j)} x   (x zero-padded),
 
     computed as a depthwise convolution of x with a kernel of ones, divided by D:
@@ -369,7 +371,7 @@ def avg_pool2d(
     return _batched(AvgPool2dFunction, input, window, divisors)
 
 
-class AdaptiveAvgPool2dFunction(torch.autograd.Function):
+class AdaptiveAvgPool2dFunction(Function):
     r"""Adaptive average pooling to (h, w):  y = A_h · x · A_wᵀ  per (n, c) plane, where row i
     of A_h (h × H) averages x's rows ⌊iH/h⌋ … ⌈(i+1)H/h⌉ − 1 (torch's windows), same for A_w.
 

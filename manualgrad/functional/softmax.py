@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, wrap_dim
+from manualgrad.functional._function import Function
 
 
 def _shifted(input: Tensor, dim: int) -> Tensor:
@@ -18,7 +19,7 @@ def _shifted(input: Tensor, dim: int) -> Tensor:
     return input - input.amax(dim, keepdim=True)
 
 
-class SoftmaxFunction(torch.autograd.Function):
+class SoftmaxFunction(Function):
     r"""Softmax along ``dim``.  y_i = e^{z_i} / Σ_j e^{z_j}   (computed as e^{z_i − max z}/Σ).
 
     Jacobian: ∂y_i/∂z_k = y_i(δ_ik − y_k), so with g = dL/dy
@@ -45,7 +46,7 @@ class SoftmaxFunction(torch.autograd.Function):
         return output * (grad_output - dot), None
 
 
-class LogSoftmaxFunction(torch.autograd.Function):
+class LogSoftmaxFunction(Function):
     r"""Log-softmax along ``dim``.  y_i = z_i − log Σ_j e^{z_j}   (shifted by max z first).
 
     Jacobian: ∂y_i/∂z_k = δ_ik − softmax(z)_k = δ_ik − e^{y_k}, so with g = dL/dy

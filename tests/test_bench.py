@@ -101,7 +101,7 @@ def test_peak_bytes_counts_new_storages_once_while_alive():
     assert peak_bytes(lambda: x.clone().requires_grad_().square().sum().backward()) > 0
 
 
-@pytest.mark.parametrize("backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_compile_fullgraph_matches_eager(backend):
     torch._dynamo.reset()
     model = mnn.Sequential(mnn.Linear(8, 16), mnn.ReLU(), mnn.Linear(16, 4))

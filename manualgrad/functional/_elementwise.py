@@ -49,7 +49,12 @@ def scratch_allowed() -> bool:
 
 def times(fresh: Tensor, other: Tensor) -> Tensor:
     """``fresh ∘ other``, written into ``fresh`` (a temporary the caller made and no longer
-    needs) when :func:`scratch_allowed` and the result has its shape and dtype."""
-    if scratch_allowed() and fresh.shape == other.shape and fresh.dtype == other.dtype:
+    needs) when :func:`scratch_allowed` and the result has its shape and dtype (``other`` may
+    broadcast)."""
+    if (
+        scratch_allowed()
+        and fresh.dtype == other.dtype
+        and torch.broadcast_shapes(fresh.shape, other.shape) == fresh.shape
+    ):
         return fresh.mul_(other)
     return fresh * other

@@ -9,13 +9,15 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, wrap_dim
+from manualgrad.functional._elementwise import times
 from manualgrad.functional._function import Function
 
 
 def _shifted(input: Tensor, dim: int) -> Tensor:
-    """z − max_dim z: the same softmax, no overflow in exp (an empty tensor is left as is)."""
+    """z − max_dim z, a fresh tensor: the same softmax, no overflow in exp (an empty tensor has
+    no max; its copy is returned)."""
     if input.numel() == 0:
-        return input
+        return input.clone()
     return input - input.amax(dim, keepdim=True)
 
 
@@ -31,8 +33,8 @@ class SoftmaxFunction(Function):
 
     @staticmethod
     def forward(input: Tensor, dim: int) -> Tensor:
-        exps = torch.exp(_shifted(input, dim))
-        return exps / exps.sum(dim, keepdim=True)
+        exps = _shifted(input, dim).exp_()
+        return exps.div_(exps.sum(dim, keepdim=True))
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -43,7 +45,7 @@ class SoftmaxFunction(Function):
     def backward(ctx, grad_output: Tensor):
         (output,) = ctx.saved_tensors
         dot = (grad_output * output).sum(ctx.dim, keepdim=True)
-        return output * (grad_output - dot), None
+        return times(grad_output - dot, output), None
 
 
 class LogSoftmaxFunction(Function):
@@ -59,7 +61,7 @@ class LogSoftmaxFunction(Function):
     @staticmethod
     def forward(input: Tensor, dim: int) -> Tensor:
         shifted = _shifted(input, dim)
-        return shifted - torch.log(torch.exp(shifted).sum(dim, keepdim=True))
+        return shifted.sub_(torch.exp(shifted).sum(dim, keepdim=True).log_())
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -70,7 +72,7 @@ class LogSoftmaxFunction(Function):
     def backward(ctx, grad_output: Tensor):
         (output,) = ctx.saved_tensors
         total = grad_output.sum(ctx.dim, keepdim=True)
-        return grad_output - torch.exp(output) * total, None
+        return grad_output - times(torch.exp(output), total), None
 
 
 def _implicit_dim(name: str, ndim: int, stacklevel: int) -> int:

@@ -220,8 +220,8 @@ class GELUFunction(Function):
     def forward(input: Tensor, approximate: str) -> Tensor:
         if approximate == "tanh":
             inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
-            return torch.tanh(inner).add_(1).mul_(input).mul_(0.5)
-        return torch.erf(input * _SQRT1_2).add_(1).mul_(input).mul_(0.5)
+            return inner.tanh_().add_(1).mul_(input).mul_(0.5)
+        return (input * _SQRT1_2).erf_().add_(1).mul_(input).mul_(0.5)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:

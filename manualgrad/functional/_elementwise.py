@@ -7,8 +7,8 @@ So the element-wise Functions
 
 - build their masks as 0./1. in the input's dtype (:func:`indicator`, one vectorised pass);
 - select between branches arithmetically: ``where(m, a, b) = a·m + b·(1 − m)`` with both masks
-  built by comparisons (``m + s·n``, never ``1 + (s − 1)·n``), so a selected finite value comes
-  out exactly and a kink keeps torch's subgradient bit for bit;
+  built by comparisons (``m + s·n``, never ``1 + (s − 1)·n``; :func:`slope_above`), so a
+  selected finite value comes out exactly and a kink keeps torch's subgradient bit for bit;
 - read a saved bool mask through its ``uint8`` view (:func:`mask_as_number`), which is fast;
 - overwrite their own fresh temporaries in a first-order backward (:func:`times`).
 """
@@ -36,6 +36,15 @@ def indicator(compare: Comparison, input: Tensor, threshold: float) -> Tensor:
     return compare(input, threshold, out=torch.empty_like(input))
 
 
+def slope_above(input: Tensor, threshold: float, below: float | Tensor) -> Tensor:
+    """1 where ``input > threshold``, else ``below`` (a number, or a tensor broadcasting to
+    ``input``): the slope of a function that is the identity above the threshold. Built as
+    1[x ≤ t]·below + 1[x > t], so either value comes out exactly."""
+    low = indicator(torch.le, input, threshold)
+    low = times(low, below) if isinstance(below, Tensor) else low.mul_(below)
+    return low.add_(indicator(torch.gt, input, threshold))
+
+
 def mask_as_number(mask: Tensor) -> Tensor:
     """A bool mask as 0/1 ``uint8`` (the same bytes), which arithmetic reads fast."""
     return mask.view(torch.uint8)
@@ -54,7 +63,10 @@ def times(fresh: Tensor, other: Tensor) -> Tensor:
     if (
         scratch_allowed()
         and fresh.dtype == other.dtype
-        and torch.broadcast_shapes(fresh.shape, other.shape) == fresh.shape
+        and (
+            fresh.shape == other.shape
+            or torch.broadcast_shapes(fresh.shape, other.shape) == fresh.shape
+        )
     ):
         return fresh.mul_(other)
     return fresh * other

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, require_tensor
-from manualgrad.functional._elementwise import indicator, mask_as_number, times
+from manualgrad.functional._elementwise import indicator, mask_as_number, slope_above, times
 from manualgrad.functional._function import Function
 
 
@@ -76,10 +76,7 @@ class LeakyReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (saved,) = ctx.saved_tensors
-        slope = indicator(torch.gt, saved, 0).add_(
-            indicator(torch.le, saved, 0), alpha=ctx.negative_slope
-        )
-        return times(slope, grad_output), None
+        return times(slope_above(saved, 0, ctx.negative_slope), grad_output), None
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -118,10 +115,7 @@ class PReLUFunction(Function):
         needs_input, needs_weight = ctx.needs_input_grad
         grad_input = grad_weight = None
         if needs_input:
-            slope = torch.addcmul(
-                indicator(torch.gt, input, 0), indicator(torch.le, input, 0), weight
-            )
-            grad_input = times(slope, grad_output)
+            grad_input = times(slope_above(input, 0, weight), grad_output)
         if needs_weight:
             grad_weight = times(input.clamp_max(0), grad_output).sum_to_size(ctx.weight_shape)
         return grad_input, grad_weight
@@ -188,8 +182,7 @@ class ELUFunction(Function):
             negative_slope = saved + ctx.alpha
         else:
             negative_slope = ctx.alpha * torch.exp(saved.clamp_max(0))
-        slope = indicator(torch.le, saved, 0).mul_(negative_slope)
-        return times(slope.add_(indicator(torch.gt, saved, 0)), grad_output), None
+        return times(slope_above(saved, 0, negative_slope), grad_output), None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -312,8 +305,7 @@ class SoftplusFunction(Function):
     def backward(ctx, grad_output: Tensor):
         (input,) = ctx.saved_tensors
         scaled = input * ctx.beta
-        slope = indicator(torch.le, scaled, ctx.threshold).mul_(SigmoidFunction.apply(scaled))
-        slope = slope.add_(indicator(torch.gt, scaled, ctx.threshold))
+        slope = slope_above(scaled, ctx.threshold, SigmoidFunction.apply(scaled))
         return times(slope, grad_output), None, None
 
 

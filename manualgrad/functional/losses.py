@@ -802,6 +802,7 @@ class NLLLossFunction(Function):
     def setup_context(ctx, inputs, output) -> None:
         input, target, weight, reduction, ignore_index = inputs
         ctx.input_shape, ctx.reduction, ctx.ignore_index = input.shape, reduction, ignore_index
+        ctx.dim = _class_dim(input)
         ctx.save_for_backward(target, weight)
 
     @staticmethod
@@ -809,9 +810,11 @@ class NLLLossFunction(Function):
         target, weight = ctx.saved_tensors
         index, valid, picked_weight = _picked(target, weight, ctx.ignore_index, grad_loss.dtype)
         g = _per_sample_grad(grad_loss, ctx.reduction, target.shape, valid, picked_weight)
-        dim = 0 if len(ctx.input_shape) == 1 else 1
         grad_input = _scattered(
-            grad_loss.new_zeros(ctx.input_shape), dim, index, (-g * picked_weight).unsqueeze(dim)
+            grad_loss.new_zeros(ctx.input_shape),
+            ctx.dim,
+            index,
+            (-g * picked_weight).unsqueeze(ctx.dim),
         )
         return grad_input, None, None, None, None
 

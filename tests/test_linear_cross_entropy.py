@@ -98,3 +98,12 @@ def test_saved_bytes_four_times_below_unfused_at_one_eighth_scale():
 @pytest.mark.slow
 def test_saved_bytes_four_times_below_unfused_at_full_scale():
     assert _saved_ratio(4096, 512, 32000) >= 4
+
+
+def test_negative_label_smoothing_is_ignored_like_torch():
+    # torch (and our cross_entropy(linear(...))) accept ε < 0 and treat it as 0
+    x, weight, target, bias = _problem()
+    ours = F.linear_cross_entropy(x, weight, target, bias, label_smoothing=-0.1)
+    expected = TF.cross_entropy(TF.linear(x, weight, bias), target, label_smoothing=-0.1)
+    torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours, F.cross_entropy(F.linear(x, weight, bias), target))

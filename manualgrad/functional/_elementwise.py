@@ -20,13 +20,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import transforms_or_tracing
+
 Comparison = Callable[..., Tensor]
-
-
-def transforms_or_tracing() -> bool:
-    """True inside a torch.func transform (its wrapped operands may be batched where a fresh
-    temporary is not, and out= forms have no batching rule) or while torch.compile traces."""
-    return torch._C._are_functorch_transforms_active() or torch.compiler.is_compiling()
 
 
 def indicator(compare: Comparison, input: Tensor, threshold: float) -> Tensor:
@@ -56,10 +52,12 @@ def scratch_allowed() -> bool:
     return not (torch.is_grad_enabled() or transforms_or_tracing())
 
 
-def times(fresh: Tensor, other: Tensor) -> Tensor:
+def times(fresh: Tensor, other: Tensor | float) -> Tensor:
     """``fresh ∘ other``, written into ``fresh`` (a temporary the caller made and no longer
     needs) when :func:`scratch_allowed` and the result has its shape and dtype (``other`` may
-    broadcast)."""
+    broadcast, or be a number)."""
+    if not isinstance(other, Tensor):
+        return fresh.mul_(other) if scratch_allowed() else fresh * other
     if (
         scratch_allowed()
         and fresh.dtype == other.dtype

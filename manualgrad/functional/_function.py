@@ -23,7 +23,20 @@ import inspect
 from typing import Any
 
 import torch
+from torch import Tensor
 from torch._functorch.utils import unwrap_dead_wrappers
+
+
+def transforms_or_tracing(*tensors: Tensor) -> bool:
+    """True while torch.compile traces, or inside a torch.func transform: there a fresh
+    temporary may be unbatched where an operand is batched, ``out=`` forms have no batching rule,
+    and data cannot be branched on. With ``tensors`` given, the transform case counts only when
+    one of them is wrapped by the transform (a captured, unbatched tensor can still be read)."""
+    if torch.compiler.is_compiling():
+        return True
+    if tensors:
+        return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+    return torch._C._are_functorch_transforms_active()
 
 
 class Function(torch.autograd.Function):
@@ -45,11 +58,6 @@ class Function(torch.autograd.Function):
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the Function: forward, then ``setup_context``, recording ``backward``."""
-        if (
-            kwargs
-            or len(args) != cls._arity
-            or torch._C._are_functorch_transforms_active()
-            or torch.compiler.is_compiling()
-        ):
+        if kwargs or len(args) != cls._arity or transforms_or_tracing():
             return super().apply(*args, **kwargs)
         return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))

@@ -13,13 +13,13 @@ import warnings
 import torch
 from torch import Tensor
 
+from manualgrad.functional._function import transforms_or_tracing
+
 
 def data_dependent_checks_allowed(tensor: Tensor) -> bool:
     """False under torch.compile tracing (a check would break the graph) or when ``tensor`` is
     wrapped by a torch.func transform (vmap cannot branch on data)."""
-    if torch.compiler.is_compiling():
-        return False
-    return not torch._C._functorch.is_functorch_wrapped_tensor(tensor)
+    return not transforms_or_tracing(tensor)
 
 
 def scalar_name(tensor: Tensor) -> str:

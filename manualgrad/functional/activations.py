@@ -211,10 +211,7 @@ class GELUFunction(Function):
 
     @staticmethod
     def forward(input: Tensor, approximate: str) -> Tensor:
-        if approximate == "tanh":
-            inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
-            return inner.tanh_().add_(1).mul_(input).mul_(0.5)
-        return (input * _SQRT1_2).erf_().add_(1).mul_(input).mul_(0.5)
+        return gelu_value(input, approximate)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -225,24 +222,42 @@ class GELUFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (input,) = ctx.saved_tensors
-        # A fresh temporary is updated in place only until another op (or exp's backward) reads it.
-        if ctx.approximate == "tanh":
-            inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
-            t = TanhFunction.apply(inner)
-            du = (input * input).mul_(3 * _TANH_KAPPA).add_(1).mul_(_TANH_BETA)
-            derivative = (t * t).neg_().add_(1).mul_(du).mul_(input).mul_(0.5)
-            derivative = derivative.add_(t, alpha=0.5).add_(0.5)
-        else:
-            density = (input * input).mul_(-0.5).exp_()  # e^{−z²/2}, read by exp's backward
-            derivative = torch.erf(input * _SQRT1_2).add_(1).mul_(0.5)
-            derivative = derivative.addcmul_(input, density, value=_INV_SQRT_2PI)
-        return times(derivative, grad_output), None
+        return times(gelu_derivative(input, ctx.approximate), grad_output), None
+
+
+def gelu_value(input: Tensor, approximate: str) -> Tensor:
+    """GELU(z) (see :class:`GELUFunction`), built in place on one fresh temporary."""
+    if approximate == "tanh":
+        inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
+        return inner.tanh_().add_(1).mul_(input).mul_(0.5)
+    return (input * _SQRT1_2).erf_().add_(1).mul_(input).mul_(0.5)
+
+
+def gelu_derivative(input: Tensor, approximate: str) -> Tensor:
+    """GELU'(z) (see :class:`GELUFunction`) from plain differentiable ops of z: a fresh
+    temporary is updated in place only until another op (or exp's backward) reads it."""
+    if approximate == "tanh":
+        inner = (input * input).mul_(input).mul_(_TANH_KAPPA).add_(input).mul_(_TANH_BETA)
+        t = TanhFunction.apply(inner)
+        du = (input * input).mul_(3 * _TANH_KAPPA).add_(1).mul_(_TANH_BETA)
+        derivative = (t * t).neg_().add_(1).mul_(du).mul_(input).mul_(0.5)
+        return derivative.add_(t, alpha=0.5).add_(0.5)
+    density = (input * input).mul_(-0.5).exp_()  # e^{−z²/2}, read by exp's backward
+    derivative = torch.erf(input * _SQRT1_2).add_(1).mul_(0.5)
+    return derivative.addcmul_(input, density, value=_INV_SQRT_2PI)
+
+
+def check_gelu_approximate(approximate: str, op: str) -> None:
+    """torch's RuntimeError for an ``approximate`` other than 'none' or 'tanh'."""
+    if approximate not in ("none", "tanh"):
+        raise RuntimeError(
+            f"{op}: `approximate` argument must be either none or tanh, got {approximate!r}"
+        )
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``torch.nn.functional.gelu`` with ``approximate`` in {'none', 'tanh'}."""
-    if approximate not in ("none", "tanh"):
-        raise RuntimeError(f"gelu: `approximate` must be 'none' or 'tanh', got {approximate!r}")
+    check_gelu_approximate(approximate, "gelu")
     require_floating(input, "gelu")
     return GELUFunction.apply(input, approximate)
 

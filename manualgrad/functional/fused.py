@@ -14,12 +14,17 @@ import math
 import torch
 from torch import Tensor
 
+from manualgrad.functional import _reduction
 from manualgrad.functional._function import Function
-from manualgrad.functional.linear import LinearFunction, _flat_rows
+from manualgrad.functional._loss_checks import check_class_targets, check_label_smoothing
+from manualgrad.functional.activations import (
+    check_gelu_approximate,
+    gelu_derivative,
+    gelu_value,
+)
+from manualgrad.functional.linear import LinearFunction, affine_grads
 
-_REDUCTIONS = ("none", "mean", "sum")
 _CHUNK_LOGITS = 1 << 24
-_TYPE_NAMES = {torch.int32: "Int", torch.int16: "Short", torch.int8: "Char", torch.bool: "Bool"}
 
 
 class LinearCrossEntropyFunction(Function):
@@ -220,27 +225,19 @@ def _check_cross_entropy(
     reduction: str,
     label_smoothing: float,
     chunk_size: int,
-) -> None:
-    """torch's checks for the composed call, plus the shapes this op supports."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"{reduction} is not a valid value for reduction")
+) -> tuple[str, float]:
+    """The checks of the composed ``cross_entropy(linear(input, weight), target, ...)`` (those
+    of :mod:`~manualgrad.functional._loss_checks`, on the logits' metadata only), plus the
+    shapes this op supports; returns the resolved reduction and the effective label smoothing."""
+    reduction = _reduction.resolve(reduction)
     if input.dim() != 2:
         raise ValueError(f"linear_cross_entropy expects input of shape (N, H), got {input.shape}")
-    if input.shape[0] != target.shape[0] or target.dim() != 1:
-        raise ValueError(
-            f"Expected input batch_size ({input.shape[0]}) to match target batch_size "
-            f"({target.shape[0] if target.dim() else 1})."
-        )
-    if target.dtype not in (torch.int64, torch.uint8):
-        name = _TYPE_NAMES.get(target.dtype, target.dtype)
-        raise RuntimeError(f"expected target dtype to be Long or Byte, but got {name}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise RuntimeError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
-    out_of_range = ((target < 0) | (target >= weight.shape[0])) & (target != ignore_index)
-    if out_of_range.any():
-        raise IndexError(f"Target {int(target[out_of_range][0])} is out of bounds.")
+    smoothing = check_label_smoothing(label_smoothing, "linear_cross_entropy")
+    logits = input.new_empty((input.shape[0], weight.shape[0]), device="meta")
+    check_class_targets(logits, target, None, ignore_index, "linear_cross_entropy")
+    return reduction, smoothing
 
 
 def default_chunk_size(rows: int, vocab: int) -> int:
@@ -269,7 +266,7 @@ def linear_cross_entropy(
     """
     if chunk_size is None:
         chunk_size = default_chunk_size(input.shape[0], weight.shape[0])
-    _check_cross_entropy(
+    reduction, label_smoothing = _check_cross_entropy(
         input, weight, target, ignore_index, reduction, label_smoothing, chunk_size
     )
     target = target.long()
@@ -311,17 +308,15 @@ class LinearReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         input, weight, mask = ctx.saved_tensors
-        return _affine_grads(ctx, grad_output * mask, input, weight)
+        return affine_grads(ctx.needs_input_grad, grad_output * mask, input, weight)
 
 
 class LinearGELUFunction(Function):
     r"""y = GELU(z),  z = x Wᵀ + b.
 
-    GELU(z) = z Φ(z) with Φ the standard normal CDF (``approximate='none'``), or
-    ½ z (1 + tanh u), u = √(2/π)(z + 0.044715 z³) (``'tanh'``). Derivatives:
-
-        exact:  GELU'(z) = Φ(z) + z φ(z),   φ(z) = exp(−z²/2) / √(2π)
-        tanh:   GELU'(z) = ½ (1 + tanh u) + ½ z (1 − tanh² u) √(2/π) (1 + 3·0.044715 z²)
+    GELU and GELU' are :class:`~manualgrad.functional.activations.GELUFunction`'s (the same
+    helpers, ``gelu_value`` and ``gelu_derivative``); the affine part is
+    :class:`~manualgrad.functional.linear.LinearFunction`'s (``affine_grads``):
 
         dL/dz = G ⊙ GELU'(z),  dL/dx = dL/dz W,  dL/dW = (dL/dz)ᵀ X,  dL/db = Σ_rows dL/dz
 
@@ -334,7 +329,7 @@ class LinearGELUFunction(Function):
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor, bias: Tensor | None, approximate: str) -> Tensor:
-        return _gelu(LinearFunction.forward(input, weight, bias), approximate)
+        return gelu_value(LinearFunction.forward(input, weight, bias), approximate)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -346,36 +341,8 @@ class LinearGELUFunction(Function):
     def backward(ctx, grad_output: Tensor):
         input, weight, bias = ctx.saved_tensors
         pre = LinearFunction.forward(input, weight, bias)
-        grad_pre = grad_output * _gelu_derivative(pre, ctx.approximate)
-        return (*_affine_grads(ctx, grad_pre, input, weight), None)
-
-
-def _affine_grads(ctx, grad_pre: Tensor, input: Tensor | None, weight: Tensor | None):
-    """dL/dx, dL/dW, dL/db of z = x Wᵀ + b from dL/dz (None where not needed)."""
-    needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-    grad_input = grad_pre.matmul(weight) if needs_input else None
-    grad_weight = _flat_rows(grad_pre).t().matmul(_flat_rows(input)) if needs_weight else None
-    grad_bias = _flat_rows(grad_pre).sum(0) if needs_bias else None
-    return grad_input, grad_weight, grad_bias
-
-
-_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
-_TANH_COEFF = 0.044715
-
-
-def _gelu(z: Tensor, approximate: str) -> Tensor:
-    if approximate == "tanh":
-        return 0.5 * z * (1 + torch.tanh(_SQRT_2_OVER_PI * (z + _TANH_COEFF * z.pow(3))))
-    return z * 0.5 * (1 + torch.erf(z * math.sqrt(0.5)))
-
-
-def _gelu_derivative(z: Tensor, approximate: str) -> Tensor:
-    if approximate == "tanh":
-        t = torch.tanh(_SQRT_2_OVER_PI * (z + _TANH_COEFF * z.pow(3)))
-        slope = _SQRT_2_OVER_PI * (1 + 3 * _TANH_COEFF * z.square())
-        return 0.5 * (1 + t) + 0.5 * z * (1 - t.square()) * slope
-    cdf = 0.5 * (1 + torch.erf(z * math.sqrt(0.5)))
-    return cdf + z * torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi)
+        grad_pre = grad_output * gelu_derivative(pre, ctx.approximate)
+        return (*affine_grads(ctx.needs_input_grad[:3], grad_pre, input, weight), None)
 
 
 def _as_matrix_weight(weight: Tensor):
@@ -394,8 +361,7 @@ def linear_gelu(
     input: Tensor, weight: Tensor, bias: Tensor | None = None, approximate: str = "none"
 ) -> Tensor:
     """``gelu(linear(input, weight, bias), approximate)`` as one :class:`LinearGELUFunction`."""
-    if approximate not in ("none", "tanh"):
-        raise RuntimeError("approximate argument must be either none or tanh.")
+    check_gelu_approximate(approximate, "linear_gelu")
     weight, squeeze = _as_matrix_weight(weight)
     output = LinearGELUFunction.apply(input, weight, bias, approximate)
     return output.squeeze(-1) if squeeze else output

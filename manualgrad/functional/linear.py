@@ -43,15 +43,19 @@ class LinearFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         input, weight = ctx.saved_tensors
-        needs_input, needs_weight, needs_bias = ctx.needs_input_grad
-        grad_input = grad_weight = grad_bias = None
-        if needs_input:
-            grad_input = grad_output.matmul(weight)
-        if needs_weight:
-            grad_weight = _flat_rows(grad_output).t().matmul(_flat_rows(input))
-        if needs_bias:
-            grad_bias = _flat_rows(grad_output).sum(0)
-        return grad_input, grad_weight, grad_bias
+        return affine_grads(ctx.needs_input_grad[:3], grad_output, input, weight)
+
+
+def affine_grads(
+    needs: tuple[bool, bool, bool], grad_output: Tensor, input: Tensor | None, weight: Tensor | None
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """dL/dx = G W, dL/dW = Gᵀ X, dL/db = Σ_rows G of y = x Wᵀ + b from G = dL/dy (see
+    :class:`LinearFunction`), each only where ``needs`` (x, W, b) asks for it, else None."""
+    needs_input, needs_weight, needs_bias = needs
+    grad_input = grad_output.matmul(weight) if needs_input else None
+    grad_weight = _flat_rows(grad_output).t().matmul(_flat_rows(input)) if needs_weight else None
+    grad_bias = _flat_rows(grad_output).sum(0) if needs_bias else None
+    return grad_input, grad_weight, grad_bias
 
 
 def _flat_rows(tensor: Tensor) -> Tensor:

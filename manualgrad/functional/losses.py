@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional import _reduction
-from manualgrad.functional._function import Function
+from manualgrad.functional._elementwise import times
+from manualgrad.functional._function import Function, transforms_or_tracing
 from manualgrad.functional._loss_checks import (
     broadcast_shape,
     check_class_range,
@@ -38,13 +39,6 @@ from manualgrad.functional._loss_checks import (
     data_dependent_checks_allowed,
     scalar_name,
 )
-
-
-def _times(fresh: Tensor, factor: Tensor | float) -> Tensor:
-    """fresh ∘ factor, in place on ``fresh`` (a temporary the caller just made) unless a graph is
-    being recorded (double backward), where autograd may have saved ``fresh`` (exp does)."""
-    return fresh * factor if torch.is_grad_enabled() else fresh.mul_(factor)
-
 
 # ---------------------------------------------------------------------------------------------
 # Element-wise regression losses ℓ = w · e(x − t): mse, l1, huber
@@ -266,7 +260,7 @@ class HuberLossFunction(Function):
             grad_loss,
             grad_diff,
             weight,
-            lambda g: _times(diff.clamp(-delta, delta), g),
+            lambda g: times(diff.clamp(-delta, delta), g),
             lambda: _huber(diff, delta),
         )
         return (*grads, None, None)
@@ -567,7 +561,7 @@ def _scattered(zeros: Tensor, dim: int, index: Tensor, values: Tensor) -> Tensor
     """``zeros`` with ``values`` (keepdim) written at the class ``index`` along ``dim``: in place
     on the fresh zeros (no full-size copy), except under a torch.func transform, where the zeros
     may be unbatched while the values are batched."""
-    if torch._C._are_functorch_transforms_active():
+    if transforms_or_tracing():
         return zeros.scatter(dim, index.unsqueeze(dim), values)
     return zeros.scatter_(dim, index.unsqueeze(dim), values)
 

@@ -6,6 +6,7 @@ package re-exports them all.
 """
 
 import manualgrad.functional.activations as _activations
+import manualgrad.functional.arithmetic as _arithmetic
 import manualgrad.functional.attention as _attention
 import manualgrad.functional.conv as _conv
 import manualgrad.functional.dropout as _dropout
@@ -17,6 +18,7 @@ import manualgrad.functional.normalization as _normalization
 import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
+from manualgrad.functional.arithmetic import *  # noqa: F403
 from manualgrad.functional.attention import *  # noqa: F403
 from manualgrad.functional.conv import *  # noqa: F403
 from manualgrad.functional.dropout import *  # noqa: F403
@@ -30,6 +32,7 @@ from manualgrad.functional.softmax import *  # noqa: F403
 
 __all__ = [
     *_activations.__all__,
+    *_arithmetic.__all__,
     *_attention.__all__,
     *_conv.__all__,
     *_dropout.__all__,

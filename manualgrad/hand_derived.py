@@ -1,0 +1,279 @@
+"""``manualgrad.hand_derived()``: run every torch call that has a manualgrad Function on it.
+
+Inside ``with manualgrad.hand_derived():`` a ``torch.overrides.TorchFunctionMode`` sees every
+call of a ``torch`` function, a ``torch.nn.functional`` op, a ``torch.Tensor`` method and a
+Python operator on tensors (``a * b`` arrives as ``Tensor.mul``, ``2 ** a`` as
+``Tensor.__rpow__``, ``a[i]`` as ``Tensor.__getitem__``), wherever the call is written: in a
+helper function, through an attribute (``self.act = F.gelu``), in a lambda. A call whose op has a
+manualgrad Function runs that Function instead, with the same arguments and the same result;
+every other call (views, casts, in-place ops, ops manualgrad lacks) runs unchanged, and
+:func:`manualgrad.coverage` reports the native backward nodes those leave in the graph.
+
+The routing table is built by name from ``manualgrad.functional.__all__``:
+``manualgrad.functional.X`` serves ``torch.nn.functional.X``, ``torch.X`` and ``torch.Tensor.X``, plus the operator dunders
+and their reflected forms (``__rsub__(a, b)`` is ``sub(b, a)``) and a few torch aliases
+(``torch.multiply`` is ``mul``). A new op in ``manualgrad.functional`` is routed without any edit
+here. ``torch.nn.functional.X`` and ``manualgrad.functional.X`` share a signature by contract;
+``torch.X`` and ``Tensor.X`` may not (``torch.softmax(x, dim, dtype)`` has no ``_stacklevel``;
+``torch.embedding(weight, indices)`` swaps the operands), so their argument names are read from
+the aten schema (or the Python signature) once: a call whose positional arguments line up with
+the Function's parameters by name goes straight through, one whose names differ is passed by
+keyword, and one that binds a name the Function does not take (``out=``, ``torch.embedding``'s
+``indices``) runs torch's op.
+
+Calls made while grad mode is off run torch's op (no backward graph is built, so the result is
+the same and the Function's overhead is saved), and so do the torch calls made by the Functions
+themselves: torch pops the mode while ``__torch_function__`` runs, so a routed call runs with
+the mode off and cannot recurse. A Python-level torch op that has no Function
+(``F.multi_head_attention_forward``) runs whole with the mode popped, so the ops inside it are
+native; the coverage report shows them.
+
+Cost (measured on this machine's CPU with ``python -m manualgrad.bench models`` notes; see
+BENCHMARKS.md): a call passed through unchanged pays the mode's Python dispatch; a routed call
+pays that plus the Function's own overhead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as TF
+from torch.overrides import TorchFunctionMode
+
+import manualgrad.functional as MF
+
+# torch.X aliases of ops manualgrad.functional names by their main name
+_ALIASES = {
+    "absolute": "abs",
+    "clip": "clamp",
+    "concat": "cat",
+    "concatenate": "cat",
+    "divide": "div",
+    "multiply": "mul",
+    "negative": "neg",
+    "subtract": "sub",
+    "true_divide": "div",
+}
+# operator dunders of torch.Tensor → (op name, reflected: operands swapped)
+_OPERATORS = {
+    "__add__": ("add", False),
+    "__radd__": ("add", True),
+    "__sub__": ("sub", False),
+    "__rsub__": ("sub", True),
+    "__mul__": ("mul", False),
+    "__rmul__": ("mul", True),
+    "__truediv__": ("div", False),
+    "__rtruediv__": ("div", True),
+    "__div__": ("div", False),
+    "__rdiv__": ("div", True),
+    "__matmul__": ("matmul", False),
+    "__rmatmul__": ("matmul", True),
+    "__pow__": ("pow", False),
+    "__rpow__": ("pow", True),
+    "__neg__": ("neg", False),
+    "__abs__": ("abs", False),
+}
+# a schema's argument name → the name manualgrad's (torch.nn.functional's) signature uses
+_RENAMED = {"self": "input", "train": "training"}
+# schema arguments with no effect on the result on this backend (cuDNN switches)
+_IGNORED = frozenset({"cudnn_enable", "cudnn_enabled"})
+# aten losses take ``reduction`` as torch's enum (torch.binary_cross_entropy_with_logits(..., 1))
+_REDUCTIONS = {0: "none", 1: "mean", 2: "sum"}
+
+
+class _Route:
+    """How one torch callable reaches its manualgrad function.
+
+    ``direct``: how many leading positional arguments line up by name with the function's
+    parameters (all of them when the two signatures are the same by contract); ``names``: the
+    torch-side name of each positional argument (``None`` where overloads disagree), used to
+    pass the rest by keyword; ``accepted``: the keyword names the function takes.
+    """
+
+    __slots__ = ("accepted", "direct", "names", "reflected", "target")
+
+    def __init__(
+        self,
+        target: Callable[..., Any],
+        names: Sequence[str | None] | None,
+        reflected: bool = False,
+    ) -> None:
+        self.target, self.reflected = target, reflected
+        params, self.accepted, variadic = _parameters(target)
+        if names is None or variadic:
+            self.direct, self.names = 1 << 30, ()
+            return
+        self.names = tuple(_RENAMED.get(name, name) if name else None for name in names)
+        direct = 0
+        while direct < min(len(params), len(self.names)) and params[direct] == self.names[direct]:
+            direct += 1
+        self.direct = direct
+
+    def bind(self, args: tuple, kwargs: dict[str, Any]) -> tuple[tuple, dict[str, Any]] | None:
+        """The (positional, keyword) arguments of the manualgrad function for this call, or
+        ``None`` when the call binds an argument the function does not take (torch's op runs
+        then)."""
+        if self.reflected:
+            args = (args[1], args[0], *args[2:])
+        named = {_RENAMED.get(k, k): v for k, v in kwargs.items() if k not in _IGNORED}
+        head = args
+        if len(args) > self.direct:
+            if len(args) > len(self.names):
+                return None
+            head = args[: self.direct]
+            for name, value in zip(self.names[self.direct :], args[self.direct :], strict=False):
+                if name in _IGNORED:
+                    continue
+                if name is None or name in named:
+                    return None
+                named[name] = value
+        if not named.keys() <= self.accepted:
+            return None
+        if isinstance(named.get("reduction"), int):
+            named["reduction"] = _REDUCTIONS[named["reduction"]]
+        return head, named
+
+
+def _parameters(function: Callable[..., Any]) -> tuple[list[str], frozenset[str], bool]:
+    """(positional parameter names, keyword-passable names, takes ``*args``) of a function."""
+    signature = inspect.signature(function)
+    positional, keywords, variadic = [], set(), False
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            variadic = True
+        elif parameter.kind is not inspect.Parameter.VAR_KEYWORD:
+            if parameter.kind is not inspect.Parameter.KEYWORD_ONLY and not variadic:
+                positional.append(parameter.name)
+            if parameter.kind is not inspect.Parameter.POSITIONAL_ONLY:
+                keywords.add(parameter.name)
+    return positional, frozenset(keywords), variadic
+
+
+def _torch_names(name: str, callable_: Callable[..., Any]) -> list[str | None] | None:
+    """The name of each positional argument of torch's ``name`` (from its aten schemas, or the
+    Python signature of a Python-level op); ``None`` at a position where overloads disagree and
+    for the whole list when nothing is known."""
+    schemas = [
+        schema
+        for schema in torch._C._jit_get_schemas_for_operator(f"aten::{name}")
+        if any("Tensor" in str(argument.type) for argument in schema.arguments)
+    ]
+    if not schemas:
+        try:
+            return _parameters(callable_)[0]
+        except (TypeError, ValueError):
+            return None
+    per_position: list[set[str]] = []
+    for schema in schemas:
+        positional = [argument.name for argument in schema.arguments if not argument.kwarg_only]
+        for index, argument_name in enumerate(positional):
+            if index == len(per_position):
+                per_position.append(set())
+            per_position[index].add(argument_name)
+    return [next(iter(names)) if len(names) == 1 else None for names in per_position]
+
+
+def _build_routes() -> dict[Callable[..., Any], _Route]:
+    """torch callable → route, for every public function of ``manualgrad.functional``."""
+    functions = {
+        name: getattr(MF, name)
+        for name in MF.__all__
+        if not isinstance(getattr(MF, name), type) and callable(getattr(MF, name))
+    }
+    torch_names = {name: name for name in functions}
+    torch_names.update({alias: name for alias, name in _ALIASES.items() if name in functions})
+    routes: dict[Callable[..., Any], _Route] = {}
+    for torch_name, name in torch_names.items():
+        for namespace in (torch, torch.Tensor):
+            member = getattr(namespace, torch_name, None)
+            if callable(member) and not isinstance(member, type):
+                routes[member] = _Route(functions[name], _torch_names(name, member))
+    for dunder, (name, reflected) in _OPERATORS.items():
+        member = getattr(torch.Tensor, dunder, None)
+        if name in functions and member is not None:
+            routes[member] = _Route(functions[name], _torch_names(name, member), reflected)
+    for name, function in functions.items():
+        member = getattr(TF, name, None)
+        if callable(member):
+            routes[member] = _Route(function, None)
+    return routes
+
+
+ROUTES = _build_routes()
+
+
+class HandDerived(TorchFunctionMode):
+    """The mode :func:`hand_derived` returns: routes torch calls to manualgrad Functions (see the
+    module docstring for what is routed and what runs unchanged)."""
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Sequence[type],
+        args: tuple = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run ``func(*args, **kwargs)`` through its manualgrad Function when it has one."""
+        kwargs = kwargs or {}
+        route = ROUTES.get(func)
+        if route is not None and torch.is_grad_enabled():
+            bound = route.bind(args, kwargs)
+            if bound is not None:
+                return route.target(*bound[0], **bound[1])
+        return func(*args, **kwargs)
+
+
+def hand_derived() -> HandDerived:
+    """A context manager under which every torch call that has a manualgrad Function runs it::
+
+        with manualgrad.hand_derived():
+            loss = model(x).logsumexp(-1).mean()   # helpers, lambdas, operators included
+        loss.backward()                             # hand-derived backward nodes
+
+    Routed: ``torch.nn.functional.X``, ``torch.X``, ``torch.Tensor.X`` and the tensor operators
+    for every ``X`` in ``manualgrad.functional.__all__``; everything else runs unchanged.
+    """
+    return HandDerived()
+
+
+def run_forward_in_mode(module: torch.nn.Module) -> None:
+    """Make every call of ``module`` run its ``forward`` inside :func:`hand_derived` (forward
+    hooks on the module itself, so parameters, ``state_dict``, deep copies and pickling are
+    untouched; the mode is left even when ``forward`` raises)."""
+    module.register_forward_pre_hook(_enter_mode)
+    module.register_forward_hook(_exit_mode, always_call=True)
+
+
+_ACTIVE = threading.local()  # .modes: the modes entered by the hooks on this thread
+
+
+def _enter_mode(module: torch.nn.Module, args: tuple) -> None:
+    mode = HandDerived()
+    mode.__enter__()
+    _ACTIVE.__dict__.setdefault("modes", []).append(mode)
+
+
+def _exit_mode(module: torch.nn.Module, args: tuple, output: Any) -> None:
+    _ACTIVE.modes.pop().__exit__(None, None, None)
+
+
+def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
+    """A subclass of the torch.nn class ``cls``, of the same name, defined as if in ``module``,
+    whose ``forward`` runs inside :func:`hand_derived` (what ``manualgrad.nn.X`` is for a torch
+    layer without a twin)."""
+
+    def forward(self: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        with HandDerived():
+            return cls.forward(self, *args, **kwargs)
+
+    forward.__doc__ = cls.forward.__doc__
+    doc = f"``torch.nn.{cls.__name__}`` whose forward runs inside ``manualgrad.hand_derived()``."
+    namespace = {"forward": forward, "__doc__": doc, "__module__": module}
+    return type(cls.__name__, (cls,), namespace)
+
+
+__all__ = ["ROUTES", "HandDerived", "hand_derived", "in_mode", "run_forward_in_mode"]

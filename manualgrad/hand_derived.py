@@ -10,16 +10,17 @@ every other call (views, casts, in-place ops, ops manualgrad lacks) runs unchang
 :func:`manualgrad.coverage` reports the native backward nodes those leave in the graph.
 
 The routing table is built by name from ``manualgrad.functional.__all__``:
-``manualgrad.functional.X`` serves ``torch.nn.functional.X``, ``torch.X`` and ``torch.Tensor.X``, plus the operator dunders
-and their reflected forms (``__rsub__(a, b)`` is ``sub(b, a)``) and a few torch aliases
-(``torch.multiply`` is ``mul``). A new op in ``manualgrad.functional`` is routed without any edit
-here. ``torch.nn.functional.X`` and ``manualgrad.functional.X`` share a signature by contract;
-``torch.X`` and ``Tensor.X`` may not (``torch.softmax(x, dim, dtype)`` has no ``_stacklevel``;
-``torch.embedding(weight, indices)`` swaps the operands), so their argument names are read from
-the aten schema (or the Python signature) once: a call whose positional arguments line up with
-the Function's parameters by name goes straight through, one whose names differ is passed by
-keyword, and one that binds a name the Function does not take (``out=``, ``torch.embedding``'s
-``indices``) runs torch's op.
+``manualgrad.functional.X`` serves ``torch.nn.functional.X``, ``torch.X`` and ``torch.Tensor.X``,
+plus the operator dunders and their reflected forms (``__rsub__(a, b)`` is ``sub(b, a)``) and a
+few torch aliases (``torch.multiply`` is ``mul``). A new op in ``manualgrad.functional`` is
+routed without any edit here. ``torch.nn.functional.X`` and ``manualgrad.functional.X`` share a
+signature by contract; ``torch.X`` and ``Tensor.X`` may not (``torch.softmax(x, dim, dtype)``
+has no ``_stacklevel``; ``torch.embedding(weight, indices)`` swaps the operands;
+``Tensor.where(condition, other)`` is ``where(condition, self, other)``), so their argument
+names are read from the aten schema (or the Python signature) once: a call whose positional
+arguments line up with the Function's parameters by name goes straight through, one whose names
+differ is passed by keyword, and one that binds a name the Function does not take (``out=``,
+``torch.embedding``'s ``indices``) runs torch's op.
 
 Calls made while grad mode is off run torch's op (no backward graph is built, so the result is
 the same and the Function's overhead is saved), and so do the torch calls made by the Functions
@@ -153,10 +154,11 @@ def _parameters(function: Callable[..., Any]) -> tuple[list[str], frozenset[str]
     return positional, frozenset(keywords), variadic
 
 
-def _torch_names(name: str, callable_: Callable[..., Any]) -> list[str | None] | None:
+def _torch_names(name: str, callable_: Callable[..., Any], method: bool) -> list[str | None] | None:
     """The name of each positional argument of torch's ``name`` (from its aten schemas, or the
     Python signature of a Python-level op); ``None`` at a position where overloads disagree and
-    for the whole list when nothing is known."""
+    for the whole list when nothing is known. A ``Tensor`` method takes ``self`` first wherever
+    the schema has it (``Tensor.where(condition, other)`` is ``where(condition, self, other)``)."""
     schemas = [
         schema
         for schema in torch._C._jit_get_schemas_for_operator(f"aten::{name}")
@@ -167,9 +169,15 @@ def _torch_names(name: str, callable_: Callable[..., Any]) -> list[str | None] |
             return _parameters(callable_)[0]
         except (TypeError, ValueError):
             return None
+    signatures = [
+        [argument.name for argument in schema.arguments if not argument.kwarg_only]
+        for schema in schemas
+    ]
+    if method:  # the overloads a method can bind, self first
+        signatures = [names for names in signatures if "self" in names] or signatures
+        signatures = [["self", *(n for n in names if n != "self")] for names in signatures]
     per_position: list[set[str]] = []
-    for schema in schemas:
-        positional = [argument.name for argument in schema.arguments if not argument.kwarg_only]
+    for positional in signatures:
         for index, argument_name in enumerate(positional):
             if index == len(per_position):
                 per_position.append(set())
@@ -191,11 +199,13 @@ def _build_routes() -> dict[Callable[..., Any], _Route]:
         for namespace in (torch, torch.Tensor):
             member = getattr(namespace, torch_name, None)
             if callable(member) and not isinstance(member, type):
-                routes[member] = _Route(functions[name], _torch_names(name, member))
+                names = _torch_names(name, member, namespace is torch.Tensor)
+                routes[member] = _Route(functions[name], names)
     for dunder, (name, reflected) in _OPERATORS.items():
         member = getattr(torch.Tensor, dunder, None)
         if name in functions and member is not None:
-            routes[member] = _Route(functions[name], _torch_names(name, member), reflected)
+            names = _torch_names(name, member, not reflected)
+            routes[member] = _Route(functions[name], names, reflected)
     for name, function in functions.items():
         member = getattr(TF, name, None)
         if callable(member):

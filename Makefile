@@ -21,7 +21,7 @@ train: $(STAMP)
 	$(BIN)/manualgrad train $(ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python scripts/bench.py $(or $(SUITE),all) $(ARGS)
+	$(BIN)/manualgrad bench $(or $(SUITE),all) $(ARGS)
 
 board: $(STAMP)
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1

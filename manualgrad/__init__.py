@@ -1,34 +1,45 @@
 """manualgrad: PyTorch layers, losses and optimizers with backward passes derived by hand.
 
 Public surface: :mod:`manualgrad.nn`, :mod:`manualgrad.optim`, :mod:`manualgrad.functional`,
-:func:`check_function`, :func:`convert` and :func:`compile`.
+:func:`check_function`, :func:`convert`, :func:`to_torch` and :func:`compile`.
+
+Every name is imported on first use (PEP 562), so ``import manualgrad`` does not import torch:
+the ``manualgrad`` command parses its arguments (and answers ``--help`` or a typo) before torch
+is loaded. ``import manualgrad.nn as nn`` and ``manualgrad.convert(model)`` work as usual.
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from manualgrad import functional, nn
-from manualgrad.gradcheck import check_function
-
 __version__ = "0.1.0"
 
-_LAZY = {
-    "optim": "manualgrad.optim",
-    "convert": "manualgrad.convert",
-    "compile": "manualgrad.compile",
+# public name -> (module, attribute of that module, or None for the module itself)
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "functional": ("manualgrad.functional", None),
+    "nn": ("manualgrad.nn", None),
+    "optim": ("manualgrad.optim", None),
+    "check_function": ("manualgrad.gradcheck", "check_function"),
+    "convert": ("manualgrad.conversion", "convert"),
+    "to_torch": ("manualgrad.conversion", "to_torch"),
+    "compile": ("manualgrad.compilation", "compile"),
 }
 
 
 def __getattr__(name: str) -> object:
-    """Import ``optim``, ``convert`` and ``compile`` on first use (they sit above nn in the
-    dependency order)."""
+    """Import a public name of :data:`_LAZY` on first use and cache it in the package."""
     if name not in _LAZY:
         raise AttributeError(f"module 'manualgrad' has no attribute {name!r}")
-    module = import_module(_LAZY[name])
-    value = module if name == "optim" else getattr(module, name)
+    module_name, attribute = _LAZY[name]
+    module = import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
 
 
-__all__ = ["__version__", "check_function", "compile", "convert", "functional", "nn", "optim"]
+def __dir__() -> list[str]:
+    """The public names, imported or not."""
+    return sorted({*globals(), *_LAZY})
+
+
+__all__ = ["__version__", *_LAZY]

@@ -1,38 +1,72 @@
 """``manualgrad train|check|bench|experiment`` (also ``python -m manualgrad``).
 
-Each command lives in its own module and is imported only when used, so ``manualgrad check``
-does not pay for TensorBoard and ``manualgrad train`` does not pay for the test registry.
+One argparse parser with a subparser per command; each command is a module of
+:mod:`manualgrad.commands` (``add_arguments`` + ``run``). Arguments are parsed before torch is
+imported, so ``--help`` and a mistyped option answer at once; ``run`` imports what it needs.
+
+Every error is one line, ``manualgrad COMMAND: error: …``, with exit status 2; Ctrl-C (even while
+torch is still importing) is one line too, with exit status 130.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from importlib import import_module
 
+# name -> one-line summary; the command is manualgrad.commands.<name>
 COMMANDS = {
-    "train": ("manualgrad.train.cli", "train a network and log it to TensorBoard"),
-    "check": ("manualgrad.check", "prove every hand-derived backward (gradcheck + gradgradcheck)"),
-    "bench": ("manualgrad.bench", "time and memory against native PyTorch, as ratios"),
-    "experiment": ("manualgrad.experiments", "run one of the lecture's experiments"),
+    "train": "train a network and log it to TensorBoard",
+    "check": "prove every hand-derived backward (gradcheck + gradgradcheck)",
+    "bench": "time and memory against native PyTorch, as ratios",
+    "experiment": "run one of the lecture's experiments",
 }
 
 
-def usage() -> str:
-    """The top-level help text."""
-    lines = ["usage: manualgrad COMMAND [options]   (manualgrad COMMAND --help for more)", ""]
-    lines += [f"  {name:<11} {summary}" for name, (_, summary) in COMMANDS.items()]
-    return "\n".join(lines)
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage block): ``PROG: error: …``,
+    exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print the one-line error and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    """The ``manualgrad`` parser with every command's subparser."""
+    parser = Parser(
+        prog="manualgrad",
+        description="PyTorch layers, losses and optimizers with hand-derived backward passes.",
+        epilog="manualgrad COMMAND --help explains a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, summary in COMMANDS.items():
+        module = import_module(f"manualgrad.commands.{name}")
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run, command_parser=sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the command's own ``main(argv)`` and return its exit status."""
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the command, return its exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in {"-h", "--help"}:
-        print(usage())
-        return 0 if args else 2
-    command, rest = args[0], args[1:]
-    if command not in COMMANDS:
-        print(f"manualgrad: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
-        return 2
-    module = import_module(COMMANDS[command][0])
-    return int(module.main(rest) or 0)
+    try:
+        namespace, extra = build_parser().parse_known_args(args)
+        if extra:  # said by the command's parser: "manualgrad train: error: ..."
+            namespace.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as done:  # --help, or a usage error already printed
+        return int(done.code or 0)
+    try:
+        return int(namespace.run(namespace) or 0)
+    except KeyboardInterrupt:
+        print(f"manualgrad {namespace.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+__all__ = ["COMMANDS", "Parser", "build_parser", "main"]

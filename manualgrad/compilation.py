@@ -19,8 +19,6 @@ shapes reuse the compiled graphs.
 
 from __future__ import annotations
 
-import sys
-import types
 from typing import Any
 
 import torch
@@ -35,15 +33,5 @@ def compile(model: torch.nn.Module, **kwargs: Any) -> torch.nn.Module:
     """
     return torch.compile(model, **kwargs)
 
-
-class _CallableModule(types.ModuleType):
-    """``manualgrad.compile`` is both this module and its function: keep it callable even when
-    an ``import manualgrad.compile`` rebinds the package attribute to the module."""
-
-    def __call__(self, model: torch.nn.Module, **kwargs: Any) -> torch.nn.Module:
-        return compile(model, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 __all__ = ["compile"]

@@ -1,4 +1,5 @@
-"""``manualgrad.convert(model)``: run an existing PyTorch model on hand-derived gradients.
+"""``manualgrad.convert(model)``: run an existing PyTorch model on hand-derived gradients, and
+its inverse :func:`to_torch`.
 
 Every manualgrad module subclasses its torch.nn twin of the same name and only overrides
 ``forward``, so an instance of the torch class becomes the manualgrad one by swapping its
@@ -8,6 +9,12 @@ twin's ``forward``. Only exact torch types are swapped: a user subclass of a tor
 ``forward`` may be its own) is left alone and reported. Calls to torch's functional ops inside a
 custom module's ``forward`` (``F.relu``, ``torch.nn.functional.gelu``, ``torch.tanh``,
 ``x.softmax(-1)``...) cannot be swapped and are reported too.
+
+:func:`to_torch` goes the other way (the torch twin behind the trainer's ``check/max_grad_diff``):
+each manualgrad module's class is set back to its :func:`torch_base`, so the copy runs torch's
+own forward and autograd backward on the same parameters. Modules without a torch.nn
+counterpart (``Step``, ``HingeLoss``) map to a small reference module written with plain
+differentiable torch ops, whose backward is therefore autograd's.
 """
 
 from __future__ import annotations
@@ -15,13 +22,12 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
-import sys
 import textwrap
-import types
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as TF
+from torch import Tensor
 
 import manualgrad.nn as mnn
 
@@ -100,8 +106,9 @@ def _plumbing() -> frozenset[type]:
     )
 
 
-def _torch_base(cls: type) -> type | None:
-    """The nearest torch.nn layer class ``cls`` derives from (not Module itself)."""
+def torch_base(cls: type) -> type | None:
+    """The nearest torch.nn layer class ``cls`` derives from (not ``torch.nn.Module`` itself):
+    the class a manualgrad module is swapped back to by :func:`to_torch`."""
     for base in cls.__mro__[1:]:
         if base.__module__.startswith("torch.nn") and base is not torch.nn.Module:
             return base
@@ -172,7 +179,7 @@ def _plan(model: torch.nn.Module, strict: bool) -> tuple[list, ConvertReport]:
             continue
         if cls in plumbing or cls.__module__.startswith("manualgrad."):
             continue
-        base = _torch_base(cls)
+        base = torch_base(cls)
         if cls.__module__.startswith("torch."):
             _unsupported(report, strict, name, cls, "no manualgrad twin")
         elif base is not None and base not in plumbing:
@@ -218,16 +225,61 @@ def convert(model: torch.nn.Module, inplace: bool = False, strict: bool = False)
     return converted
 
 
-class _CallableModule(types.ModuleType):
-    """``manualgrad.convert`` is both this module and its function: keep it callable even when
-    the submodule import rebinds the package attribute to the module."""
+class TorchStep(torch.nn.Module):
+    """Reference for ``manualgrad.nn.Step``: y = 1[x > 0]. Without ``straight_through`` the
+    gradient is 0 (a constant's); with it, the saturating straight-through estimator
+    grad · 1[|x| ≤ 1], written as y = 1[x > 0] + (x − x.detach()) · 1[|x| ≤ 1], whose value is
+    the step and whose autograd derivative is the window."""
 
-    def __call__(
-        self, model: torch.nn.Module, inplace: bool = False, strict: bool = False
-    ) -> torch.nn.Module:
-        return convert(model, inplace, strict)
+    def __init__(self, straight_through: bool) -> None:
+        super().__init__()
+        self.straight_through = straight_through
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Heaviside step with the chosen backward."""
+        step = (input > 0).to(input.dtype)
+        if self.straight_through:
+            return step + (input - input.detach()) * (input.abs() <= 1)
+        return step + 0 * input
 
 
-sys.modules[__name__].__class__ = _CallableModule
+class TorchHinge(torch.nn.Module):
+    """Reference for ``manualgrad.nn.HingeLoss``: mean of max(0, margin − y·f)."""
 
-__all__ = ["ConvertReport", "convert", "twin_classes"]
+    def __init__(self, margin: float, reduction: str) -> None:
+        super().__init__()
+        self.margin, self.reduction = margin, reduction
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Elementwise hinge, reduced like the original."""
+        losses = (self.margin - input * target).clamp_min(0)
+        return {"mean": losses.mean, "sum": losses.sum}.get(self.reduction, lambda: losses)()
+
+
+REFERENCES = {
+    mnn.Step: lambda m: TorchStep(m.straight_through),
+    mnn.HingeLoss: lambda m: TorchHinge(m.margin, m.reduction),
+}
+
+
+def to_torch(module: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of ``module`` in which every manualgrad module (or a user's subclass of one)
+    is replaced by its torch twin: its :func:`torch_base`, or its entry in :data:`REFERENCES`.
+    ``TypeError`` for a manualgrad module with neither."""
+
+    def swap(m: torch.nn.Module) -> torch.nn.Module:
+        if type(m) in REFERENCES:
+            return REFERENCES[type(m)](m)
+        if any(c.__module__.startswith("manualgrad.") for c in type(m).__mro__):
+            base = torch_base(type(m))
+            if base is None:
+                raise TypeError(f"no torch twin for {type(m).__name__}")
+            m.__class__ = base
+        for name, child in m.named_children():
+            setattr(m, name, swap(child))
+        return m
+
+    return swap(copy.deepcopy(module))
+
+
+__all__ = ["ConvertReport", "convert", "to_torch", "torch_base", "twin_classes"]

@@ -1,8 +1,10 @@
 """Options the registry matrix cannot express: ``inplace=True`` (accepted, computed out of place)
-and softmax's legacy ``dim=None`` rule with torch's deprecation warning."""
+for every activation the catalogue (``manualgrad.train.activations``) marks ``inplace``, and
+softmax's legacy ``dim=None`` rule with torch's deprecation warning."""
 
 from __future__ import annotations
 
+import inspect
 import warnings
 
 import pytest
@@ -11,18 +13,28 @@ import torch.nn.functional as TF
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
+from manualgrad.train.activations import CATALOGUE
 
-INPLACE_OPS = [
-    pytest.param(F.relu, TF.relu, {}, id="relu"),
-    pytest.param(F.leaky_relu, TF.leaky_relu, {"negative_slope": 0.2}, id="leaky_relu"),
-    pytest.param(F.elu, TF.elu, {"alpha": 0.5}, id="elu"),
-    pytest.param(F.silu, TF.silu, {}, id="silu"),
-    pytest.param(F.hardtanh, TF.hardtanh, {"min_val": -0.5, "max_val": 0.5}, id="hardtanh"),
-]
+INPLACE = [a for a in CATALOGUE if a.inplace]
+# non-default arguments, so the flag is tested away from the defaults too
+KWARGS = {
+    "leaky_relu": {"negative_slope": 0.2},
+    "elu": {"alpha": 0.5},
+    "hardtanh": {"min_val": -0.5, "max_val": 0.5},
+}
 
 
-@pytest.mark.parametrize(("op", "reference", "kwargs"), INPLACE_OPS)
-def test_inplace_flag_is_accepted_and_leaves_the_input_intact(op, reference, kwargs):
+def test_catalogue_inplace_flags_follow_torch():
+    for entry in CATALOGUE:
+        # torch's class where it has one (Step is manualgrad's own)
+        cls = getattr(torch.nn, entry.module, getattr(mnn, entry.module))
+        takes = "inplace" in inspect.signature(cls).parameters
+        assert entry.inplace == takes, entry.name
+
+
+@pytest.mark.parametrize("entry", INPLACE, ids=lambda a: a.name)
+def test_inplace_flag_is_accepted_and_leaves_the_input_intact(entry):
+    op, reference, kwargs = getattr(F, entry.op), getattr(TF, entry.op), KWARGS.get(entry.name, {})
     z = torch.randn(3, 4, requires_grad=True)
     before = z.detach().clone()
     y = op(z, inplace=True, **kwargs)
@@ -32,18 +44,9 @@ def test_inplace_flag_is_accepted_and_leaves_the_input_intact(op, reference, kwa
     assert grad.shape == z.shape
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        mnn.ReLU(True),
-        mnn.LeakyReLU(0.1, True),
-        mnn.ELU(1.0, True),
-        mnn.SiLU(True),
-        mnn.Hardtanh(inplace=True),
-    ],
-    ids=lambda module: type(module).__name__,
-)
-def test_inplace_modules_keep_torch_repr_and_compute_out_of_place(module):
+@pytest.mark.parametrize("entry", INPLACE, ids=lambda a: a.module)
+def test_inplace_modules_keep_torch_repr_and_compute_out_of_place(entry):
+    module = getattr(mnn, entry.module)(inplace=True, **entry.kwargs)
     assert "inplace=True" in repr(module)
     z = torch.randn(2, 3)
     before = z.clone()

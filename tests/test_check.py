@@ -4,9 +4,15 @@ import pytest
 import torch
 
 from manualgrad import check_function
-from manualgrad.check import main, parse_shapes
+from manualgrad.cli import main as manualgrad_main
+from manualgrad.commands.check import parse_shapes
 from manualgrad.gradcheck import DerivationError
 from tests.user_functions import Cube, Mul, WrongCube
+
+
+def main(argv: list[str]) -> int:
+    """``manualgrad check ARGV`` in-process."""
+    return manualgrad_main(["check", *argv])
 
 
 def test_right_function_passes_with_and_without_reference():

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as TF
 
 import manualgrad
-from manualgrad.convert import ConvertReport
+from manualgrad.conversion import ConvertReport
 from tests.autograd_graph import graph_nodes
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}

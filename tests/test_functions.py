@@ -1,4 +1,4 @@
-"""Generic tests over every registry op (GUIDE §4): one test body per property."""
+"""Generic tests over every registry op: one test body per property, one registry entry per op."""
 
 from __future__ import annotations
 

@@ -16,9 +16,8 @@ import torch
 from tensorboard import program
 
 from manualgrad.train import TrainConfig, Trainer
-from manualgrad.train.cli import main
 from manualgrad.train.data import load_dataset
-from tests.train_helpers import events, only_run, scalar_values
+from tests.train_helpers import events, only_run, scalar_values, train
 
 EPOCHS = 5
 LAYERS = ("fc1", "fc2", "out")
@@ -31,7 +30,7 @@ def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     logdir = tmp_path_factory.mktemp("runs")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["--epochs", str(EPOCHS), "--quiet", "--logdir", str(logdir)]) == 0
+        assert train(["--epochs", str(EPOCHS), "--quiet", "--logdir", str(logdir)]) == 0
     return only_run(logdir), out.getvalue()
 
 
@@ -176,7 +175,7 @@ def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "--quiet",
     ]
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
-    assert main([*args, "--logdir", str(straight)]) == 0
+    assert train([*args, "--logdir", str(straight)]) == 0
 
     original = Trainer.train_step
 
@@ -187,10 +186,10 @@ def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "train_step", crash_mid_epoch_3)
-        assert main([*args, "--logdir", str(interrupted)]) == 130
+        assert train([*args, "--logdir", str(interrupted)]) == 130
     run_a, run_b = only_run(straight), only_run(interrupted)
     assert torch.load(run_b / "last.pt", weights_only=True)["epoch"] == 2
-    assert main(["--resume", str(run_b), "--quiet"]) == 0
+    assert train(["--resume", str(run_b), "--quiet"]) == 0
 
     a, b = (torch.load(r / "last.pt", weights_only=True) for r in (run_a, run_b))
     assert a["epoch"] == b["epoch"] == 4 and a["step"] == b["step"]

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from manualgrad.train.cli import main
-from tests.train_helpers import ROOT, only_run
+from tests.train_helpers import ROOT, only_run, train
 
 # xor: 800 training points, a global batch of 80 = 2 ranks x 40, 10 steps per epoch
 ARGS = [
@@ -44,7 +43,7 @@ def _free_port() -> int:
 
 def test_two_process_gloo_run_matches_one_process(tmp_path: Path) -> None:
     single, double = tmp_path / "single", tmp_path / "double"
-    assert main([*ARGS, "--logdir", str(single)]) == 0
+    assert train([*ARGS, "--logdir", str(single)]) == 0
     command = [
         sys.executable,
         "-m",

@@ -4,6 +4,7 @@ torch twin behind ``check/max_grad_diff``, every optimizer, the config file."""
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import struct
 from pathlib import Path
@@ -12,15 +13,15 @@ import pytest
 import torch
 
 import manualgrad
+from manualgrad.conversion import to_torch
 from manualgrad.train import TrainConfig, Trainer
-from manualgrad.train.cli import main
 from manualgrad.train.config import ACTIVATIONS, LOSSES
 from manualgrad.train.data import DataError, load_dataset, read_idx
+from manualgrad.train.diagnostics import max_grad_diff
 from manualgrad.train.early_stopping import Convergence, EarlyStopping
 from manualgrad.train.model import build_loss, build_mlp
 from manualgrad.train.optimizers import available
-from manualgrad.train.twin import max_grad_diff, to_torch
-from tests.train_helpers import one_thread, small_config
+from tests.train_helpers import one_thread, only_run, small_config, train
 
 __all__ = ["one_thread"]  # fixture, imported for pytest
 twin_module = to_torch.__module__
@@ -84,7 +85,18 @@ def test_mnist_split_and_t10k(tmp_path: Path) -> None:
 def test_train_on_mnist_files(tmp_path: Path) -> None:
     write_mnist(tmp_path, "train", 40, "")
     args = ["--dataset", "mnist", "--data-dir", str(tmp_path), "--hidden", "4", "--epochs", "1"]
-    assert main([*args, "--quiet", "--logdir", str(tmp_path / "runs")]) == 0
+    assert train([*args, "--quiet", "--logdir", str(tmp_path / "runs")]) == 0
+
+
+def test_hidden_none_trains_a_linear_model(tmp_path: Path) -> None:
+    logdir = tmp_path / "runs"
+    args = ["--dataset", "xor", "--hidden", "none", "--epochs", "2", "--quiet"]
+    assert train([*args, "--logdir", str(logdir)]) == 0
+    run = only_run(logdir)
+    assert json.loads((run / "config.json").read_text())["hidden"] == []
+    state = torch.load(run / "model.pt", weights_only=True)
+    assert sorted(state["model"]) == ["out.bias", "out.weight"]  # one Linear: inputs -> classes
+    assert train(["--resume", str(run), "--epochs", "3", "--quiet"]) == 0
 
 
 @pytest.mark.parametrize("name", ["digits", "xor", "spirals"])

@@ -19,9 +19,8 @@ import torch
 
 from manualgrad.cli import main as manualgrad_main
 from manualgrad.train import checkpoint
-from manualgrad.train.cli import main
 from manualgrad.train.diagnostics import RunLogger
-from tests.train_helpers import ROOT, events, only_run
+from tests.train_helpers import ROOT, events, only_run, train
 
 
 def _one_error_line(stderr: str, *fragments: str) -> None:
@@ -92,9 +91,9 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, capsys) -> N
         "--logdir",
         str(tmp_path),
     ]
-    assert main([*args, "--lr", "0.1"]) == 0  # the same run trains fine with a sane lr
+    assert train([*args, "--lr", "0.1"]) == 0  # the same run trains fine with a sane lr
     capsys.readouterr()
-    assert main([*args, "--lr", "1e30"]) == 1
+    assert train([*args, "--lr", "1e30"]) == 1
     stderr = capsys.readouterr().err
     run = max(tmp_path.iterdir())
     _one_error_line(stderr, "non-finite loss at epoch 1, step", str(run / "last.pt"), "--lr")
@@ -162,7 +161,7 @@ def test_bad_input_exits_2_with_one_line(
     argv = [a.format(**paths) for a in args]
     if "--logdir" not in argv and "--resume" not in argv:
         argv += ["--logdir", str(logdir)]
-    assert main([*argv, "--quiet"]) == 2
+    assert train([*argv, "--quiet"]) == 2
     _one_error_line(capsys.readouterr().err, *fragments)
     assert not logdir.exists() or not any(logdir.iterdir())  # no run directory left behind
 
@@ -174,7 +173,7 @@ def test_bad_input_through_the_manualgrad_command(tmp_path: Path, capsys) -> Non
 
 
 def test_help_explains_every_option(capsys) -> None:
-    assert main(["--help"]) == 0
+    assert train(["--help"]) == 0
     text = capsys.readouterr().out
     for option in (
         "--dataset",
@@ -212,12 +211,12 @@ def test_help_explains_every_option(capsys) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_exits_2(tmp_path: Path, capsys) -> None:
-    assert main(["--device", "cuda", "--logdir", str(tmp_path)]) == 2
+    assert train(["--device", "cuda", "--logdir", str(tmp_path)]) == 2
     _one_error_line(capsys.readouterr().err, "--device cuda: CUDA is not available")
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, capsys) -> None:
-    assert main(["--dry-run", "--logdir", str(tmp_path / "runs")]) == 0
+    assert train(["--dry-run", "--logdir", str(tmp_path / "runs")]) == 0
     assert "dry run: one batch of 32" in capsys.readouterr().out
     assert not (tmp_path / "runs").exists()
 

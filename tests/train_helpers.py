@@ -8,6 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from manualgrad.cli import main
 from manualgrad.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,3 +46,8 @@ def events(path: Path) -> EventAccumulator:
 def scalar_values(path: Path, tag: str) -> list[tuple[int, float]]:
     """``(step, value)`` of a scalar tag."""
     return [(e.step, e.value) for e in events(path).Scalars(tag)]
+
+
+def train(argv: list[str]) -> int:
+    """``manualgrad train ARGV``, in-process: its exit status."""
+    return main(["train", *argv])

@@ -17,7 +17,9 @@ inputs; a loss sees ``rows`` examples of ``cols`` classes (targets are data, wit
 an embedding looks ``rows`` ids up in a (1024, cols) table; linear + cross-entropy projects
 ``rows`` states of width ``cols`` onto ``LM_VOCAB`` classes; a convolution maps C → C channels
 with a 3-wide kernel, in 1-d over (N, C, H·W). Inputs are float32, seeded, on the default
-device. A registry op with no maker here fails the bench smoke test, so every new op gets one.
+device. The element-wise activations come from the activation catalogue
+(:mod:`manualgrad.train.activations`). A registry op with no maker here fails the bench smoke
+test, so every new op gets one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.testing.registry import Sample
+from manualgrad.train.activations import CATALOGUE
 
 SIZES = ("small", "medium", "large")
 MATRIX = {"small": (64, 64), "medium": (256, 1024), "large": (4096, 1024)}
@@ -161,22 +164,7 @@ def group_norm(size: str) -> Sample:
 
 MAKERS: dict[str, Maker] = {
     "linear": linear,
-    **dict.fromkeys(
-        (
-            "relu",
-            "leaky_relu",
-            "elu",
-            "gelu",
-            "silu",
-            "softplus",
-            "sigmoid",
-            "tanh",
-            "hardtanh",
-            "step",
-            "step_straight_through",
-        ),
-        elementwise(),
-    ),
+    **dict.fromkeys((a.op for a in CATALOGUE if a.elementwise), elementwise()),
     "prelu": prelu,
     "softmax": elementwise(dim=-1),
     "log_softmax": elementwise(dim=-1),

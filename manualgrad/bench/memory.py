@@ -27,9 +27,9 @@ from torch import Tensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from manualgrad.bench import Row
 from manualgrad.bench.inputs import make
 from manualgrad.bench.ops import forward_backward, output_grads
+from manualgrad.bench.rows import Row
 from manualgrad.testing.memory import saved_bytes
 from manualgrad.testing.registry import OPS, OpInfo, Sample
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor
 
-from manualgrad.bench import Row
 from manualgrad.bench.inputs import SIZES, make
+from manualgrad.bench.rows import Row
 from manualgrad.bench.timing import Timing, interleaved
 from manualgrad.testing.calls import float_outputs
 from manualgrad.testing.registry import OPS, OpInfo, Sample

@@ -7,6 +7,7 @@ equally. Only ratios are reported.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Timing:
-    """Median and inter-quartile range of one callable's wall time, in seconds."""
+    """Median and inter-quartile range of one callable's wall time, in seconds (``iqr`` is
+    ``nan`` for fewer than 4 repeats, too few to measure a spread)."""
 
     median: float
     iqr: float
@@ -53,7 +55,7 @@ def interleaved(
 
 
 def _summarise(values: list[float]) -> Timing:
-    if len(values) < 4:
-        return Timing(statistics.median(values), 0.0)
+    if len(values) < 4:  # no quartiles to speak of: the spread is not measured
+        return Timing(statistics.median(values), math.nan)
     quartiles = statistics.quantiles(values, n=4)
     return Timing(statistics.median(values), quartiles[2] - quartiles[0])

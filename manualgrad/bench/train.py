@@ -5,7 +5,7 @@ Models:
 
 - ``digits_mlp``: the default ``make train`` network (``TrainConfig`` defaults: the MLP, loss and
   optimizer of :mod:`manualgrad.train`) on a batch of scikit-learn digits; its twin is
-  :func:`manualgrad.train.twin.to_torch` of it with the same torch.optim class and
+  :func:`manualgrad.conversion.to_torch` of it with the same torch.optim class and
   hyper-parameters.
 - ``cnn``: conv → batch-norm → ReLU → max-pool → conv → batch-norm → ReLU → avg-pool → linear on
   MNIST-shaped inputs, SGD with momentum; the manualgrad model is ``manualgrad.convert`` of the
@@ -39,9 +39,9 @@ from torch import Tensor
 import manualgrad
 import manualgrad.functional as mF
 import manualgrad.nn as mnn
-from manualgrad.bench import Row
 from manualgrad.bench.memory import peak_bytes
 from manualgrad.bench.ops import compare
+from manualgrad.bench.rows import Row
 
 # Optimizer options that choose an implementation rather than the math; left at torch's default.
 _IMPLEMENTATION_FLAGS = ("foreach", "fused", "capturable", "differentiable")
@@ -79,11 +79,11 @@ def torch_optimizer(optimizer: torch.optim.Optimizer, params) -> torch.optim.Opt
 
 def digits_mlp(quick: bool) -> tuple[Step, Step, str]:
     """The default ``make train`` MLP, loss and optimizer, and their torch twins."""
+    from manualgrad.conversion import to_torch
     from manualgrad.train.config import TrainConfig
     from manualgrad.train.data import load_dataset
     from manualgrad.train.model import build_loss, build_mlp
     from manualgrad.train.optimizers import build_optimizer
-    from manualgrad.train.twin import to_torch
 
     config = TrainConfig()
     data = load_dataset(config.dataset, seed=config.seed, val_fraction=config.val_fraction)

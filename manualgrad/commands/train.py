@@ -1,46 +1,43 @@
-"""``manualgrad train``: command-line options → :class:`TrainConfig` → :class:`Trainer`.
+"""Train an MLP built from manualgrad layers and log its backpropagation to TensorBoard.
 
-Exit status: 0 trained; 1 stopped on a non-finite loss; 2 bad option, data, checkpoint or
-``--logdir`` (one ``manualgrad train: error: …`` line on stderr, no traceback); 130 interrupted
-(Ctrl-C; ``last.pt`` holds the last finished epoch, continue with ``--resume RUN_DIR``).
+Each run writes runs/<YYYYmmdd-HHMMSS>-<name>/ (view it with: tensorboard --logdir runs):
+config.json, the checkpoints last.pt and best.pt, model.pt at the end, and the event files.
+
+exit status: 0 trained, 1 stopped on a non-finite loss, 2 a bad option, data set, checkpoint or
+--logdir (one "manualgrad train: error: ..." line), 130 interrupted (Ctrl-C; last.pt holds the
+last finished epoch: continue with --resume RUN_DIR).
+Multi-process: torchrun --nproc_per_node 2 -m manualgrad train ...
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from manualgrad.train.checkpoint import CheckpointError
+from manualgrad.commands import CommandError, fail
 from manualgrad.train.config import (
     ACTIVATIONS,
     DATASETS,
     DEVICES,
     INITS,
     LOSSES,
+    MNIST_DIR,
     RESUMABLE,
     SCHEDULERS,
     TrainConfig,
 )
-from manualgrad.train.data import DataError
-from manualgrad.train.optimizers import DEFAULT_LR
-from manualgrad.train.trainer import NonFiniteLossError, SetupError, Trainer, TrainResult
+
+if TYPE_CHECKING:
+    from manualgrad.train.trainer import TrainResult
 
 PROG = "manualgrad train"
 DEFAULTS = TrainConfig()
-
-
-class UsageError(Exception):
-    """A command line that cannot be run."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not argparse's usage block
-        raise UsageError(message)
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -76,17 +73,10 @@ def _default(name: str) -> str:
     return f" (default: {value})"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Every option, with its help and the default from :class:`TrainConfig`."""
-    p = _Parser(
-        prog=PROG,
-        description="Train an MLP built from manualgrad layers and log its backpropagation to "
-        "TensorBoard (runs/<YYYYmmdd-HHMMSS>-<name>/; view with: tensorboard --logdir runs).",
-        argument_default=argparse.SUPPRESS,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit status: 0 done, 1 non-finite loss, 2 bad input, 130 interrupted.\n"
-        "Multi-process: torchrun --nproc_per_node 2 -m manualgrad train ...",
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option, with its help and the default from :class:`TrainConfig` (options not given
+    are left out of the namespace, so ``--resume`` knows which ones were)."""
+    p.argument_default = argparse.SUPPRESS
     data = p.add_argument_group("data")
     data.add_argument(
         "--dataset",
@@ -100,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder with MNIST's "
         "train-{images-idx3,labels-idx1}-ubyte[.gz] (and optionally t10k-*, used "
-        "as validation set)" + _default("data_dir"),
+        f"as validation set; --dataset mnist only) (default: {MNIST_DIR})",
     )
     data.add_argument(
         "--val-fraction",
@@ -119,9 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument(
         "--activation",
         choices=ACTIVATIONS,
-        help="hidden activation; step has "
-        "zero gradient, step-ste passes it straight through, linear is the "
-        "identity" + _default("activation"),
+        help="hidden activation; step has zero gradient, step-ste passes it straight "
+        "through, linear is the identity" + _default("activation"),
     )
     model.add_argument(
         "--init",
@@ -150,15 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument(
         "--optimizer",
         metavar="NAME",
-        help="any optimizer in manualgrad.optim, "
-        f"by lower-case name ({', '.join(DEFAULT_LR)})" + _default("optimizer"),
+        help="any optimizer in manualgrad.optim, by lower-case name (sgd, adam, lbfgs, "
+        "newton, ...; an unknown name lists them all)" + _default("optimizer"),
     )
     optim.add_argument(
-        "--lr",
-        type=float,
-        help="learning rate (default: per optimizer: "
-        + ", ".join(f"{k} {v:g}" for k, v in DEFAULT_LR.items())
-        + ")",
+        "--lr", type=float, help="learning rate (default: the optimizer's own default)"
     )
     optim.add_argument(
         "--momentum", type=float, help="momentum (sgd, rmsprop)" + _default("momentum")
@@ -276,73 +261,89 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run one batch (forward, backward, update) and write nothing",
     )
-    return p
 
 
-def make_config(argv: list[str]) -> TrainConfig:
-    """Parse ``argv``; with ``--resume`` start from the run's ``config.json``."""
-    given = vars(build_parser().parse_args(argv))
+def make_config(args: argparse.Namespace) -> TrainConfig:
+    """The config of the parsed options; with ``--resume`` the run's ``config.json`` updated
+    with the options given."""
+    given = {k: v for k, v in vars(args).items() if k in FIELDS}
     if "resume" not in given:
         return TrainConfig(**given)
     run = Path(given["resume"])
     path = run / "config.json"
     if not path.is_file():
-        raise CheckpointError(f"--resume {run}: not a run directory (no config.json)")
+        raise CommandError(f"--resume {run}: not a run directory (no config.json)")
     fixed = sorted(set(given) - RESUMABLE)
     if fixed:
         option = "--" + fixed[0].replace("_", "-")
-        raise UsageError(f"{option} cannot change when resuming (it is fixed by {path})")
+        raise CommandError(f"{option} cannot change when resuming (it is fixed by {path})")
     try:
         saved = TrainConfig.load(path)
-    except ValueError as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from None
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
     return replace(saved, **given)
 
 
 def summary(result: TrainResult) -> str:
-    """The closing lines: best val accuracy, epochs, time, run directory, how to view it."""
+    """The closing lines: best val accuracy, epochs, the restored weights, time, run directory,
+    how to view it."""
+    epochs = f"{result.epochs} epoch{'' if result.epochs == 1 else 's'}"
     lines = [
         f"best val acc {result.best_val_accuracy:.2%} (epoch {result.best_epoch}) · "
-        f"{result.epochs} epochs ({result.stopped}) · {result.seconds:.1f} s",
-        f"run: {result.run_dir}",
-        f"tensorboard --logdir {result.run_dir.parent}",
+        f"{epochs} ({result.stopped}) · {result.seconds:.1f} s"
     ]
+    if result.restored_epoch is not None:
+        lines.append(
+            f"model.pt holds epoch {result.restored_epoch}'s weights (lowest val loss): "
+            f"val acc {result.restored['val_accuracy']:.2%}, "
+            f"val loss {result.restored['val_loss']:.4f}"
+        )
+    lines += [f"run: {result.run_dir}", f"tensorboard --logdir {result.run_dir.parent}"]
     return "\n".join(lines)
 
 
-def _fail(message: str, status: int) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return status
+def run(args: argparse.Namespace) -> int:
+    """Run ``manualgrad train``; returns the exit status (torch's thread count is restored
+    afterwards, so calling this in-process leaves no trace)."""
+    try:
+        config = make_config(args)
+        config.validate()
+    except (CommandError, ValueError) as error:
+        return fail(PROG, str(error))
 
+    import torch
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``manualgrad train`` with ``argv``; returns the exit status (torch's thread count is
-    restored afterwards, so calling this in-process leaves no trace)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     threads = torch.get_num_threads()
     try:
-        return _run(argv)
+        return _train(config)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run(argv: list[str]) -> int:
+def _train(config: TrainConfig) -> int:
+    import torch
+
+    from manualgrad.train.checkpoint import CheckpointError
+    from manualgrad.train.data import DataError
+    from manualgrad.train.trainer import NonFiniteLossError, SetupError, Trainer
+
     try:
-        config = make_config(argv)
         if config.threads:
             torch.set_num_threads(config.threads)
         trainer = Trainer(config)
-    except SystemExit as done:  # --help
-        return int(done.code or 0)
-    except (UsageError, ValueError, DataError, CheckpointError, SetupError) as error:
-        return _fail(str(error), 2)
+    except (ValueError, DataError, CheckpointError, SetupError) as error:
+        return fail(PROG, str(error))
     try:
         result = trainer.fit()
     except NonFiniteLossError as error:
-        return _fail(str(error), 1)
+        return fail(PROG, str(error), 1)
     except KeyboardInterrupt:
-        run = trainer.run_dir or "RUN_DIR"
-        return _fail(f"interrupted; continue with --resume {run} (from its last full epoch)", 130)
+        where = trainer.run_dir or "RUN_DIR"
+        print(
+            f"{PROG}: interrupted; continue with --resume {where} (from its last full epoch)",
+            file=sys.stderr,
+        )
+        return 130
     if result.run_dir is not None and os.environ.get("RANK", "0") == "0":
         print(summary(result))
     return 0

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from manualgrad.train.activations import TRAIN_CHOICES
+
 DATASETS = ("digits", "mnist", "xor", "spirals")
-ACTIVATIONS = (
-    "relu",
-    "leaky_relu",
-    "prelu",
-    "elu",
-    "gelu",
-    "silu",
-    "sigmoid",
-    "tanh",
-    "step",
-    "step-ste",
-    "linear",
-)
+MNIST_DIR = "data/mnist"  # where --dataset mnist looks when --data-dir is not given
+ACTIVATIONS = TRAIN_CHOICES
 INITS = ("auto", "xavier", "he", "normal", "zeros")
 LOSSES = ("cross_entropy", "mse", "hinge", "multi_margin")
 SCHEDULERS = ("none", "cosine", "step")
@@ -47,7 +40,7 @@ class TrainConfig:
 
     # data
     dataset: str = "digits"
-    data_dir: str = "data/mnist"
+    data_dir: str | None = None  # --dataset mnist only (None: MNIST_DIR)
     val_fraction: float = 0.2
     # model
     hidden: tuple[int, ...] = (64, 64)
@@ -57,7 +50,7 @@ class TrainConfig:
     loss: str = "cross_entropy"
     l1: float = 0.0
     l2: float = 0.0
-    # optimizer (lr None: the optimizer's entry in DEFAULT_LR)
+    # optimizer (lr None: the optimizer class's default_lr)
     optimizer: str = "adam"
     lr: float | None = None
     momentum: float = 0.0
@@ -90,6 +83,11 @@ class TrainConfig:
         """True for ``--batch-size full`` (one step per epoch on the whole training set)."""
         return self.batch_size == "full"
 
+    @property
+    def mnist_dir(self) -> str:
+        """Where ``--dataset mnist`` reads its IDX files."""
+        return self.data_dir or MNIST_DIR
+
     def run_name(self) -> str:
         """``--name``, or ``<dataset>-<activation>-<optimizer>``."""
         return self.name or f"{self.dataset}-{self.activation}-{self.optimizer}"
@@ -103,12 +101,20 @@ class TrainConfig:
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+    def from_dict(cls, values: object) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; ``ValueError`` naming the key for an unknown key or a
+        value of the wrong type (``"hidden": 5``, ``"epochs": "ten"``)."""
+        if not isinstance(values, dict):
+            kind = "null" if values is None else f"a {type(values).__name__}"
+            raise ValueError(f"expected an object of options, got {kind}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(unknown)}")
+        hints = typing.get_type_hints(cls)
+        for key, value in values.items():
+            if not _conforms(value, hints[key]):
+                raise ValueError(f"{key} must be {_describe(hints[key])}, got {json.dumps(value)}")
         values = dict(values)
         for key in ("hidden", "betas"):
             if key in values:
@@ -130,7 +136,7 @@ class TrainConfig:
         _choice("device", self.device, DEVICES)
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
-        if not self.hidden or any(width < 1 for width in self.hidden):
+        if any(width < 1 for width in self.hidden):
             raise ValueError(f"--hidden needs positive widths, got {self.hidden}")
         if not (self.full_batch or (isinstance(self.batch_size, int) and self.batch_size >= 1)):
             raise ValueError(
@@ -142,6 +148,38 @@ class TrainConfig:
             _at_least(name, getattr(self, name), 0)
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
+
+
+def _conforms(value: object, hint: object) -> bool:
+    """Whether a JSON value fits a field's type (``float`` takes ints; ``bool`` is no number)."""
+    if isinstance(hint, types.UnionType):
+        return any(_conforms(value, option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            return False
+        if items[-1] is Ellipsis:
+            return all(_conforms(v, items[0]) for v in value)
+        return len(value) == len(items) and all(map(_conforms, value, items))
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    if hint is float:
+        return isinstance(value, int | float)
+    return isinstance(value, hint)  # type: ignore[arg-type]
+
+
+def _describe(hint: object) -> str:
+    """A field's type in words: ``a list of int``, ``float or null``."""
+    if isinstance(hint, types.UnionType):
+        return " or ".join(_describe(option) for option in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        items = typing.get_args(hint)
+        if items[-1] is Ellipsis:
+            return f"a list of {_describe(items[0])}"
+        return f"a list of {len(items)} {_describe(items[0])}"
+    return "null" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def _at_least(name: str, value: float, low: float) -> None:

@@ -23,28 +23,17 @@ import torch
 from torch import Tensor
 
 from manualgrad import nn
-
-RELU_FAMILY = ("relu", "leaky_relu", "prelu", "elu", "gelu", "silu")
-# torch.nn.init.calculate_gain's name for each activation (Xavier and He scale by its gain).
-GAIN_NAME = {"relu": "relu", "leaky_relu": "leaky_relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+from manualgrad.train.activations import BY_NAME
 
 
 def activation(name: str, width: int) -> torch.nn.Module:
-    """The manualgrad module for ``--activation name`` (``width`` sizes PReLU's slopes)."""
-    factories: dict[str, Callable[[], torch.nn.Module]] = {
-        "relu": nn.ReLU,
-        "leaky_relu": nn.LeakyReLU,
-        "prelu": lambda: nn.PReLU(num_parameters=width),
-        "elu": nn.ELU,
-        "gelu": nn.GELU,
-        "silu": nn.SiLU,
-        "sigmoid": nn.Sigmoid,
-        "tanh": nn.Tanh,
-        "step": lambda: nn.Step(straight_through=False),
-        "step-ste": lambda: nn.Step(straight_through=True),
-        "linear": nn.Identity,
-    }
-    return factories[name]()
+    """The manualgrad module for ``--activation name`` (its :data:`~manualgrad.train.activations.
+    CATALOGUE` line; ``width`` sizes a per-channel activation's parameters, PReLU's slopes)."""
+    entry = BY_NAME[name]
+    kwargs = dict(entry.kwargs)
+    if entry.per_channel:
+        kwargs["num_parameters"] = width
+    return getattr(nn, entry.module)(**kwargs)
 
 
 def build_mlp(
@@ -64,9 +53,10 @@ def build_mlp(
 
 def initialize(model: torch.nn.Module, act: str, init: str) -> None:
     """Apply ``--init`` to every Linear weight (biases to zero)."""
+    entry = BY_NAME[act]
     if init == "auto":
-        init = "he" if act in RELU_FAMILY else "xavier"
-    gain_name = GAIN_NAME.get(act, "relu" if act in RELU_FAMILY else "linear")
+        init = "he" if entry.relu_family else "xavier"
+    gain_name = entry.gain
     for module in model.modules():
         if not isinstance(module, torch.nn.Linear):
             continue

@@ -35,6 +35,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from manualgrad import regularization
+from manualgrad.files import NotWritableError, writable_dir
 from manualgrad.train import checkpoint, distributed
 from manualgrad.train.config import RUNTIME_OPTIONS, TrainConfig
 from manualgrad.train.data import load_dataset
@@ -42,6 +43,7 @@ from manualgrad.train.diagnostics import (
     ActivationMonitor,
     RunLogger,
     layer_stats,
+    max_grad_diff,
     snapshot,
 )
 from manualgrad.train.early_stopping import Convergence, EarlyStopping
@@ -53,7 +55,6 @@ from manualgrad.train.optimizers import (
     build_scheduler,
     optimizer_spec,
 )
-from manualgrad.train.twin import max_grad_diff
 
 PROBE_SIZE = 64
 EVAL_CHUNK = 4096
@@ -80,22 +81,14 @@ class TrainResult:
     seconds: float
     stopped: str
     history: list[dict[str, float]] = field(default_factory=list)
+    # with --early-stopping: the epoch whose weights model.pt holds, and its metrics
+    restored_epoch: int | None = None
+    restored: dict[str, float] = field(default_factory=dict)
 
 
 def _due(epoch: int, interval: int) -> bool:
     """Epochs 1, 1 + interval, 1 + 2·interval, …"""
     return (epoch - 1) % interval == 0
-
-
-def check_writable(logdir: Path) -> None:
-    """Create ``logdir`` if needed and prove a file can be written there."""
-    try:
-        logdir.mkdir(parents=True, exist_ok=True)
-        probe = logdir / f".write-test-{time.time_ns()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as error:
-        raise SetupError(f"--logdir {logdir} is not writable: {error.strerror or error}") from None
 
 
 def new_run_dir(logdir: Path, name: str) -> Path:
@@ -123,14 +116,17 @@ class Trainer:
         self.ctx = distributed.setup(config.device)
         self.log_files = self.ctx.is_main and not config.dry_run
         if self.log_files and not config.resume:
-            check_writable(Path(config.logdir))
+            try:
+                writable_dir(Path(config.logdir), "--logdir")
+            except NotWritableError as error:
+                raise SetupError(str(error)) from None
         resumed = self._read_resume_checkpoint()
 
         data = load_dataset(
             config.dataset,
             seed=config.seed,
             val_fraction=config.val_fraction,
-            data_dir=config.data_dir,
+            data_dir=config.mnist_dir,
         )
         device = self.ctx.device
         self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
@@ -368,8 +364,10 @@ class Trainer:
             if self.log_files:
                 self.logger.close()
             distributed.cleanup(self.ctx)
+        restored_epoch = None
         if stopped == "early_stopping":
             self.early.restore_best(self.model)
+            restored_epoch = self.early.best_epoch
         if self.log_files:
             final = {"model": self.model.state_dict(), "config": self._state()["config"]}
             checkpoint.save(self.run_dir / "model.pt", final)
@@ -382,7 +380,13 @@ class Trainer:
             seconds,
             stopped,
             self.history,
+            restored_epoch,
+            self._metrics_of(restored_epoch) if restored_epoch else {},
         )
+
+    def _metrics_of(self, epoch: int) -> dict[str, float]:
+        """The history entry of ``epoch``."""
+        return next(entry for entry in self.history if entry["epoch"] == epoch)
 
     def _one_epoch(self, epoch: int, start: float) -> str:
         c = self.config
@@ -409,7 +413,8 @@ class Trainer:
         if self.log_files:
             self._log_epoch(epoch, train, val)
             if stopped != "budget" or epoch == c.epochs:
-                self._hparams(self.history[-1])
+                kept = self.early.best_epoch if stopped == "early_stopping" else epoch
+                self._hparams(self._metrics_of(kept))
             self._save("last.pt")
             if improved:
                 self._save("best.pt")

@@ -16,6 +16,8 @@ import manualgrad.functional.linear as _linear
 import manualgrad.functional.losses as _losses
 import manualgrad.functional.normalization as _normalization
 import manualgrad.functional.pooling as _pooling
+import manualgrad.functional.products as _products
+import manualgrad.functional.reductions as _reductions
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.arithmetic import *  # noqa: F403
@@ -28,6 +30,8 @@ from manualgrad.functional.linear import *  # noqa: F403
 from manualgrad.functional.losses import *  # noqa: F403
 from manualgrad.functional.normalization import *  # noqa: F403
 from manualgrad.functional.pooling import *  # noqa: F403
+from manualgrad.functional.products import *  # noqa: F403
+from manualgrad.functional.reductions import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
 
 __all__ = [
@@ -42,5 +46,7 @@ __all__ = [
     *_losses.__all__,
     *_normalization.__all__,
     *_pooling.__all__,
+    *_products.__all__,
+    *_reductions.__all__,
     *_softmax.__all__,
 ]

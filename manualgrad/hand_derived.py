@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -283,7 +284,9 @@ def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
     forward.__doc__ = cls.forward.__doc__
     doc = f"``torch.nn.{cls.__name__}`` whose forward runs inside ``manualgrad.hand_derived()``."
     namespace = {"forward": forward, "__doc__": doc, "__module__": module}
-    return type(cls.__name__, (cls,), namespace)
+    with warnings.catch_warnings():  # a deprecated class warns on subclassing; its users still do
+        warnings.simplefilter("ignore", FutureWarning)
+        return type(cls.__name__, (cls,), namespace)
 
 
 __all__ = ["ROUTES", "HandDerived", "hand_derived", "in_mode", "run_forward_in_mode"]

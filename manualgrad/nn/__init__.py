@@ -48,6 +48,7 @@ __all__ = [
 
 _PLUMBING = frozenset(
     {
+        torch.nn.Container,
         Flatten,
         Identity,
         Module,

@@ -1,0 +1,115 @@
+"""manualgrad.coverage(): the backward graph of one forward, counted node by node, each native
+node attributed to the innermost module that created it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import manualgrad.nn as mnn
+from manualgrad import hand_derived as hd
+from manualgrad.coverage import VIEW_NODES, Coverage, coverage, node_kind
+
+
+class _Block(torch.nn.Module):
+    """A custom forward: a torch layer, then a torch op written in the forward itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.erfcx(self.inner(x)).view(-1)
+
+
+def test_native_nodes_are_attributed_to_the_innermost_module():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), _Block())
+    report = coverage(model, torch.randn(2, 3))
+    rows = {(row.module, row.op): (row.nodes, row.elements) for row in report.native}
+    assert rows == {
+        ("0", "AddmmBackward0"): (1, 8),
+        ("1.inner", "AddmmBackward0"): (1, 8),
+        ("1", "SpecialErfcxBackward0"): (1, 8),
+    }
+    assert report.native_nodes == 3 and report.hand_derived_nodes == 0
+    assert not report.complete and report.share == 0.0
+    assert report.views == {"AccumulateGrad": 4, "ViewBackward0": 1, "TBackward0": 2}
+
+
+def test_a_manualgrad_model_is_complete():
+    model = mnn.Sequential(mnn.Linear(3, 4), mnn.Tanh(), mnn.Linear(4, 2))
+    report = coverage(model, torch.randn(5, 3))
+    assert report.complete and report.share == 1.0 and report.element_share == 1.0
+    assert report.hand_derived == {
+        "LinearFunctionBackward": (2, 30),
+        "TanhFunctionBackward": (1, 20),
+    }
+    assert str(report).startswith("3 compute nodes: 3 hand-derived (100.0%), 0 native")
+
+
+def test_the_report_prints_as_a_table():
+    model = torch.nn.Sequential(mnn.Linear(3, 4), torch.nn.Tanh())
+    text = str(coverage(model, torch.randn(2, 3)))
+    lines = text.splitlines()
+    assert lines[0].startswith("2 compute nodes: 1 hand-derived (50.0%), 1 native;")
+    assert lines[1].split() == ["module", "native", "op", "nodes", "elements", "share"]
+    assert lines[2].split() == ["1", "TanhBackward0", "1", "8", "50.0%"]
+
+
+def test_a_loss_in_the_output_is_the_root():
+    class WithLoss(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+            return {"logits": x.exp(), "loss": x.tanh().sum()}
+
+    x = torch.randn(3, requires_grad=True)
+    ops = coverage(WithLoss(), x).native_ops()
+    assert ops == {"TanhBackward0": 1, "SumBackward0": 1}
+
+
+def test_every_tensor_of_a_tuple_output_is_a_root():
+    class Pair(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> tuple:
+            return x.exp(), [x.sin(), None], "not a tensor"
+
+    x = torch.randn(3, requires_grad=True)
+    assert coverage(Pair(), x).native_ops() == {"ExpBackward0": 1, "SinBackward0": 1}
+
+
+def test_nodes_made_before_the_forward_are_outside():
+    x = torch.randn(3, requires_grad=True).exp()
+    report = coverage(torch.nn.Identity(), x)
+    assert [(row.module, row.op) for row in report.native] == [("(outside)", "ExpBackward0")]
+
+
+def test_hooks_are_removed_and_grad_is_enabled():
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        report = coverage(model, torch.randn(1, 2))
+    assert report.native_nodes == 1
+    assert not model._forward_hooks and not model._forward_pre_hooks
+
+
+def test_coverage_of_a_model_run_inside_the_mode():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU())
+    hd.run_forward_in_mode(model)
+    report = coverage(model, torch.randn(2, 3))
+    assert report.complete, report
+
+
+def test_node_kinds():
+    x = torch.randn(2, 3, requires_grad=True)
+    assert node_kind(x.view(6).grad_fn) == "view"
+    assert node_kind(x.exp().grad_fn) == "native"
+    assert node_kind(mnn.functional.relu(x).grad_fn) == "hand-derived"
+    assert "TransposeBackward" in VIEW_NODES and "AddBackward" not in VIEW_NODES
+
+
+def test_bad_model_raises_type_error():
+    with pytest.raises(TypeError, match="model"):
+        coverage(lambda x: x, torch.randn(2))
+
+
+def test_coverage_is_a_value():
+    report = coverage(torch.nn.Identity(), torch.randn(2))
+    assert isinstance(report, Coverage) and report.complete
+    assert str(report).startswith("0 compute nodes")

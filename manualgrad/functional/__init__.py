@@ -12,6 +12,7 @@ import manualgrad.functional.conv as _conv
 import manualgrad.functional.dropout as _dropout
 import manualgrad.functional.embedding as _embedding
 import manualgrad.functional.fused as _fused
+import manualgrad.functional.indexing as _indexing
 import manualgrad.functional.linear as _linear
 import manualgrad.functional.losses as _losses
 import manualgrad.functional.normalization as _normalization
@@ -26,6 +27,7 @@ from manualgrad.functional.conv import *  # noqa: F403
 from manualgrad.functional.dropout import *  # noqa: F403
 from manualgrad.functional.embedding import *  # noqa: F403
 from manualgrad.functional.fused import *  # noqa: F403
+from manualgrad.functional.indexing import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
 from manualgrad.functional.losses import *  # noqa: F403
 from manualgrad.functional.normalization import *  # noqa: F403
@@ -42,6 +44,7 @@ __all__ = [
     *_dropout.__all__,
     *_embedding.__all__,
     *_fused.__all__,
+    *_indexing.__all__,
     *_linear.__all__,
     *_losses.__all__,
     *_normalization.__all__,

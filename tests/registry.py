@@ -1,5 +1,6 @@
-"""The registry driving the generic tests (GUIDE §4); it lives in the package as
-:mod:`manualgrad.testing.registry` so that ``manualgrad check`` can use it too."""
+"""The registry driving the generic tests; it lives in the package (types in
+:mod:`manualgrad.testing.registry`, entries in :mod:`manualgrad.testing.entries`) so that
+``manualgrad check`` and the benchmarks can use it too."""
 
+from manualgrad.testing.entries import MODULES, OPS, OPTIMIZERS  # noqa: F401
 from manualgrad.testing.registry import *  # noqa: F403
-from manualgrad.testing.registry import MODULES, OPS  # noqa: F401

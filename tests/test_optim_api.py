@@ -8,9 +8,11 @@ import inspect
 
 import pytest
 import torch
-from optim_registry import (
-    OPTIMIZERS,
+from torch.autograd import gradcheck
+
+from manualgrad.testing.optim import (
     TOLERANCE,
+    TWINS_ON_GRADS,
     assert_states_close,
     assert_tensors_close,
     clone_params,
@@ -18,9 +20,8 @@ from optim_registry import (
     set_random_grads,
     step_together,
 )
-from torch.autograd import gradcheck
 
-BY_NAME = pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda info: info.name)
+BY_NAME = pytest.mark.parametrize("info", TWINS_ON_GRADS, ids=lambda info: info.name)
 F64 = TOLERANCE[torch.float64]
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_registry import OPTIMIZERS, config_id
 
 import manualgrad.optim as optim
+from manualgrad.testing.entries import OPTIMIZERS
+from manualgrad.testing.optim import config_id
 
-CASES = [(info.ours, info.reference, kwargs) for info in OPTIMIZERS for kwargs in info.invalid]
-CASES += [
-    (optim.LBFGS, torch.optim.LBFGS, {"lr": -1.0}),
-    (optim.LBFGS, torch.optim.LBFGS, {"lr": torch.tensor([1.0, 2.0])}),
+CASES = [
+    (info.ours, info.reference, kwargs)
+    for info in OPTIMIZERS
+    if info.torch_twin
+    for kwargs in info.invalid
 ]
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from optim_registry import TOLERANCE, assert_tensors_close, clone_params, make_params
 
 import manualgrad.optim as optim
+from manualgrad.testing.optim import TOLERANCE, assert_tensors_close, clone_params, make_params
 
 SCHEDULERS = {
     "StepLR": lambda opt: optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5),

@@ -7,9 +7,10 @@ import io
 
 import pytest
 import torch
-from optim_registry import (
-    OPTIMIZERS,
+
+from manualgrad.testing.optim import (
     TOLERANCE,
+    TWINS_ON_GRADS,
     assert_tensors_close,
     clone_params,
     make_params,
@@ -37,7 +38,7 @@ def run(optimizers, params, steps, gen):
 
 
 @pytest.mark.parametrize("direction", ["torch->manualgrad", "manualgrad->torch"])
-@pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", TWINS_ON_GRADS, ids=lambda info: info.name)
 def test_state_dict_interchange(info, direction):
     kwargs = info.rich
 
@@ -55,7 +56,7 @@ def test_state_dict_interchange(info, direction):
         assert_tensors_close(mine, reference, F64)
 
 
-@pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", TWINS_ON_GRADS, ids=lambda info: info.name)
 def test_state_dict_layout_matches_torch(info):
     ours_params, theirs_params = make_params(torch.float32), make_params(torch.float32)
     ours = info.ours(ours_params, **info.rich)

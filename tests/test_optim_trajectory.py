@@ -1,17 +1,23 @@
-"""First-order optimizers follow torch.optim's for-loop implementation step for step."""
+"""Every optimizer follows its reference step for step: the first-order ones torch.optim's
+for-loop implementation on shared random gradients, the closure-driven ones (L-BFGS, Newton,
+Hessian-free) their reference on a smooth convex objective."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from optim_registry import (
-    OPTIMIZERS,
+
+from manualgrad.testing.optim import (
+    ON_CLOSURES,
     TOLERANCE,
+    TWINS_ON_GRADS,
     assert_states_close,
     assert_tensors_close,
     cases,
     clone_params,
+    closure_for,
     config_id,
+    convex_loss,
     make_params,
     step_together,
 )
@@ -32,7 +38,10 @@ def run_both(info, kwargs, params, steps=STEPS, seed=0):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize(
     ("info", "kwargs"),
-    [pytest.param(info, kw, id=f"{info.name}-{config_id(kw)}") for info, kw in cases()],
+    [
+        pytest.param(info, kw, id=f"{info.name}-{config_id(kw)}")
+        for info, kw in cases(TWINS_ON_GRADS)
+    ],
 )
 def test_trajectory_matches_torch(info, kwargs, dtype):
     if isinstance(kwargs.get("lr"), torch.Tensor):  # tensor arithmetic in the parameters' dtype
@@ -43,9 +52,33 @@ def test_trajectory_matches_torch(info, kwargs, dtype):
     assert_states_close(ours, theirs, TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("info", OPTIMIZERS, ids=lambda info: info.name)
+@pytest.mark.parametrize("info", TWINS_ON_GRADS, ids=lambda info: info.name)
 def test_complex_parameters_match_torch(info):
     gen = torch.Generator().manual_seed(1)
     params = [torch.randn(3, 2, generator=gen, dtype=torch.complex128).requires_grad_()]
     _, _, ours_params, theirs_params = run_both(info, info.rich, params, steps=10)
     assert_tensors_close(ours_params[0], theirs_params[0], 1e-12)
+
+
+CLOSURE_STEPS = 5
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize(
+    ("info", "kwargs"),
+    [pytest.param(info, kw, id=f"{info.name}-{config_id(kw)}") for info, kw in cases(ON_CLOSURES)],
+)
+def test_closure_trajectory_matches_reference(info, kwargs, dtype):
+    if isinstance(kwargs.get("lr"), torch.Tensor):
+        kwargs = dict(kwargs, lr=torch.tensor(kwargs["lr"].item(), dtype=dtype))
+    ours_params = make_params(dtype)
+    theirs_params = clone_params(ours_params)
+    ours = info.ours(ours_params, **kwargs)
+    theirs = info.reference(theirs_params, **kwargs)
+    for _ in range(CLOSURE_STEPS):
+        for optimizer, params in ((ours, ours_params), (theirs, theirs_params)):
+            optimizer.step(
+                closure_for(optimizer, info.ours.second_order, lambda p=params: convex_loss(p))
+            )
+    for mine, reference in zip(ours_params, theirs_params, strict=True):
+        assert_tensors_close(mine, reference, TOLERANCE[dtype])

@@ -30,8 +30,9 @@ from torch.utils._pytree import tree_leaves
 from manualgrad.bench.inputs import make
 from manualgrad.bench.ops import forward_backward, output_grads
 from manualgrad.bench.rows import Row
+from manualgrad.testing.entries import OPS
 from manualgrad.testing.memory import saved_bytes
-from manualgrad.testing.registry import OPS, OpInfo, Sample
+from manualgrad.testing.registry import OpInfo, Sample
 
 
 class PeakMemory(TorchDispatchMode):

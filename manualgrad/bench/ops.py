@@ -19,7 +19,8 @@ from manualgrad.bench.inputs import SIZES, make
 from manualgrad.bench.rows import Row
 from manualgrad.bench.timing import Timing, interleaved
 from manualgrad.testing.calls import float_outputs
-from manualgrad.testing.registry import OPS, OpInfo, Sample
+from manualgrad.testing.entries import OPS
+from manualgrad.testing.registry import OpInfo, Sample
 
 # Full runs give each comparison about this many seconds of repeats (at least MIN_REPEATS).
 BUDGET_S = 2.0

@@ -1,9 +1,12 @@
 """``optim`` suite: one optimizer step on 50 parameters of 256×256, manualgrad vs torch.optim.
 
-Each optimizer is timed against torch's for-loop implementation (``foreach=False``, the reference
-its trajectory is tested against) and, where torch has a CPU kernel for it (SGD, Adagrad, Adam,
-AdamW), against ``fused=True``. Every candidate steps its own copy of the same parameters and
-gradients; calls are interleaved (:mod:`manualgrad.bench.timing`) and the row holds both medians.
+The optimizers are the registry's (:data:`manualgrad.testing.entries.OPTIMIZERS`) that step on
+gradients and have a torch twin, each at its entry's ``usual`` kwargs. Each is timed against
+torch's for-loop implementation (``foreach=False``, the reference its trajectory is tested
+against) and, where torch has a fused kernel for it (``fused`` among the entry's flags: SGD,
+Adagrad, Adam, AdamW), against ``fused=True``. Every candidate steps its own copy of the same
+parameters and gradients; calls are interleaved (:mod:`manualgrad.bench.timing`) and the row
+holds both medians.
 """
 
 from __future__ import annotations
@@ -13,21 +16,12 @@ from typing import Any
 
 import torch
 
-import manualgrad.optim as optim
-from manualgrad.bench import Row
 from manualgrad.bench.ops import compare
+from manualgrad.bench.rows import Row
+from manualgrad.testing.entries import OPTIMIZERS
 
 COUNT, SHAPE = 50, (256, 256)
 SIZE = f"{COUNT}×{SHAPE[0]}×{SHAPE[1]}"
-CASES: list[tuple[str, dict[str, Any]]] = [
-    ("SGD", {"lr": 0.01, "momentum": 0.9}),
-    ("Adam", {"lr": 1e-3}),
-    ("AdamW", {"lr": 1e-3}),
-    ("Adagrad", {"lr": 1e-2}),
-    ("RMSprop", {"lr": 1e-2}),
-    ("Adadelta", {}),
-]
-FUSED_ON_CPU = ("SGD", "Adagrad", "Adam", "AdamW")
 
 
 def stepper(cls: type[torch.optim.Optimizer], **kwargs: Any) -> Callable[[], object]:
@@ -44,15 +38,16 @@ def stepper(cls: type[torch.optim.Optimizer], **kwargs: Any) -> Callable[[], obj
 def run(quick: bool) -> list[Row]:
     """A ``vs for-loop`` row per optimizer, and a ``vs fused`` row where torch has fused CPU."""
     rows = []
-    for name, kwargs in CASES:
-        ours, theirs = getattr(optim, name), getattr(torch.optim, name)
+    for info in OPTIMIZERS:
+        if not (info.torch_twin and info.steps_on_grads):
+            continue
         baselines = {"for-loop": {"foreach": False}}
-        if name in FUSED_ON_CPU:
+        if "fused" in info.flags:
             baselines["fused"] = {"fused": True}
         for label, flags in baselines.items():
             candidates = {
-                "manualgrad": stepper(ours, **kwargs),
-                "native": stepper(theirs, **kwargs, **flags),
+                "manualgrad": stepper(info.ours, **info.usual),
+                "native": stepper(info.reference, **info.usual, **flags),
             }
-            rows.append(compare("optim", f"{name} vs {label}", SIZE, candidates, quick))
+            rows.append(compare("optim", f"{info.name} vs {label}", SIZE, candidates, quick))
     return rows

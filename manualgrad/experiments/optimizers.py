@@ -30,7 +30,7 @@ import manualgrad.nn as nn
 import manualgrad.nn.functional as F
 from manualgrad.experiments import common
 from manualgrad.experiments.log import ExperimentLog
-from manualgrad.optim import LBFGS, SGD, Adadelta, Adagrad, Adam, HessianFree, Newton, RMSprop
+from manualgrad.optim import LBFGS, SGD, Adadelta, Adagrad, Adam, Newton, RMSprop
 from manualgrad.regularization import l2_penalty
 from manualgrad.train.data import DataSplit
 
@@ -112,14 +112,13 @@ SURFACES = {
     "saddle": Surface(saddle, (1.0, 1e-4), (0.0, 0.0), SADDLE, (-1.5, 1.5, -1.5, 1.5), 3.0, 250),
 }
 QUICK_STEPS = 150  # cap on a surface's steps in a quick run
-SECOND_ORDER = (Newton, HessianFree)
 
 
 def step(optimizer: torch.optim.Optimizer, objective: Callable[[], Tensor]) -> float:
-    """One optimizer step on ``objective``; the loss before it. Second-order optimizers take the
-    loss un-differentiated (they differentiate twice themselves), the others a closure that runs
-    backward."""
-    if isinstance(optimizer, SECOND_ORDER):
+    """One optimizer step on ``objective``; the loss before it. Second-order optimizers (the
+    class's ``second_order`` trait) take the loss un-differentiated (they differentiate twice
+    themselves), the others a closure that runs backward."""
+    if type(optimizer).second_order:
         return float(optimizer.step(objective).detach())
 
     def closure() -> Tensor:

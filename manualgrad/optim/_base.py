@@ -33,7 +33,7 @@ Flags accepted for compatibility with torch.optim (documented once, here):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -130,13 +130,48 @@ def plus(tensor: Tensor, value: float, differentiable: bool) -> Tensor:
     return tensor + value if differentiable else tensor.add_(value)
 
 
-class FirstOrderOptimizer(Optimizer):
+class Traits:
+    """What the trainer, the experiments and the bench read off an optimizer class, declared on
+    the class itself. Every concrete optimizer must have all three (a class without them raises
+    ``TypeError`` when it is defined); an intermediate base class passes ``abstract=True``.
+
+    Attributes:
+        default_lr: the learning rate ``manualgrad train`` uses when ``--lr`` is not given (a
+            sensible first try for the method).
+        second_order: ``step(closure)`` differentiates the closure's loss itself (twice, for
+            Hessian-vector products): the closure returns the loss *without* calling
+            ``backward()``, and ``step`` needs one.
+        closure_evaluations: how many times one ``step`` calls the closure: 1 (at most once,
+            and ``step()`` without a closure updates from ``p.grad``), or ``None`` when it
+            varies (line-search trials, inner iterations).
+    """
+
+    default_lr: ClassVar[float]
+    second_order: ClassVar[bool]
+    closure_evaluations: ClassVar[int | None]
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        """Refuse a concrete optimizer class that leaves a trait undeclared."""
+        super().__init_subclass__(**kwargs)
+        missing = [name for name in Traits.__annotations__ if not hasattr(cls, name)]
+        if missing and not abstract:
+            raise TypeError(
+                f"optimizer {cls.__name__} must declare {', '.join(missing)} "
+                "(see manualgrad.optim._base.Traits)"
+            )
+
+
+class FirstOrderOptimizer(Traits, Optimizer, abstract=True):
     """torch.optim.Optimizer plus what every first-order optimizer here shares.
 
-    Subclasses define ``_init_state(param, group) -> dict`` (fresh per-parameter state, torch's
-    keys) and ``_update(group, params, grads)``, which fetches the state with :meth:`_states` and
-    calls the pure update function.
+    Subclasses declare ``default_lr`` (the other :class:`Traits` are set here: first order, the
+    closure called at most once) and define ``_init_state(param, group) -> dict`` (fresh
+    per-parameter state, torch's keys) and ``_update(group, params, grads)``, which fetches the
+    state with :meth:`_states` and calls the pure update function.
     """
+
+    second_order = False
+    closure_evaluations = 1
 
     def __init__(self, params: Iterable[Any], defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)

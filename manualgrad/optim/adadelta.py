@@ -84,6 +84,8 @@ class Adadelta(FirstOrderOptimizer):
     are rejected.
     """
 
+    default_lr = 1.0  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,

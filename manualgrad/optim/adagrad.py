@@ -76,6 +76,8 @@ class Adagrad(FirstOrderOptimizer):
     starts its sums from that group's ``initial_accumulator_value``.
     """
 
+    default_lr = 0.05  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,

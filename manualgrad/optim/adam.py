@@ -111,6 +111,8 @@ class Adam(FirstOrderOptimizer):
     ``max_exp_avg_sq``. Sparse gradients are rejected.
     """
 
+    default_lr = 3e-3  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,
@@ -213,6 +215,8 @@ class AdamW(Adam):
     arXiv:1711.05101). Same arguments and state as :class:`Adam`, except ``weight_decay``
     defaults to 1e-2 and ``decoupled_weight_decay`` is always True.
     """
+
+    default_lr = 3e-3  # manualgrad train's lr without --lr (Traits)
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._base import Closure, check_lr
+from ._base import Closure, Traits, check_lr
 from ._line_search import strong_wolfe
 
 
@@ -42,7 +42,7 @@ def lbfgs_direction(
     return r
 
 
-class LBFGS(Optimizer):
+class LBFGS(Traits, Optimizer):
     r"""L-BFGS with an optional strong-Wolfe line search (the same algorithm as torch.optim.LBFGS).
 
     Algorithm (γ lr, m history_size), per call of ``step(closure)``, up to ``max_iter`` iterations::
@@ -84,6 +84,10 @@ class LBFGS(Optimizer):
     ``step(closure)``: the closure clears the gradients, computes the loss, calls
     ``loss.backward()`` and returns the loss; the value returned by ``step`` is the first loss.
     """
+
+    default_lr = 1.0  # manualgrad train's lr without --lr (Traits)
+    second_order = False
+    closure_evaluations = None  # up to max_eval per step
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._base import Closure, check_lr, check_non_negative, require, scalar
+from ._base import Closure, Traits, check_lr, check_non_negative, require, scalar
 from ._line_search import backtracking
 
 LINE_SEARCHES = (None, "backtracking")
@@ -125,8 +125,11 @@ def conjugate_gradient(
     return x, max_iter
 
 
-class _ClosureSecondOrder(Optimizer):
+class _ClosureSecondOrder(Traits, Optimizer, abstract=True):
     """One parameter group, a closure, a search direction, an optional backtracking search."""
+
+    second_order = True
+    closure_evaluations = None  # one, plus one per line-search trial
 
     def __init__(self, params: Any, defaults: dict[str, Any]) -> None:
         check_lr(defaults["lr"])
@@ -233,6 +236,8 @@ class Newton(_ClosureSecondOrder):
     ``damping`` (the last τ). See the module docstring for the closure contract.
     """
 
+    default_lr = 1.0  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,
@@ -302,6 +307,8 @@ class HessianFree(_ClosureSecondOrder):
     ``cg_iters`` (products used by the last step). See the module docstring for the closure
     contract.
     """
+
+    default_lr = 1.0  # manualgrad train's lr without --lr (Traits)
 
     def __init__(
         self,

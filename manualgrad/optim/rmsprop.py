@@ -93,6 +93,8 @@ class RMSprop(FirstOrderOptimizer):
     ``grad_avg`` (centered). Sparse gradients are rejected.
     """
 
+    default_lr = 1e-3  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,

@@ -84,6 +84,8 @@ class SGD(FirstOrderOptimizer):
     State per parameter: ``momentum_buffer`` (only when μ ≠ 0). Sparse gradients are rejected.
     """
 
+    default_lr = 0.05  # manualgrad train's lr without --lr (Traits)
+
     def __init__(
         self,
         params: Any,

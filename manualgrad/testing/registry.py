@@ -1,19 +1,24 @@
-"""The registry that drives every generic test and ``manualgrad check``: one ``OpInfo`` per
-Function, one ``ModuleInfo`` per module. Adding a layer = a Function + a module + one entry in
-``manualgrad/testing/entries/<family>.py`` (``tests/registry.py`` re-exports this module).
+"""The registry's types and sample helpers: ``OpInfo`` (a Function), ``ModuleInfo`` (a module),
+``OptimizerInfo`` (an optimizer), ``Sample``/``ErrorCase`` and the tensor makers.
 
-Entries live in one file per family so that families can be added independently; ``OPS`` and
-``MODULES`` below collect them all.
+The entries themselves live in :mod:`manualgrad.testing.entries`, one file per family, which
+collects ``OPS``, ``MODULES`` and ``OPTIMIZERS`` (this module imports none of them, so an entry
+file can be imported on its own). Adding a layer = a Function + a module + one entry in
+``manualgrad/testing/entries/<family>.py``; adding an optimizer = its class + one entry in
+``manualgrad/testing/entries/optimizers.py``.
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.optim import Optimizer
 from torch.testing import make_tensor
 
 SampleGenerator = Callable[[torch.dtype], Iterator["Sample"]]
@@ -107,6 +112,71 @@ class ModuleInfo:
     rtol: float = 1.3e-6
 
 
+def grid(**axes: list[Any]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, as kwargs dicts."""
+    names = list(axes)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def constructs(factory: Callable[..., Optimizer], kwargs: dict[str, Any]) -> bool:
+    """Whether ``factory`` accepts the kwargs (a ``ValueError`` says it does not)."""
+    try:
+        factory([torch.zeros(1, requires_grad=True)], **kwargs)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """A manualgrad optimizer, the reference it is tested against and the kwargs to test with.
+
+    ``reference`` is torch's twin (``torch.optim.X``), or, for an optimizer torch lacks, a
+    factory ``reference(params, **kwargs)`` of an optimizer written in plain math from the
+    documented update (see :mod:`manualgrad.testing.entries.optimizers`). The trajectory tests
+    follow the reference step for step, over every configuration of :meth:`configs`; the
+    signature, defaults, ``state_dict`` and error-message tests run against a torch twin only.
+
+    Fields: ``axes`` the kwargs grid (the combinations the reference accepts are kept); ``rich``
+    a configuration creating every state key; ``invalid`` kwargs torch rejects (ours must raise
+    the same ``ValueError``); ``flags`` the compatibility flags torch accepts (``foreach``,
+    ``fused``, ...); ``usual`` kwargs that train the digits MLP to 90 % within ``budget`` steps
+    (``None``: too costly at that size, the optimizer's own tests check its convergence).
+    """
+
+    ours: type[Optimizer]
+    reference: Callable[..., Optimizer]
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    rich: dict[str, Any] = field(default_factory=dict)
+    invalid: list[dict[str, Any]] = field(default_factory=list)
+    flags: tuple[str, ...] = ()
+    usual: dict[str, Any] | None = field(default_factory=dict)
+    budget: int = 60
+
+    @property
+    def name(self) -> str:
+        """The optimizer's class name."""
+        return self.ours.__name__
+
+    @property
+    def torch_twin(self) -> bool:
+        """Whether the reference is torch.optim's class of the same name."""
+        return self.reference is getattr(torch.optim, self.name, None)
+
+    @property
+    def steps_on_grads(self) -> bool:
+        """Whether ``step()`` without a closure updates from ``p.grad`` (first-order methods),
+        as opposed to needing a closure it evaluates one or more times."""
+        return self.ours.closure_evaluations == 1 and not self.ours.second_order
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The kwargs grid (the combinations the reference accepts), plus the rich config with a
+        tensor lr."""
+        combos = [kw for kw in grid(**self.axes) if constructs(self.reference, kw)]
+        tensor_lr = dict(self.rich, lr=torch.tensor(self.rich.get("lr", 0.01)))
+        return [*combos, tensor_lr]
+
+
 def tensor(
     *shape: int,
     dtype: torch.dtype = torch.float64,
@@ -153,37 +223,3 @@ def elementwise_samples(low: float = -2, high: float = 2, **kwargs: object) -> S
         )
 
     return samples
-
-
-def _collect() -> tuple[list[OpInfo], list[ModuleInfo]]:
-    from manualgrad.testing.entries import (
-        activations,
-        attention,
-        conv,
-        dropout,
-        embedding,
-        fused,
-        linear,
-        losses,
-        normalization,
-        pooling,
-    )
-
-    families = [
-        linear,
-        activations,
-        dropout,
-        embedding,
-        attention,
-        losses,
-        conv,
-        pooling,
-        normalization,
-        fused,
-    ]
-    ops = [op for family in families for op in family.OPS]
-    modules = [module for family in families for module in family.MODULES]
-    return ops, modules
-
-
-OPS, MODULES = _collect()

@@ -1,6 +1,9 @@
 """``--optimizer`` and ``--scheduler``: any optimizer in :mod:`manualgrad.optim`, by lower-case
 class name, with the shared options (``--lr --momentum --nesterov --betas --weight-decay``)
-passed to those whose constructor takes them.
+passed to those whose constructor takes them. Without ``--lr`` an optimizer runs at its class's
+``default_lr``; whether its closure must call ``backward()`` and how often a step calls it are
+its ``second_order`` and ``closure_evaluations`` (:class:`manualgrad.optim._base.Traits`): this
+module keeps no table of optimizers, so a new class in :mod:`manualgrad.optim` is a choice.
 
 An option the chosen optimizer does not take is an error only when it differs from its default
 (``--momentum 0.9`` with Adam is rejected; leaving ``--momentum`` alone is fine).
@@ -18,23 +21,6 @@ from torch import Tensor
 
 from manualgrad.train.config import TrainConfig
 
-# Learning rate used when --lr is not given (a sensible first try for each method).
-DEFAULT_LR = {
-    "sgd": 0.05,
-    "adam": 3e-3,
-    "adamw": 3e-3,
-    "adagrad": 0.05,
-    "adadelta": 1.0,
-    "rmsprop": 1e-3,
-    "lbfgs": 1.0,
-    "newton": 1.0,
-    "hessianfree": 1.0,
-}
-# Optimizers whose step evaluates the closure several times (line search, curvature).
-MULTI_EVAL = ("lbfgs", "newton", "hessianfree")
-# Second-order optimizers differentiate the closure's loss themselves (twice, for H·v products):
-# their closure returns the loss without calling backward().
-SECOND_ORDER = ("newton", "hessianfree")
 _SHARED = {
     "momentum": 0.0,
     "nesterov": False,
@@ -56,36 +42,66 @@ def available() -> dict[str, type[torch.optim.Optimizer]]:
     }
 
 
+def optimizer_names() -> list[str]:
+    """The ``--optimizer`` choices: every optimizer of :mod:`manualgrad.optim`, lower-case."""
+    return sorted(available())
+
+
+def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
+    """The class of ``--optimizer name``; ``ValueError`` naming the choices for an unknown one.
+    Its traits (``default_lr``, ``second_order``, ``closure_evaluations``) are documented on
+    :class:`manualgrad.optim._base.Traits`."""
+    choices = available()
+    if name not in choices:
+        raise ValueError(f"unknown --optimizer {name!r} (choose from {', '.join(sorted(choices))})")
+    return choices[name]
+
+
+def optimizer_kwargs(name: str, lr: float | None = None, **options: Any) -> dict[str, Any]:
+    """Keyword arguments for ``optimizer_class(name)``: ``lr`` (the class's ``default_lr`` when
+    None), each of the shared options (``momentum``, ``nesterov``, ``betas``, ``weight_decay``)
+    its constructor takes, and any other option as given. ``ValueError`` for an unknown name or
+    a shared option it does not take that differs from the default."""
+    cls = optimizer_class(name)
+    accepted = inspect.signature(cls).parameters
+    kwargs = {"lr": cls.default_lr if lr is None else lr} if "lr" in accepted else {}
+    for option, default in _SHARED.items():
+        value = options.get(option, default)
+        if option in accepted:
+            kwargs[option] = value
+        elif value != default:
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(f"{flag} is not an option of --optimizer {name}")
+    kwargs.update((option, value) for option, value in options.items() if option not in _SHARED)
+    return kwargs
+
+
+def make_optimizer(
+    name: str, params: Iterable[Tensor], lr: float | None = None, **options: Any
+) -> torch.optim.Optimizer:
+    """``--optimizer name`` over ``params``, with the kwargs of :func:`optimizer_kwargs`."""
+    return optimizer_class(name)(params, **optimizer_kwargs(name, lr, **options))
+
+
+def _shared_options(config: TrainConfig) -> dict[str, Any]:
+    return {option: getattr(config, option) for option in _SHARED}
+
+
 def resolved_lr(config: TrainConfig) -> float:
-    """``--lr``, or the optimizer's entry in :data:`DEFAULT_LR`."""
-    return config.lr if config.lr is not None else DEFAULT_LR.get(config.optimizer, 1e-3)
+    """``--lr``, or the chosen optimizer's ``default_lr``."""
+    return config.lr if config.lr is not None else optimizer_class(config.optimizer).default_lr
 
 
 def optimizer_spec(config: TrainConfig) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
     """The class named by ``config.optimizer`` and its keyword arguments; ``ValueError`` for an
     unknown name or an option it does not take (checked before any data is loaded)."""
-    choices = available()
-    if config.optimizer not in choices:
-        raise ValueError(
-            f"unknown --optimizer {config.optimizer!r} (choose from {', '.join(sorted(choices))})"
-        )
-    cls = choices[config.optimizer]
-    accepted = inspect.signature(cls).parameters
-    kwargs = {"lr": resolved_lr(config)} if "lr" in accepted else {}
-    for name, default in _SHARED.items():
-        value = getattr(config, name)
-        if name in accepted:
-            kwargs[name] = value
-        elif value != default:
-            option = "--" + name.replace("_", "-")
-            raise ValueError(f"{option} is not an option of --optimizer {config.optimizer}")
-    return cls, kwargs
+    kwargs = optimizer_kwargs(config.optimizer, config.lr, **_shared_options(config))
+    return optimizer_class(config.optimizer), kwargs
 
 
 def build_optimizer(config: TrainConfig, params: Iterable[Tensor]) -> torch.optim.Optimizer:
     """The optimizer of :func:`optimizer_spec` over ``params``."""
-    cls, kwargs = optimizer_spec(config)
-    return cls(params, **kwargs)
+    return make_optimizer(config.optimizer, params, config.lr, **_shared_options(config))
 
 
 def build_scheduler(

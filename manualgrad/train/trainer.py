@@ -48,13 +48,7 @@ from manualgrad.train.diagnostics import (
 )
 from manualgrad.train.early_stopping import Convergence, EarlyStopping
 from manualgrad.train.model import build_loss, build_mlp
-from manualgrad.train.optimizers import (
-    MULTI_EVAL,
-    SECOND_ORDER,
-    build_optimizer,
-    build_scheduler,
-    optimizer_spec,
-)
+from manualgrad.train.optimizers import build_optimizer, build_scheduler, optimizer_spec
 
 PROBE_SIZE = 64
 EVAL_CHUNK = 4096
@@ -150,7 +144,7 @@ class Trainer:
             global_batch = min(int(config.batch_size), len(self.x_train))
         self.batch_size = distributed.local_batch_size(global_batch, self.ctx)
         self.sampler = distributed.sampler(len(self.x_train), self.ctx, config.seed)
-        if self.ctx.distributed and config.optimizer in MULTI_EVAL:
+        if self.ctx.distributed and type(self.optimizer).closure_evaluations != 1:
             raise ValueError(f"--optimizer {config.optimizer} is not supported under torchrun")
 
         self.epoch, self.step = 0, 0
@@ -214,7 +208,7 @@ class Trainer:
         """One update on the batch; returns the loss and the output *before* the update."""
         target = self.target_of(y)
         first: dict[str, Tensor] = {}
-        backprop_here = self.config.optimizer not in SECOND_ORDER
+        backprop_here = not type(self.optimizer).second_order
 
         def closure() -> Tensor:
             backprop = backprop_here and torch.is_grad_enabled()

@@ -1,1 +1,34 @@
-"""Registry entries, one module per family (see tests/registry.py)."""
+"""The registry's entries, one module per family, collected into :data:`OPS` and :data:`MODULES`
+(as torch's ``opinfo/definitions/__init__.py`` collects its ``op_db``).
+
+Each family module defines ``OPS: list[OpInfo]`` and ``MODULES: list[ModuleInfo]`` from the types
+in :mod:`manualgrad.testing.registry`. Adding a family = a new ``entries/<family>.py`` and its
+name, one line, in :data:`FAMILIES` below. The optimizers' entries (:data:`OPTIMIZERS`) live in
+:mod:`manualgrad.testing.entries.optimizers`.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from manualgrad.testing.entries.optimizers import OPTIMIZERS
+from manualgrad.testing.registry import ModuleInfo, OpInfo
+
+FAMILIES = (
+    "linear",
+    "activations",
+    "dropout",
+    "embedding",
+    "attention",
+    "losses",
+    "conv",
+    "pooling",
+    "normalization",
+    "fused",
+)
+
+_modules = [import_module(f"{__name__}.{family}") for family in FAMILIES]
+OPS: list[OpInfo] = [op for module in _modules for op in module.OPS]
+MODULES: list[ModuleInfo] = [info for module in _modules for info in module.MODULES]
+
+__all__ = ["FAMILIES", "MODULES", "OPS", "OPTIMIZERS"]

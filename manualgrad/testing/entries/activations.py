@@ -274,6 +274,26 @@ OPS = [
 ]
 
 
+class Step(torch.nn.Module):
+    """The reference for ``manualgrad.nn.Step``, which torch lacks: the step units of
+    :func:`_step_reference` and :func:`_straight_through_reference`, under the same name and
+    repr."""
+
+    def __init__(self, straight_through: bool = False) -> None:
+        super().__init__()
+        self.straight_through = straight_through
+
+    def forward(self, input: Tensor) -> Tensor:
+        """1[x > 0], with the true or the straight-through gradient."""
+        if self.straight_through:
+            return _straight_through_reference(input)
+        return _step_reference(input)
+
+    def extra_repr(self) -> str:
+        """``straight_through=...`` as in the constructor."""
+        return f"straight_through={self.straight_through}"
+
+
 def _activation_module(name, module, reference, kwargs=({},), shape=(4, 5)) -> ModuleInfo:
     return ModuleInfo(
         name, module, reference, list(kwargs), lambda kw, dtype: (tensor(*shape, dtype=dtype),)
@@ -318,4 +338,5 @@ MODULES = [
     _activation_module(
         "LogSoftmax", mnn.LogSoftmax, torch.nn.LogSoftmax, [{"dim": 1}, {"dim": 0}, {"dim": -1}]
     ),
+    _activation_module("Step", mnn.Step, Step, [{}, {"straight_through": True}], shape=(5, 4)),
 ]

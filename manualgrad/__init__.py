@@ -1,7 +1,8 @@
 """manualgrad: PyTorch layers, losses and optimizers with backward passes derived by hand.
 
 Public surface: :mod:`manualgrad.nn`, :mod:`manualgrad.optim`, :mod:`manualgrad.functional`,
-:func:`check_function`, :func:`convert`, :func:`to_torch` and :func:`compile`.
+:func:`check_function`, :func:`convert`, :func:`to_torch`, :func:`compile`,
+:func:`hand_derived` and :func:`coverage`.
 
 Every name is imported on first use (PEP 562), so ``import manualgrad`` does not import torch:
 the ``manualgrad`` command parses its arguments (and answers ``--help`` or a typo) before torch
@@ -23,6 +24,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "convert": ("manualgrad.conversion", "convert"),
     "to_torch": ("manualgrad.conversion", "to_torch"),
     "compile": ("manualgrad.compilation", "compile"),
+    "hand_derived": ("manualgrad.interception", "hand_derived"),
+    "coverage": ("manualgrad.graph_coverage", "coverage"),
 }
 
 

@@ -6,9 +6,16 @@ Every manualgrad module subclasses its torch.nn twin of the same name and only o
 ``__class__``: parameters, buffers, hooks, train/eval mode and ``state_dict`` stay exactly as they
 were. The submodules of a swapped module (MultiheadAttention's ``out_proj``) are left to its
 twin's ``forward``. Only exact torch types are swapped: a user subclass of a torch layer (whose
-``forward`` may be its own) is left alone and reported. Calls to torch's functional ops inside a
-custom module's ``forward`` (``F.relu``, ``torch.nn.functional.gelu``, ``torch.tanh``,
-``x.softmax(-1)``...) cannot be swapped and are reported too.
+``forward`` may be its own) is left alone and listed. The converted model's ``forward`` then runs
+inside :func:`manualgrad.hand_derived` (forward hooks on the model), so the torch calls a custom
+``forward`` makes itself (``F.gelu`` through an attribute, ``torch.tanh`` in a helper,
+``x.softmax(-1)``, ``a * b``) and those of the torch layers left as they are run manualgrad's
+Functions too, wherever manualgrad has one.
+
+What is still torch's is read from the graph, not the source: with ``example_inputs``,
+:func:`manualgrad.coverage` runs one forward of the converted model and the report lists every
+native backward node by module and op; ``strict=True`` raises ``NotImplementedError`` with that
+list.
 
 :func:`to_torch` goes the other way (the torch twin behind the trainer's ``check/max_grad_diff``):
 each manualgrad module's class is set back to its :func:`torch_base`, so the copy runs torch's
@@ -19,33 +26,16 @@ differentiable torch ops, whose backward is therefore autograd's.
 
 from __future__ import annotations
 
-import ast
 import copy
-import inspect
-import textwrap
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-import torch.nn.functional as TF
 from torch import Tensor
 
 import manualgrad.nn as mnn
-
-_FUNCTIONAL_NAMES = frozenset(
-    name for name in dir(TF) if not name.startswith("_") and callable(getattr(TF, name))
-)
-# torch.relu, torch.softmax, ...: the same ops reached through the torch namespace
-_FUNCTIONAL_OBJECTS = {
-    id(getattr(module, name))
-    for module in (TF, torch)
-    for name in _FUNCTIONAL_NAMES
-    if callable(getattr(module, name, None))
-}
-# x.relu(), x.softmax(-1), ...: tensor methods named like a functional op (Tensor.unfold is a
-# view, not F.unfold)
-_TENSOR_METHODS = frozenset(
-    name for name in _FUNCTIONAL_NAMES if hasattr(torch.Tensor, name) and name != "unfold"
-)
+from manualgrad.graph_coverage import Coverage, coverage
+from manualgrad.interception import run_forward_in_mode, stop_forward_in_mode
 
 
 @dataclass
@@ -53,28 +43,32 @@ class ConvertReport:
     """What :func:`convert` did. Names are qualified module names (``""`` is the model itself).
 
     ``swapped``: (name, torch class, manualgrad class) for every module converted;
-    ``unsupported``: (name, class, reason) for modules left running torch's autograd;
-    ``functional_calls``: (name, call) for torch functional calls found in a custom ``forward``.
+    ``kept``: (name, class, reason) for modules left as they are (their forward runs inside the
+    hand-derived mode, so their ops are routed wherever manualgrad has them);
+    ``coverage``: the :class:`~manualgrad.graph_coverage.Coverage` of one forward on the example
+    inputs, ``None`` when none were given.
     """
 
     swapped: list[tuple[str, str, str]] = field(default_factory=list)
-    unsupported: list[tuple[str, str, str]] = field(default_factory=list)
-    functional_calls: list[tuple[str, str]] = field(default_factory=list)
+    kept: list[tuple[str, str, str]] = field(default_factory=list)
+    coverage: Coverage | None = None
 
     @property
     def complete(self) -> bool:
-        """True when nothing in the model still runs torch's own backward."""
-        return not self.unsupported and not self.functional_calls
+        """True when the example forward's backward graph has no native compute node (False
+        when no example inputs were given: nothing was measured)."""
+        return self.coverage is not None and self.coverage.complete
 
     def __str__(self) -> str:
         lines = [f"converted {len(self.swapped)} module(s)"]
         lines += [f"  {_label(name)}: {old} -> {new}" for name, old, new in self.swapped]
-        if self.unsupported:
-            lines.append(f"not converted {len(self.unsupported)} module(s)")
-            lines += [f"  {_label(n)}: {cls} ({why})" for n, cls, why in self.unsupported]
-        if self.functional_calls:
-            lines.append(f"not converted {len(self.functional_calls)} functional call(s)")
-            lines += [f"  {_label(name)}: {call}" for name, call in self.functional_calls]
+        if self.kept:
+            lines.append(f"kept {len(self.kept)} module(s), run inside the hand-derived mode")
+            lines += [f"  {_label(n)}: {cls} ({why})" for n, cls, why in self.kept]
+        if self.coverage is None:
+            lines.append("no example inputs: the backward graph was not read")
+        else:
+            lines.append(str(self.coverage))
         return "\n".join(lines)
 
 
@@ -115,55 +109,7 @@ def torch_base(cls: type) -> type | None:
     return None
 
 
-def _functional_calls(cls: type) -> list[str]:
-    """torch functional calls in ``cls.forward``'s source, as written (empty if none, if the
-    forward is torch's or manualgrad's own, or if the source is unavailable)."""
-    forward = cls.forward
-    if getattr(forward, "__module__", "").startswith(("torch.", "manualgrad.")):
-        return []
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(forward)))
-    except (OSError, TypeError, SyntaxError):
-        return []
-    namespace = {**getattr(forward, "__globals__", {}), **_closure(forward)}
-    calls = [
-        node
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and _is_functional(node.func, namespace)
-    ]
-    calls.sort(key=lambda node: (node.lineno, node.col_offset))
-    return [ast.unparse(node.func) for node in calls]
-
-
-def _closure(function: object) -> dict[str, object]:
-    try:
-        return dict(inspect.getclosurevars(function).nonlocals)
-    except (TypeError, ValueError):
-        return {}
-
-
-def _is_functional(func: ast.expr, namespace: dict[str, object]) -> bool:
-    """Whether a call target resolves to a torch functional op, or is a tensor method named like
-    one (``x.relu()``; calls on ``self`` are submodule or method calls and are not counted)."""
-    parts = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if not isinstance(func, ast.Name):
-        return False
-    parts.append(func.id)
-    parts.reverse()
-    if parts[0] not in namespace:
-        return parts[0] != "self" and len(parts) == 2 and parts[1] in _TENSOR_METHODS
-    target = namespace[parts[0]]
-    for part in parts[1:]:
-        target = getattr(target, part, None)
-        if target is None:
-            return False
-    return id(target) in _FUNCTIONAL_OBJECTS
-
-
-def _plan(model: torch.nn.Module, strict: bool) -> tuple[list, ConvertReport]:
+def _plan(model: torch.nn.Module) -> tuple[list, ConvertReport]:
     """Decide every swap and fill the report, before anything is changed."""
     twins, plumbing = twin_classes(), _plumbing()
     report, swaps = ConvertReport(), []
@@ -181,48 +127,63 @@ def _plan(model: torch.nn.Module, strict: bool) -> tuple[list, ConvertReport]:
             continue
         base = torch_base(cls)
         if cls.__module__.startswith("torch."):
-            _unsupported(report, strict, name, cls, "no manualgrad twin")
+            report.kept.append((name, _qualname(cls), "no manualgrad twin"))
         elif base is not None and base not in plumbing:
             why = f"subclass of {_qualname(base)}; only exact torch types are swapped"
-            _unsupported(report, strict, name, cls, why)
-        for call in _functional_calls(cls):
-            if strict:
-                raise NotImplementedError(
-                    f"convert(strict=True): {_label(name)} ({_qualname(cls)}) calls {call} in "
-                    "forward, which cannot be swapped for a manualgrad op"
-                )
-            report.functional_calls.append((name, call))
+            report.kept.append((name, _qualname(cls), why))
     return swaps, report
-
-
-def _unsupported(report: ConvertReport, strict: bool, name: str, cls: type, why: str) -> None:
-    if strict:
-        raise NotImplementedError(
-            f"convert(strict=True): {_label(name)} ({_qualname(cls)}) cannot be converted: {why}"
-        )
-    report.unsupported.append((name, _qualname(cls), why))
 
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def convert(model: torch.nn.Module, inplace: bool = False, strict: bool = False) -> torch.nn.Module:
+def convert(
+    model: torch.nn.Module,
+    inplace: bool = False,
+    strict: bool = False,
+    example_inputs: Any = None,
+) -> torch.nn.Module:
     """Return ``model`` (a deep copy unless ``inplace``) with every torch.nn layer that manualgrad
-    implements replaced by its manualgrad twin, holding the same parameters and buffers.
+    implements replaced by its manualgrad twin, holding the same parameters and buffers, and its
+    ``forward`` run inside :func:`manualgrad.hand_derived`.
 
-    The report (:class:`ConvertReport`) is attached as ``converted.convert_report``: what was
-    swapped, what was not (torch layers without a twin, subclasses of torch layers) and the torch
-    functional calls found in custom ``forward`` methods. ``strict=True`` raises
-    ``NotImplementedError`` naming the first module that cannot be fully converted (before
-    anything is swapped).
+    ``example_inputs`` (a tensor, a tuple of positional arguments or a dict of keyword
+    arguments) runs one forward through :func:`manualgrad.coverage`; the report
+    (:class:`ConvertReport`, attached as ``converted.convert_report``) then holds it.
+    ``strict=True`` requires ``example_inputs`` and raises ``NotImplementedError`` listing every
+    native backward node by module and op (with ``inplace=True`` the swaps are made by then).
     """
+    if strict and example_inputs is None:
+        raise ValueError("convert(strict=True) needs example_inputs to read the backward graph")
     converted = model if inplace else copy.deepcopy(model)
-    swaps, report = _plan(converted, strict)
+    swaps, report = _plan(converted)
     for module, twin in swaps:
         module.__class__ = twin
+    run_forward_in_mode(converted)
+    if example_inputs is not None:
+        args, kwargs = _arguments(example_inputs)
+        report.coverage = coverage(converted, *args, **kwargs)
+    if strict and not report.complete:
+        rows = "\n".join(
+            f"  {_label(row.module)}: {row.op} x{row.nodes}" for row in report.coverage.native
+        )
+        raise NotImplementedError(
+            f"convert(strict=True): {report.coverage.native_nodes} backward node(s) still run "
+            f"torch's derivative (module: op):\n{rows}"
+        )
     converted.convert_report = report
     return converted
+
+
+def _arguments(example_inputs: Any) -> tuple[tuple, dict[str, Any]]:
+    """``example_inputs`` as (args, kwargs): a dict is keyword arguments, a tuple or list the
+    positional ones, anything else the one positional argument."""
+    if isinstance(example_inputs, dict):
+        return (), example_inputs
+    if isinstance(example_inputs, (tuple, list)):
+        return tuple(example_inputs), {}
+    return (example_inputs,), {}
 
 
 class TorchStep(torch.nn.Module):
@@ -279,7 +240,10 @@ def to_torch(module: torch.nn.Module) -> torch.nn.Module:
             setattr(m, name, swap(child))
         return m
 
-    return swap(copy.deepcopy(module))
+    copied = copy.deepcopy(module)
+    for each in copied.modules():
+        stop_forward_in_mode(each)
+    return swap(copied)
 
 
 __all__ = ["ConvertReport", "convert", "to_torch", "torch_base", "twin_classes"]

@@ -121,7 +121,7 @@ def _assert_close(actual, expected, dtype):
 @pytest.mark.parametrize("name", list(MODELS))
 def test_outputs_and_every_gradient_equal_the_original(name, dtype):
     model, inputs, target = MODELS[name](dtype)
-    converted = manualgrad.convert(model)
+    converted = manualgrad.convert(model, example_inputs=inputs)
     assert converted.convert_report.complete, str(converted.convert_report)
     results = []
     for m in (model, converted):
@@ -154,8 +154,8 @@ NATIVE_COMPUTE = (
     "AvgPool",
 )
 FAMILIES = {
-    "resnet": {"conv", "normalization", "activations", "pooling", "linear"},
-    "gpt": {"embedding", "normalization", "attention", "activations", "linear"},
+    "resnet": {"conv", "normalization", "activations", "pooling", "linear", "arithmetic"},
+    "gpt": {"embedding", "normalization", "attention", "activations", "linear", "arithmetic"},
 }
 
 
@@ -210,32 +210,72 @@ class _CustomBlock(nn.Module):
         super().__init__()
         self.fc = nn.Linear(4, 4)
         self.rnn = nn.GRU(4, 4)
+        self.act = TF.silu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return TF.silu(self.fc(x)) + torch.tanh(x) + x.softmax(-1)
+        h = self.fc(x)
+        return self.act(h) + torch.tanh(h) + h.softmax(-1)
 
 
 class _MyLinear(nn.Linear):
     pass
 
 
-def test_report_lists_unsupported_modules_and_functional_calls():
+class _WithGRU(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.rnn = nn.GRU(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.fc(x))[0]
+
+
+def test_custom_forward_calls_run_hand_derived_and_the_report_reads_the_graph():
     model = nn.Sequential(_CustomBlock(), _MyLinear(4, 4), nn.ReLU())
-    report = manualgrad.convert(model).convert_report
-    assert isinstance(report, ConvertReport) and not report.complete
+    x = torch.randn(3, 4)
+    converted = manualgrad.convert(model, example_inputs=x)
+    report = converted.convert_report
+    assert isinstance(report, ConvertReport)
     assert [name for name, *_ in report.swapped] == ["0.fc", "2"]
-    assert [(name, reason.split(";")[0]) for name, _, reason in report.unsupported] == [
+    assert [(name, reason.split(";")[0]) for name, _, reason in report.kept] == [
         ("0.rnn", "no manualgrad twin"),
         ("1", "subclass of torch.nn.modules.linear.Linear"),
     ]
-    assert report.functional_calls == [("0", "TF.silu"), ("0", "torch.tanh"), ("0", "x.softmax")]
+    # F.silu through an attribute, torch.tanh, x.softmax and the subclass's F.linear all routed
+    assert report.complete, str(report)
+    assert report.coverage.hand_derived_nodes >= 6
+    assert {cls.__module__ for _, cls in graph_nodes(converted(x).grad_fn) if cls} >= {
+        "manualgrad.functional.activations",
+        "manualgrad.functional.softmax",
+        "manualgrad.functional.linear",
+    }
     assert "0.rnn" in str(report)
+    assert not manualgrad.convert(model).convert_report.complete  # nothing measured
 
 
-def test_strict_raises_naming_the_first_unsupported_module():
-    model = nn.Sequential(nn.Linear(4, 4), nn.Sequential(nn.GRU(4, 4)))
-    with pytest.raises(NotImplementedError, match=r"1\.0 \(torch\.nn\.modules\.rnn\.GRU\)"):
+def test_report_lists_native_nodes_by_module():
+    report = manualgrad.convert(_WithGRU(), example_inputs=torch.randn(2, 3, 4)).convert_report
+    assert not report.complete
+    assert {row.module for row in report.coverage.native} == {"rnn"}
+    assert "rnn" in str(report) and "native op" in str(report)
+
+
+def test_strict_needs_example_inputs_and_raises_listing_native_nodes():
+    model = nn.Sequential(nn.Linear(4, 4), _WithGRU())
+    with pytest.raises(ValueError, match="example_inputs"):
         manualgrad.convert(model, strict=True)
-    with pytest.raises(NotImplementedError, match=r"calls TF\.silu"):
-        manualgrad.convert(nn.Sequential(_CustomBlock().fc, _CustomBlock()), strict=True)
+    with pytest.raises(NotImplementedError, match=r"1\.rnn: \w+Backward"):
+        manualgrad.convert(model, strict=True, example_inputs=torch.randn(2, 3, 4))
     assert type(model[0]) is nn.Linear
+    strict = manualgrad.convert(
+        nn.Sequential(_CustomBlock()), strict=True, example_inputs=(torch.randn(3, 4),)
+    )
+    assert strict.convert_report.complete
+
+
+def test_to_torch_of_a_converted_model_runs_torchs_backward():
+    converted = manualgrad.convert(_CustomBlock())
+    reference = manualgrad.to_torch(converted)
+    nodes = graph_nodes(reference(torch.randn(3, 4)).grad_fn)
+    assert all(cls is None for _, cls in nodes)

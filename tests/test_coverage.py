@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import manualgrad.nn as mnn
-from manualgrad import hand_derived as hd
-from manualgrad.coverage import VIEW_NODES, Coverage, coverage, node_kind
+from manualgrad import interception as hd
+from manualgrad.graph_coverage import VIEW_NODES, Coverage, coverage, node_kind
 
 
 class _Block(torch.nn.Module):

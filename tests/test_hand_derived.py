@@ -12,8 +12,8 @@ import torch.nn.functional as TF
 
 import manualgrad.functional as MF
 import manualgrad.nn as mnn
-from manualgrad import hand_derived as hd
-from manualgrad.coverage import node_kind
+from manualgrad import interception as hd
+from manualgrad.graph_coverage import node_kind
 
 torch.manual_seed(0)
 A = torch.randn(3, 4, dtype=torch.float64)
@@ -207,3 +207,11 @@ def test_a_torch_layer_without_a_twin_runs_inside_the_mode():
         reference.load_state_dict(encoder.state_dict())
     torch.testing.assert_close(encoder(x), reference(x))
     assert node_kind(encoder(x).grad_fn) == "hand-derived"
+
+
+def test_public_names_are_the_functions():
+    import manualgrad
+    import manualgrad.graph_coverage as graph_coverage
+
+    assert manualgrad.hand_derived is hd.hand_derived
+    assert manualgrad.coverage is graph_coverage.coverage

@@ -133,7 +133,7 @@ def cnn(quick: bool) -> tuple[Step, Step, str]:
     batch = 8 if quick else 64
     x, target = torch.randn(batch, 1, 28, 28), torch.randint(0, 10, (batch,))
     native = cnn_layers()
-    ours = manualgrad.convert(native, strict=True)
+    ours = manualgrad.convert(native, strict=True, example_inputs=x)
     steps = []
     for model, optim, F in ((ours, manualgrad.optim, mF), (native, torch.optim, TF)):
         optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)

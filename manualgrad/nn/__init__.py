@@ -64,7 +64,7 @@ _PLUMBING = frozenset(
 
 def __getattr__(name: str) -> Any:
     """``manualgrad.nn.X`` for a ``torch.nn.X`` without a twin (see the module docstring)."""
-    from manualgrad.hand_derived import in_mode
+    from manualgrad.interception import in_mode
 
     if name.startswith("__") or not hasattr(torch.nn, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -78,6 +78,7 @@ _OPERATORS = {
     "__rpow__": ("pow", True),
     "__neg__": ("neg", False),
     "__abs__": ("abs", False),
+    "__getitem__": ("index", False),  # a key without tensors stays a view inside index()
 }
 # a schema's argument name → the name manualgrad's (torch.nn.functional's) signature uses
 _RENAMED = {"self": "input", "train": "training"}
@@ -204,9 +205,8 @@ def _build_routes() -> dict[Callable[..., Any], _Route]:
                 routes[member] = _Route(functions[name], names)
     for dunder, (name, reflected) in _OPERATORS.items():
         member = getattr(torch.Tensor, dunder, None)
-        if name in functions and member is not None:
-            names = _torch_names(name, member, not reflected)
-            routes[member] = _Route(functions[name], names, reflected)
+        if name in functions and member is not None:  # an operator's operands are positional
+            routes[member] = _Route(functions[name], None, reflected)
     for name, function in functions.items():
         member = getattr(TF, name, None)
         if callable(member):
@@ -254,9 +254,21 @@ def hand_derived() -> HandDerived:
 def run_forward_in_mode(module: torch.nn.Module) -> None:
     """Make every call of ``module`` run its ``forward`` inside :func:`hand_derived` (forward
     hooks on the module itself, so parameters, ``state_dict``, deep copies and pickling are
-    untouched; the mode is left even when ``forward`` raises)."""
-    module.register_forward_pre_hook(_enter_mode)
-    module.register_forward_hook(_exit_mode, always_call=True)
+    untouched; the mode is left even when ``forward`` raises). A second call changes nothing."""
+    if _enter_mode not in module._forward_pre_hooks.values():
+        module.register_forward_pre_hook(_enter_mode)
+        module.register_forward_hook(_exit_mode, always_call=True)
+
+
+def stop_forward_in_mode(module: torch.nn.Module) -> None:
+    """Undo :func:`run_forward_in_mode` on ``module`` (nothing if it was not done)."""
+    for hooks, hook in (
+        (module._forward_pre_hooks, _enter_mode),
+        (module._forward_hooks, _exit_mode),
+    ):
+        for key in [key for key, value in hooks.items() if value is hook]:
+            del hooks[key]
+            module._forward_hooks_always_called.pop(key, None)
 
 
 _ACTIVE = threading.local()  # .modes: the modes entered by the hooks on this thread
@@ -289,4 +301,11 @@ def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
         return type(cls.__name__, (cls,), namespace)
 
 
-__all__ = ["ROUTES", "HandDerived", "hand_derived", "in_mode", "run_forward_in_mode"]
+__all__ = [
+    "ROUTES",
+    "HandDerived",
+    "hand_derived",
+    "in_mode",
+    "run_forward_in_mode",
+    "stop_forward_in_mode",
+]

@@ -206,16 +206,24 @@ def coverage(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Coverage:
 
     The graph is read from the outputs: a ``loss`` attribute or key when present and not
     ``None`` (Hugging Face ``ModelOutput``), otherwise every tensor in the output (tensor,
-    tuple, list, dict). Returns a :class:`Coverage`, which prints as a table.
+    tuple, list, dict). The forward leaves no trace: the model's buffers (BatchNorm's running
+    statistics) and the CPU random-number state are put back afterwards. Returns a
+    :class:`Coverage`, which prints as a table.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"coverage(): model must be a torch.nn.Module, got {type(model).__name__}")
     timeline = _Timeline(model)
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    rng = torch.random.get_rng_state()
     try:
         with torch.enable_grad():
             output = model(*args, **kwargs)
     finally:
         timeline.remove()
+        torch.random.set_rng_state(rng)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
     roots = [tensor.grad_fn for tensor in _outputs(output) if tensor.grad_fn is not None]
     native: Counter[tuple[str, str]] = Counter()
     native_elements: Counter[tuple[str, str]] = Counter()

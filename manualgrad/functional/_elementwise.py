@@ -32,13 +32,28 @@ def indicator(compare: Comparison, input: Tensor, threshold: float) -> Tensor:
     return compare(input, threshold, out=torch.empty_like(input))
 
 
-def slope_above(input: Tensor, threshold: float, below: float | Tensor) -> Tensor:
+def indicator_not(compare: Comparison, input: Tensor, threshold: float) -> Tensor:
+    """1 − ``indicator(compare, input, threshold)``: 1 where the comparison is False, so a NaN
+    input gives 1 (torch's kernels written ``x <= t ? 0 : g`` pass a NaN's gradient through)."""
+    return indicator(compare, input, threshold).neg_().add_(1)
+
+
+def slope_above(
+    input: Tensor, threshold: float, below: float | Tensor, nan_above: bool = False
+) -> Tensor:
     """1 where ``input > threshold``, else ``below`` (a number, or a tensor broadcasting to
-    ``input``): the slope of a function that is the identity above the threshold. Built as
-    1[x ≤ t]·below + 1[x > t], so either value comes out exactly."""
-    low = indicator(torch.le, input, threshold)
+    ``input``; finite where ``input`` is above): the slope of a function that is the identity
+    above the threshold. Built as 1[below]·below + 1[above], so either value comes out exactly.
+    A NaN input takes ``below``, as torch's ``x > t ? 1 : s`` kernels (leaky_relu, prelu), or
+    with ``nan_above`` 1, as its ``x <= t ? s : 1`` kernels (elu)."""
+    if nan_above:
+        low = indicator(torch.le, input, threshold)
+        high = indicator_not(torch.le, input, threshold)
+    else:
+        low = indicator_not(torch.gt, input, threshold)
+        high = indicator(torch.gt, input, threshold)
     low = times(low, below) if isinstance(below, Tensor) else low.mul_(below)
-    return low.add_(indicator(torch.gt, input, threshold))
+    return low.add_(high)
 
 
 def mask_as_number(mask: Tensor) -> Tensor:

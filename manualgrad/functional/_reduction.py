@@ -58,9 +58,11 @@ def unreduce(
 ) -> Tensor:
     """dL/dℓ from g = dL/d(reduced output) (see the module docstring), broadcastable to ℓ's
     ``shape``: ℓ-shaped for 'none', 0-d for 'sum'/'mean' (scale it before it meets a full-size
-    tensor: one pass instead of two)."""
+    tensor: one pass instead of two). An empty 'mean' gives g·0: no ℓ_i receives it, and g/0
+    would make the double backward's dL/dg = 0·inf = nan where torch's is 0."""
     if reduction == "mean":
-        return grad / (_numel(shape) if denominator is None else denominator)
+        count = _numel(shape) if denominator is None else denominator
+        return grad * 0 if isinstance(count, int) and count == 0 else grad / count
     return grad
 
 

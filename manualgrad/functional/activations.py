@@ -19,15 +19,23 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._checks import require_floating, require_tensor
-from manualgrad.functional._elementwise import indicator, mask_as_number, slope_above, times
+from manualgrad.functional._elementwise import (
+    indicator,
+    indicator_not,
+    mask_as_number,
+    slope_above,
+    times,
+)
 from manualgrad.functional._function import Function
+from manualgrad.functional._precision import downcast, upcast
 
 
 class ReLUFunction(Function):
     r"""ReLU.  y = max(z, 0).
 
     Saved: y only (y > 0 ⇔ z > 0), so the stored tensor is the one the next layer already holds.
-    dL/dz = dL/dy · 1[y > 0]   (subgradient 0 chosen at z = 0, as torch does).
+    dL/dz = dL/dy · (1 − 1[y ≤ 0])   (subgradient 0 chosen at z = 0, as torch does; at z = NaN
+            the gradient passes, 1 − 0 = 1, as torch's ``y <= 0 ? 0 : g``).
     """
 
     generate_vmap_rule = True
@@ -43,7 +51,7 @@ class ReLUFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor) -> Tensor:
         (output,) = ctx.saved_tensors
-        return times(indicator(torch.gt, output, 0), grad_output)
+        return times(indicator_not(torch.le, output, 0), grad_output)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -54,7 +62,9 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 class LeakyReLUFunction(Function):
     r"""Leaky ReLU.  y = z if z > 0 else s·z   (s = negative_slope).
 
-    Forward as y = max(z, s·z) for s ≤ 1 (min for s > 1).
+    Forward as y = max(z, s·z) for 0 < s ≤ 1 or s < 0 (min for s > 1), as torch's
+    ``z > 0 ? z : s·z`` at ±inf and NaN too; s = 0 selects (max(+inf, 0·inf = NaN) would be NaN).
+    At z = NaN the slope is s (z > 0 is False), as torch's.
     Saved: y when s ≥ 0 (then y > 0 ⇔ z > 0: s·z ≤ 0 for z ≤ 0), else z (a negative slope
     makes y > 0 on both sides). Either way only the sign is read.
     dL/dz = dL/dy · (1[z > 0] + s·1[z ≤ 0])   (subgradient s chosen at z = 0, as torch does).
@@ -64,6 +74,8 @@ class LeakyReLUFunction(Function):
 
     @staticmethod
     def forward(input: Tensor, negative_slope: float) -> Tensor:
+        if negative_slope == 0:
+            return torch.where(input > 0, input, input * negative_slope)
         extremum = torch.maximum if negative_slope <= 1 else torch.minimum
         return extremum(input, input * negative_slope)
 
@@ -160,6 +172,8 @@ class ELUFunction(Function):
     Saved: y when α ≥ 0 (then y > 0 ⇔ z > 0), else z (a negative α makes y ≥ 0 for z < 0).
         dL/dz = dL/dy · (1[z > 0] + 1[z ≤ 0]·(y + α))    (y + α = α·eᶻ; subgradient α at z = 0,
                                                          as torch; e^{min(z, 0)} never overflows)
+    The negative-branch slope is built from fmin(·, 0) (NaN-ignoring), so it is finite where z is
+    +inf or NaN, and there the slope is 1, as torch's ``z <= 0 ? α·eᶻ : 1``.
     """
 
     generate_vmap_rule = True
@@ -179,10 +193,11 @@ class ELUFunction(Function):
     def backward(ctx, grad_output: Tensor):
         (saved,) = ctx.saved_tensors
         if ctx.from_output:
-            negative_slope = saved + ctx.alpha
+            negative_slope = torch.fmin(saved, saved.new_zeros(())) + ctx.alpha
         else:
-            negative_slope = ctx.alpha * torch.exp(saved.clamp_max(0))
-        return times(slope_above(saved, 0, negative_slope), grad_output), None
+            negative_slope = ctx.alpha * torch.exp(torch.fmin(saved, saved.new_zeros(())))
+        slope = slope_above(saved, 0, negative_slope, nan_above=True)
+        return times(slope, grad_output), None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -205,6 +220,8 @@ class GELUFunction(Function):
     approximate='tanh':  y = ½z(1 + t),  t = tanh(u),  u = √(2/π)(z + κz³),  κ = 0.044715
         dL/dz = dL/dy · (½(1 + t) + ½z(1 − t²)·√(2/π)(1 + 3κz²))
     Saved: z (the derivative is not a function of y: GELU is not monotone).
+    float16/bfloat16 inputs are computed in float32 and the result cast back (:func:`gelu`), as
+    torch's kernel: in float16, z³ overflows at |z| ≈ 40 and (1 − t²)·3κz² becomes 0·inf = NaN.
     """
 
     generate_vmap_rule = True
@@ -259,7 +276,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``torch.nn.functional.gelu`` with ``approximate`` in {'none', 'tanh'}."""
     check_gelu_approximate(approximate, "gelu")
     require_floating(input, "gelu")
-    return GELUFunction.apply(input, approximate)
+    (wide,) = upcast(input)
+    return downcast(GELUFunction.apply(wide, approximate), input.dtype)
 
 
 class SiLUFunction(Function):
@@ -301,6 +319,8 @@ class SoftplusFunction(Function):
     Saved: z (recovering σ(βz) = 1 − e^{−βy} from y loses precision for small y).
         dL/dz = dL/dy · (1[βz > threshold] + 1[βz ≤ threshold]·σ(βz))
                 (βz = threshold is on the smooth side)
+    float16/bfloat16 inputs are computed in float32 and the result cast back (:func:`softplus`),
+    as torch's kernel: e^{βz} overflows float16 from βz ≈ 11.1, below the default threshold 20.
     """
 
     generate_vmap_rule = True
@@ -327,7 +347,8 @@ class SoftplusFunction(Function):
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """``torch.nn.functional.softplus``."""
     require_floating(input, "softplus")
-    return SoftplusFunction.apply(input, beta, threshold)
+    (wide,) = upcast(input)
+    return downcast(SoftplusFunction.apply(wide, beta, threshold), input.dtype)
 
 
 class SigmoidFunction(Function):
@@ -396,7 +417,8 @@ class HardtanhFunction(Function):
     r"""Hardtanh.  y = clamp(z, m, M)   (m = min_val, M = max_val).
 
     Saved: y only; m < y < M ⇔ m < z < M, so strict bounds on y give the pass-through mask.
-        dL/dz = dL/dy · 1[m < y < M]   (subgradient 0 at z = m and at z = M, as torch)
+        dL/dz = dL/dy · (1 − 1[y ≤ m])(1 − 1[y ≥ M])   (subgradient 0 at z = m and at z = M, as
+                torch; 1 at z = NaN, as torch's ``y <= m || y >= M ? 0 : g``)
     """
 
     generate_vmap_rule = True
@@ -413,8 +435,8 @@ class HardtanhFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (output,) = ctx.saved_tensors
-        inside = indicator(torch.gt, output, ctx.min_val)
-        inside.mul_(indicator(torch.lt, output, ctx.max_val))
+        inside = indicator_not(torch.le, output, ctx.min_val)
+        inside.mul_(indicator_not(torch.ge, output, ctx.max_val))
         return times(inside, grad_output), None, None
 
 

@@ -73,7 +73,7 @@ class ConvolutionFunction(Function):
         needs_input, needs_weight = ctx.needs_input_grad[:2]
         ctx.save_for_backward(input if needs_weight else None, weight if needs_input else None)
         ctx.input_shape = input.shape
-        ctx.kernel = weight.shape[2:]
+        ctx.weight_shape = weight.shape
         ctx.options = (stride, padding, dilation, groups, extra)
 
     @staticmethod
@@ -86,7 +86,13 @@ class ConvolutionFunction(Function):
             grad_input = _conv_input_grad(grad_output, weight, ctx.input_shape, *ctx.options)
         if needs_weight:
             grad_weight = _conv_weight_grad(
-                grad_output, _pad_after(input, extra), ctx.kernel, stride, padding, dilation, groups
+                grad_output,
+                _pad_after(input, extra),
+                ctx.weight_shape,
+                stride,
+                padding,
+                dilation,
+                groups,
             )
         if needs_bias:
             grad_bias = grad_output.sum([0, *range(2, grad_output.dim())])
@@ -110,7 +116,10 @@ def _conv_input_grad(
     groups: int,
     extra: tuple[int, ...],
 ) -> Tensor:
-    """dL/dx: the transposed convolution, sized to the (extra-padded) input, then cropped."""
+    """dL/dx: the transposed convolution, sized to the (extra-padded) input, then cropped; an
+    empty input (no samples or no channels) has an empty gradient."""
+    if input_shape.numel() == 0:
+        return grad_output.new_zeros(input_shape)
     spatial = input_shape[2:]
     output_padding = tuple(
         size + after - ((out - 1) * s - 2 * p + d * (k - 1) + 1)
@@ -137,7 +146,7 @@ def _conv_input_grad(
 def _conv_weight_grad(
     grad_output: Tensor,
     input: Tensor,
-    kernel: torch.Size,
+    weight_shape: torch.Size,
     stride: tuple[int, ...],
     padding: tuple[int, ...],
     dilation: tuple[int, ...],
@@ -145,8 +154,9 @@ def _conv_weight_grad(
 ) -> Tensor:
     """dL/dW as one convolution: channels ↔ batch swapped, stride ↔ dilation swapped."""
     batch, channels, *spatial = input.shape
-    if batch == 0:
-        return grad_output.new_zeros(grad_output.shape[1], channels // groups, *kernel)
+    kernel = weight_shape[2:]
+    if input.numel() == 0:  # no samples (dL/dW = 0) or no input channels (W is empty)
+        return grad_output.new_zeros(weight_shape)
     # (N, G·C_g, *S) → (C_g, G·N, *S): image c of the new batch holds channel c of every group,
     # laid out group by group so that ``groups=G`` pairs each group with its own filters.
     images = (

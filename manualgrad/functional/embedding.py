@@ -73,7 +73,7 @@ def renorm_rows_(weight: Tensor, input: Tensor, max_norm: float, norm_type: floa
     ``input`` references and whose ``norm_type``-norm exceeds ``max_norm`` is scaled by
     max_norm / (norm + 1e-7)."""
     with torch.no_grad():
-        rows = torch.unique(input.reshape(-1))
+        rows = torch.unique(input.reshape(-1)).long()  # index_copy_ takes int64 indices only
         norms = weight.index_select(0, rows).norm(norm_type, dim=1).double()
         scale = torch.where(norms > max_norm, norms.new_tensor(max_norm) / (norms + 1e-7), 1.0)
         selected = weight.index_select(0, rows) * scale.to(weight.dtype).unsqueeze(1)

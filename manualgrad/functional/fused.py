@@ -17,6 +17,7 @@ from torch import Tensor
 from manualgrad.functional import _reduction
 from manualgrad.functional._function import Function
 from manualgrad.functional._loss_checks import check_class_targets, check_label_smoothing
+from manualgrad.functional._precision import downcast, upcast
 from manualgrad.functional.activations import (
     check_gelu_approximate,
     gelu_derivative,
@@ -322,7 +323,8 @@ class LinearGELUFunction(Function):
 
     Saved: x, W and b only — z is recomputed in backward (one extra matmul) instead of being kept
     like linear + gelu keeps it (N·out numbers). The formulas are plain differentiable ops of x,
-    W, b and G, so double backward works.
+    W, b and G, so double backward works. float16/bfloat16 operands are computed in float32 and
+    the result cast back (:func:`linear_gelu`), as gelu's kernel computes in float32.
     """
 
     generate_vmap_rule = True
@@ -363,7 +365,8 @@ def linear_gelu(
     """``gelu(linear(input, weight, bias), approximate)`` as one :class:`LinearGELUFunction`."""
     check_gelu_approximate(approximate, "linear_gelu")
     weight, squeeze = _as_matrix_weight(weight)
-    output = LinearGELUFunction.apply(input, weight, bias, approximate)
+    output = LinearGELUFunction.apply(*upcast(input, weight, bias), approximate)
+    output = downcast(output, torch.promote_types(input.dtype, weight.dtype))
     return output.squeeze(-1) if squeeze else output
 
 

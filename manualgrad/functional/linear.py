@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -59,15 +61,20 @@ def affine_grads(
 
 
 def _flat_rows(tensor: Tensor) -> Tensor:
-    """View (..., k) as (N, k); a 1-d tensor is one row."""
-    return tensor.reshape(-1, tensor.shape[-1])
+    """View (..., k) as (N, k); a 1-d tensor is one row. N is explicit, so k may be 0."""
+    return tensor.reshape(math.prod(tensor.shape[:-1]), tensor.shape[-1])
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``torch.nn.functional.linear`` with the hand-derived backward of :class:`LinearFunction`.
 
-    A 1-d ``weight`` (in,) maps (..., in) to (...), as in torch.
+    A 1-d ``weight`` (in,) maps (..., in) to (...), as in torch, and then takes no bias (torch
+    raises RuntimeError).
     """
+    if weight.dim() == 1 and bias is not None:
+        raise RuntimeError(
+            "linear: a 1-D `weight` takes no `bias` (mat2 must be a matrix, got 1-D tensor)"
+        )
     if weight.dim() == 1:
         return LinearFunction.apply(input, weight.unsqueeze(0), bias).squeeze(-1)
     return LinearFunction.apply(input, weight, bias)

@@ -17,6 +17,13 @@ and v = (1/M) Σ x² (no Σ ĝ term). μ and r are extra outputs of each Functio
 wrappers) and are saved as outputs, so that the backward — a function of x, μ, r, w — stays
 connected to x for double backward; gradients reaching μ and r add
 dL/dμ · 1/M − dL/dr · r³ (x − μ)/M to dL/dx.
+
+Low precision as torch: the wrappers compute float16/bfloat16 inputs (and parameters) in float32
+(``_precision.upcast``) — μ, v and r, and the sums of the backward, would otherwise lose every
+digit (v of x = 0.01·randn underflows float16, x = 1000·randn overflows it) — and cast the
+output back to the input's dtype, whatever the parameters' or running statistics' dtype.
+Zero-size normalised dims are reshaped with explicit row counts, so empty inputs have empty
+gradients, as torch's.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from torch import Tensor
 
 from manualgrad.functional._elementwise import scratch_allowed
 from manualgrad.functional._function import Function
+from manualgrad.functional._precision import accumulation_dtype, downcast, upcast
 
 
 def _input_grad(
@@ -229,7 +237,7 @@ def _update_running_stats(
     momentum: float,
 ) -> None:
     """Exponential moving averages of μ and of the unbiased variance v·M/(M − 1), in place."""
-    count = input.numel() // input.shape[1]
+    count = input.numel() // max(input.shape[1], 1)
     if running_mean is not None:
         running_mean.mul_(1 - momentum).add_(mean.flatten(), alpha=momentum)
     if running_var is not None:
@@ -247,13 +255,19 @@ def batch_norm(
     momentum: float = 0.1,
     eps: float = 1e-5,
 ) -> Tensor:
-    """``torch.nn.functional.batch_norm`` through :class:`BatchNormFunction`."""
+    """``torch.nn.functional.batch_norm`` through :class:`BatchNormFunction` (float16/bfloat16
+    computed in float32, the output in the input's dtype; an empty input of fewer than 2 dims is
+    returned as a copy, as torch)."""
+    if input.dim() < 2 and input.numel() == 0:
+        return input.clone()
     if input.dim() < 2:
         raise IndexError(
             f"batch_norm: expected an input with a channel dim 1, got size {list(input.shape)}"
         )
     channels = input.shape[1]
-    if training and input.numel() // channels == 1:
+    if training and eps <= 0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if training and channels and input.numel() // channels == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {input.size()}"
         )
@@ -268,10 +282,13 @@ def batch_norm(
     ):
         if tensor is not None and tensor.numel() != channels:
             raise RuntimeError(f"{name} should contain {channels} elements not {tensor.numel()}")
+    wide, weight, bias = upcast(input, weight, bias)
+    if not training:  # constants here; in training they are updated in place
+        running_mean, running_var = upcast(running_mean, running_var)
     output, _, _ = BatchNormFunction.apply(
-        input, weight, bias, running_mean, running_var, training, momentum, eps
+        wide, weight, bias, running_mean, running_var, training, momentum, eps
     )
-    return output
+    return downcast(output, input.dtype)
 
 
 class LayerNormFunction(Function):
@@ -349,8 +366,9 @@ class _Rows:
 
     def __init__(self, grad: Tensor, input: Tensor, weight: Tensor | None, dims: int) -> None:
         self.width = math.prod(input.shape[input.dim() - dims :])
-        self.grad = grad.reshape(-1, self.width)
-        self.input = input.reshape(-1, self.width)
+        rows = math.prod(input.shape[: input.dim() - dims])  # explicit: the width may be 0
+        self.grad = grad.reshape(rows, self.width)
+        self.input = input.reshape(rows, self.width)
         self.weight = None if weight is None else weight.reshape(self.width)
 
     def weighted_sum(self, matrix: Tensor) -> Tensor:
@@ -405,8 +423,8 @@ def layer_norm(
 ) -> Tensor:
     """``torch.nn.functional.layer_norm`` through :class:`LayerNormFunction`."""
     shape = _check_normalized_shape("layer_norm", input, normalized_shape, weight=weight, bias=bias)
-    output, _, _ = LayerNormFunction.apply(input, weight, bias, len(shape), eps)
-    return output
+    output, _, _ = LayerNormFunction.apply(*upcast(input, weight, bias), len(shape), eps)
+    return downcast(output, input.dtype)
 
 
 class RMSNormFunction(Function):
@@ -477,11 +495,12 @@ def rms_norm(
     eps: float | None = None,
 ) -> Tensor:
     """``torch.nn.functional.rms_norm`` through :class:`RMSNormFunction`; ``eps=None`` means
-    ``torch.finfo(input.dtype).eps``, as torch."""
+    the machine epsilon of the computation dtype, as torch: float32's for float16/bfloat16
+    inputs (computed in float32), not the small dtype's (bfloat16's is 7.8e-3)."""
     shape = _check_normalized_shape("rms_norm", input, normalized_shape, weight=weight)
-    eps = torch.finfo(input.dtype).eps if eps is None else eps
-    output, _ = RMSNormFunction.apply(input, weight, len(shape), eps)
-    return output
+    eps = torch.finfo(accumulation_dtype(input.dtype)).eps if eps is None else eps
+    output, _ = RMSNormFunction.apply(*upcast(input, weight), len(shape), eps)
+    return downcast(output, input.dtype)
 
 
 class GroupNormFunction(Function):
@@ -585,6 +604,11 @@ def group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got input "
             f"of shape {list(input.shape)} and num_groups={num_groups}"
         )
+    if input.shape[0] * channels // num_groups * math.prod(input.shape[2:]) == 1:
+        raise ValueError(
+            "Expected more than 1 value per channel when training, got input size "
+            f"{list(input.shape)}"
+        )
     for name, param in (("weight", weight), ("bias", bias)):
         if param is not None and (param.dim() != 1 or param.numel() != channels):
             raise RuntimeError(
@@ -592,8 +616,8 @@ def group_norm(
                 f"input, but got {name} of shape {list(param.shape)} and input of shape "
                 f"{list(input.shape)}"
             )
-    output, _, _ = GroupNormFunction.apply(input, weight, bias, num_groups, eps)
-    return output
+    output, _, _ = GroupNormFunction.apply(*upcast(input, weight, bias), num_groups, eps)
+    return downcast(output, input.dtype)
 
 
 __all__ = [

@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.nn.functional import conv2d, conv_transpose2d, pad
 
 from manualgrad.functional._function import Function
+from manualgrad.functional._precision import downcast, upcast
 
 IntPair = int | Sequence[int]
 
@@ -146,6 +147,12 @@ def _window(
             "dilation should be greater than zero, but got "
             f"dilationH: {dilations[0]} dilationW: {dilations[1]}"
         )
+    if any(p > k // 2 for p, k in zip(pads, kernel, strict=True)):
+        # torch's max_pool2d kernel bounds the padding by half the undilated kernel as well
+        raise RuntimeError(
+            "pad should be smaller than or equal to half of kernel size, but got "
+            f"padW = {pads[1]}, padH = {pads[0]}, kW = {kernel[1]}, kH = {kernel[0]}"
+        )
     if min(output) < 1:
         channels = input.shape[-3]
         raise RuntimeError(
@@ -176,7 +183,8 @@ class MaxPool2dFunction(Function):
     window", remembering the flat input index h·W + w of the winner. The winner is torch's: the
     first maximum in row-major window order, or the last NaN if the window holds one (a cell
     replaces the winner iff  v > y  or  v ≠ v).  The indices are a second, non-differentiable
-    output (``return_indices``).
+    output (``return_indices``). The winner's offset is carried as a float, exact below 2²⁴ in
+    float32 and in float64 beyond (a kernel spanning rows of more than 2²⁴ / k_h cells).
 
     Saved: the int64 indices only (the size of y) — never x.
 
@@ -193,7 +201,11 @@ class MaxPool2dFunction(Function):
         output = window.cells(padded, *first).clone()
         # Offsets (a·d_h·W + b·d_w) of the current winner as small exact floats: float-valued
         # comparisons (out=) and lerp are the cheapest way to carry them along.
-        winner = _first_real(window, width, input.device).expand(output.shape).clone()
+        largest = (
+            window.dilation[0] * window.kernel[0] * width + window.dilation[1] * window.kernel[1]
+        )
+        exact = torch.float32 if largest < 2**24 else torch.float64
+        winner = _first_real(window, width, input.device, exact).expand(output.shape).clone()
         replace = torch.empty_like(winner)
         is_nan = torch.empty_like(winner)
         for row, col in cells:
@@ -238,7 +250,7 @@ def _window_starts(window: _Window, width: int, device: torch.device) -> Tensor:
     return rows.unsqueeze(1) * width + cols
 
 
-def _first_real(window: _Window, width: int, device: torch.device) -> Tensor:
+def _first_real(window: _Window, width: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """Offset of each window's first cell inside the input (torch's initial argmax: windows
     that start in the padding begin at their first real row/column)."""
     skips = []
@@ -247,7 +259,7 @@ def _first_real(window: _Window, width: int, device: torch.device) -> Tensor:
         skips.append(
             torch.tensor([-(-max(0, -s) // step) * step for s in window.starts(dim)], device=device)
         )
-    return (skips[0].unsqueeze(1) * width + skips[1]).to(torch.float32)
+    return (skips[0].unsqueeze(1) * width + skips[1]).to(dtype)
 
 
 def max_pool2d(
@@ -282,6 +294,9 @@ class AvgPool2dFunction(Function):
 
     dL/dx = conv_transpose(dL/dy / D, ones) cropped to x's size: every cell of x receives the
     share 1/D of each window containing it.  Linear in dL/dy.
+
+    float16/bfloat16 inputs are pooled in float32 and the result cast back (:func:`avg_pool2d`),
+    as torch's kernel accumulates: a window sum of float16 values overflows at 65504.
     """
 
     generate_vmap_rule = True
@@ -368,7 +383,8 @@ def avg_pool2d(
         raise RuntimeError("divisor must be not zero")
     window = _window("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
     divisors = _avg_divisors(window, input.shape[-2:], count_include_pad, divisor_override)
-    return _batched(AvgPool2dFunction, input, window, divisors)
+    (wide,) = upcast(input)
+    return downcast(_batched(AvgPool2dFunction, wide, window, divisors), input.dtype)
 
 
 class AdaptiveAvgPool2dFunction(Function):
@@ -377,6 +393,9 @@ class AdaptiveAvgPool2dFunction(Function):
 
     When h divides H and w divides W the windows are the k_h × k_w tiles (k = H/h, W/w): then
     y is a mean over tiles and dL/dx the broadcast of dL/dy / (k_h k_w) over each tile.
+    Otherwise the forward takes the window means themselves (rows, then columns: h + w slice
+    means), not the products with A_h, A_w: an inf in x stays in its windows, where the product
+    would spread inf·0 = NaN over every output.
 
     Saved: nothing (A_h, A_w depend on shapes only and are rebuilt).
 
@@ -392,8 +411,7 @@ class AdaptiveAvgPool2dFunction(Function):
             (out_h, out_w), (tile_h, tile_w) = output_size, tile
             tiles = input.unflatten(-1, (out_w, tile_w)).unflatten(-3, (out_h, tile_h))
             return tiles.mean((-3, -1))
-        rows, cols = _averaging_matrices(input, input.shape[-2:], output_size)
-        return rows.matmul(input.matmul(cols.t()))
+        return _window_means(_window_means(input, -2, output_size[0]), -1, output_size[1])
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -418,6 +436,23 @@ def _tile(input_size: Sequence[int], output_size: Sequence[int]) -> tuple[int, i
     if all(out and size % out == 0 for size, out in zip(input_size, output_size, strict=True)):
         return input_size[0] // output_size[0], input_size[1] // output_size[1]
     return None
+
+
+def _window_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive windows along one dim: [⌊iH/h⌋, ⌈(i+1)H/h⌉) for i < h."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _window_means(input: Tensor, dim: int, out: int) -> Tensor:
+    """The ``out`` adaptive window means of ``input`` along ``dim``, stacked there."""
+    if out == 0:
+        return input.narrow(dim, 0, 0)
+    size = input.shape[dim]
+    means = [
+        input.narrow(dim, start, end - start).mean(dim, keepdim=True)
+        for start, end in _window_bounds(size, out)
+    ]
+    return torch.cat(means, dim)
 
 
 def _averaging_matrices(
@@ -450,6 +485,11 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) 
                 f"{input.dim() + dim} being empty"
             )
     sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+    if input.dim() <= len(sizes):  # torch's _list_with_default
+        raise ValueError(
+            f"adaptive_avg_pool2d: `output_size` has {len(sizes)} elements: Input dimension "
+            f"should be at least {len(sizes) + 1}"
+        )
     if len(sizes) != 2:
         raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
     sizes = tuple(input.shape[-2 + i] if s is None else s for i, s in enumerate(sizes))

@@ -10,11 +10,12 @@ Pruning ``module.<name>`` re-parametrises it exactly as torch does:
 so ``state_dict`` holds ``<name>_orig`` and ``<name>_mask`` (same keys, order and values as
 torch's prune) and a torch-pruned checkpoint loads unchanged into a model pruned here.
 
-Why the masks persist through any optimizer: the product's gradient is
-∂L/∂orig = ∂L/∂w ⊙ mask (:class:`MaskFunction`), so a pruned entry's gradient is exactly 0 at
-every step. A momentum buffer, Adam's m and v, Adagrad's sum that start at 0 and only ever receive
-0 stay 0, the update of that entry of ``<name>_orig`` is 0 (weight decay may still shrink the
-stored original, which is never used), and the effective weight orig ⊙ 0 is exactly 0.
+Why the masks persist through any optimizer: the product's gradient is ∂L/∂orig = ∂L/∂w ⊙ mask
+(:class:`~manualgrad.functional.masking.MaskFunction`, re-exported here), so a pruned entry's
+gradient is exactly 0 at every step. A momentum buffer, Adam's m and v, Adagrad's sum that start at
+0 and only ever receive 0 stay 0, the update of that entry of ``<name>_orig`` is 0 (weight decay
+may still shrink the stored original, which is never used), and the effective weight orig ⊙ 0 is
+exactly 0.
 
 Magnitude criterion (``l1_unstructured``, ``global_unstructured``): prune the k entries with the
 smallest |w| among those still unpruned — for a single weight, by Taylor expansion the loss change
@@ -37,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune as _torch_prune
 
-from manualgrad.functional._function import Function
+from manualgrad.functional.masking import MaskFunction, masked_weight
 
 __all__ = [
     "MaskFunction",
@@ -48,29 +49,6 @@ __all__ = [
     "remove",
     "sparsity_report",
 ]
-
-
-class MaskFunction(Function):
-    r"""w = orig ⊙ mask   (mask of 0/1, not differentiated).
-
-    Saved: mask (only when orig needs a gradient).   dL/dorig = dL/dw ⊙ mask: exactly 0 at
-    pruned entries. Linear in dL/dw, so differentiable again.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(orig: Tensor, mask: Tensor) -> Tensor:
-        return orig * mask
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[1] if ctx.needs_input_grad[0] else None)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (mask,) = ctx.saved_tensors
-        return (grad_output * mask if ctx.needs_input_grad[0] else None), None
 
 
 class PruningHook:
@@ -87,10 +65,10 @@ class PruningHook:
 
 
 def _refresh(module: nn.Module, name: str) -> None:
-    """module.<name> = <name>_orig ⊙ <name>_mask through :class:`MaskFunction`."""
+    """module.<name> = <name>_orig ⊙ <name>_mask through :func:`masked_weight`."""
     orig = getattr(module, name + "_orig")
     mask = getattr(module, name + "_mask")
-    setattr(module, name, MaskFunction.apply(orig, mask.to(dtype=orig.dtype)))
+    setattr(module, name, masked_weight(orig, mask.to(dtype=orig.dtype)))
 
 
 def _find_hook(module: nn.Module, name: str) -> int | None:

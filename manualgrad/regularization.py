@@ -34,18 +34,30 @@ the decay stops being a multiplicative shrink. AdamW (Loshchilov & Hutter 2019) 
 i.e. every weight shrinks by the same factor whatever its gradient statistics. Same λ, different
 trajectories; ``tests/test_regularization.py`` measures the gap.
 
-Every gradient below is written from plain differentiable tensor ops, so double backward works.
+The Functions behind these (``AbsSumFunction``, ``HalfSquareSumFunction``,
+``HardConcreteFunction``, ``ExpectedL0Function``) live in :mod:`manualgrad.functional.penalties`
+with their derivations; every gradient there is written from plain differentiable tensor ops, so
+double backward works.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor
 
-from manualgrad.functional._function import Function
+from manualgrad.functional.penalties import (
+    AbsSumFunction,
+    ExpectedL0Function,
+    HalfSquareSumFunction,
+    HardConcreteFunction,
+    abs_sum,
+    expected_l0,
+    half_square_sum,
+    hard_concrete,
+)
 
 __all__ = [
     "AbsSumFunction",
@@ -62,59 +74,13 @@ __all__ = [
 Params = Tensor | Iterable[Tensor]
 
 
-class AbsSumFunction(Function):
-    r"""‖x‖₁ = Σ |xᵢ|.
-
-    Saved: x.   dL/dx = g · sign(x)   (g the scalar upstream gradient; sign(0) = 0, the
-    subgradient in [−1, 1] torch also picks). sign is piecewise constant, so the second
-    derivative is 0 away from 0.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        return x.abs().sum()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * x.sign()
-
-
-class HalfSquareSumFunction(Function):
-    r"""½ ‖x‖² = ½ Σ xᵢ².
-
-    Saved: x.   dL/dx = g · x.   (Second derivative: the identity, times g.)
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x: Tensor) -> Tensor:
-        return 0.5 * (x * x).sum()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (x,) = ctx.saved_tensors
-        return grad_output * x
-
-
 def _tensors(params: Params) -> list[Tensor]:
     return [params] if isinstance(params, Tensor) else list(params)
 
 
-def _total(function: type[torch.autograd.Function], params: Params) -> Tensor:
-    """Σ over tensors of ``function.apply(p)``; a 0-d zero for an empty collection."""
-    terms = [function.apply(p) for p in _tensors(params)]
+def _total(penalty: Callable[[Tensor], Tensor], params: Params) -> Tensor:
+    """Σ over tensors of ``penalty(p)``; a 0-d zero for an empty collection."""
+    terms = [penalty(p) for p in _tensors(params)]
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
@@ -122,14 +88,14 @@ def l1_penalty(params: Params) -> Tensor:
     """‖θ‖₁ summed over a tensor or an iterable of tensors (e.g. ``model.parameters()``).
 
     Gradient sign(θ), with 0 at θ = 0 (see the module docstring)."""
-    return _total(AbsSumFunction, params)
+    return _total(abs_sum, params)
 
 
 def l2_penalty(params: Params) -> Tensor:
     """½‖θ‖² summed over a tensor or an iterable of tensors; gradient θ.
 
     ``loss + λ * l2_penalty(params)`` under SGD is exactly ``SGD(weight_decay=λ)``."""
-    return _total(HalfSquareSumFunction, params)
+    return _total(half_square_sum, params)
 
 
 def elastic_net(params: Params, l1: float, l2: float) -> Tensor:
@@ -150,85 +116,6 @@ def l1_prox_(params: Params, threshold: float) -> None:
     with torch.no_grad():
         for p in _tensors(params):
             p.copy_(p.sign() * (p.abs() - threshold).clamp_min(0))
-
-
-class HardConcreteFunction(Function):
-    r"""Hard-concrete gate (Louizos, Welling & Kingma 2018), reparameterised by uniform noise u.
-
-    Forward, elementwise, with β > 0 (temperature), γ < 0 < 1 < ζ (stretch interval):
-
-        t  = (log u − log(1 − u) + log α) / β        (log u − log(1 − u) ~ standard logistic)
-        s  = σ(t)                                     binary concrete sample in (0, 1)
-        s̄  = s (ζ − γ) + γ                            stretched to (γ, ζ)
-        z  = min(1, max(0, s̄))                        hard: exact 0 and 1 have positive mass
-
-    Saved: log α and u (s is recomputed from them in backward, so the backward stays a
-    differentiable function of log α and gradgradcheck passes).
-
-    Backward (the pathwise / reparameterisation gradient), with σ' = σ(1 − σ):
-
-        ∂z/∂log α = 1[0 < s̄ < 1] · (ζ − γ) · s (1 − s) / β,   dL/dlog α = dL/dz · ∂z/∂log α
-
-    0 where the gate is clamped (and at the clamp points s̄ ∈ {0, 1}, a subgradient choice). The
-    noise u is not differentiated (returns None).
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(log_alpha: Tensor, u: Tensor, beta: float, gamma: float, zeta: float) -> Tensor:
-        return (_concrete(log_alpha, u, beta) * (zeta - gamma) + gamma).clamp(0, 1)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        log_alpha, u, ctx.beta, ctx.gamma, ctx.zeta = inputs
-        ctx.save_for_backward(log_alpha, u)
-
-    @staticmethod
-    def backward(ctx, grad_z: Tensor):
-        if not ctx.needs_input_grad[0]:
-            return None, None, None, None, None
-        log_alpha, u = ctx.saved_tensors
-        s = _concrete(log_alpha, u, ctx.beta)
-        stretched = s * (ctx.zeta - ctx.gamma) + ctx.gamma
-        open_ = (stretched > 0) & (stretched < 1)
-        slope = (ctx.zeta - ctx.gamma) / ctx.beta
-        grad_log_alpha = grad_z * open_ * (s * (1 - s)) * slope
-        return grad_log_alpha.sum_to_size(log_alpha.shape), None, None, None, None
-
-
-def _concrete(log_alpha: Tensor, u: Tensor, beta: float) -> Tensor:
-    """Binary concrete sample s = σ((log u − log(1 − u) + log α) / β)."""
-    return torch.sigmoid((torch.log(u) - torch.log1p(-u) + log_alpha) / beta)
-
-
-class ExpectedL0Function(Function):
-    r"""Expected number of non-zero hard-concrete gates: Σᵢ P(zᵢ ≠ 0) = Σᵢ σ(log αᵢ − shift),
-    shift = β log(−γ/ζ).
-
-    Derivation: z ≠ 0 ⇔ s̄ > 0 ⇔ s > c with c = −γ/(ζ − γ), whose logit is log(c/(1 − c)) =
-    log(−γ/ζ). s > c ⇔ logit u > β log(−γ/ζ) − log α, and logit u is standard logistic with
-    P(logit u > a) = σ(−a). Hence P(z ≠ 0) = σ(log α − β log(−γ/ζ)).
-
-    Saved: log α.   dL/dlog αᵢ = g · pᵢ (1 − pᵢ),  pᵢ = σ(log αᵢ − shift) recomputed in backward.
-    """
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(log_alpha: Tensor, shift: float) -> Tensor:
-        return torch.sigmoid(log_alpha - shift).sum()
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        log_alpha, ctx.shift = inputs
-        ctx.save_for_backward(log_alpha)
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        (log_alpha,) = ctx.saved_tensors
-        p = torch.sigmoid(log_alpha - ctx.shift)
-        return grad_output * p * (1 - p), None
 
 
 class L0Gate(torch.nn.Module):
@@ -287,10 +174,10 @@ class L0Gate(torch.nn.Module):
         """Sampled gates in training mode, deterministic gates in eval mode."""
         if not self.training:
             half = torch.full_like(self.log_alpha, 0.5)
-            return HardConcreteFunction.apply(self.log_alpha, half, 1.0, self.gamma, self.zeta)
+            return hard_concrete(self.log_alpha, half, 1.0, self.gamma, self.zeta)
         eps = torch.finfo(self.log_alpha.dtype).eps
         u = torch.empty_like(self.log_alpha).uniform_(eps, 1 - eps, generator=generator)
-        return HardConcreteFunction.apply(self.log_alpha, u, self.beta, self.gamma, self.zeta)
+        return hard_concrete(self.log_alpha, u, self.beta, self.gamma, self.zeta)
 
     def forward(self, weight: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """w ⊙ z."""
@@ -299,7 +186,7 @@ class L0Gate(torch.nn.Module):
     def penalty(self) -> Tensor:
         """E[‖z‖₀] = Σ σ(log α − β log(−γ/ζ)), differentiable in log α."""
         shift = self.beta * math.log(-self.gamma / self.zeta)
-        return ExpectedL0Function.apply(self.log_alpha, shift)
+        return expected_l0(self.log_alpha, shift)
 
     def extra_repr(self) -> str:
         return (

@@ -156,6 +156,14 @@ def normalized(*params: str) -> Maker:
     return maker
 
 
+def hard_concrete(size: str) -> Sample:
+    """Gates of a (rows, cols) weight: log α and constant noise u ~ U(0.05, 0.95), the L0
+    paper's β = 2/3, γ = −0.1, ζ = 1.1."""
+    rows, cols = MATRIX[size]
+    noise = torch.rand(rows, cols) * 0.9 + 0.05
+    return Sample(size, (randn(rows, cols), noise, 2 / 3, -0.1, 1.1), constant=TARGET)
+
+
 def group_norm(size: str) -> Sample:
     """An image batch in 8 channel groups, affine."""
     channels = IMAGE[size][1]
@@ -193,6 +201,10 @@ MAKERS: dict[str, Maker] = {
     "layer_norm": normalized("weight", "bias"),
     "rms_norm": normalized("weight"),
     "group_norm": group_norm,
+    **dict.fromkeys(("abs_sum", "half_square_sum"), elementwise()),
+    "hard_concrete": hard_concrete,
+    "expected_l0": elementwise(shift=-1.6),
+    "masked_weight": loss(lambda rows, cols: (torch.rand(rows, cols) < 0.5).float(), TARGET),
 }
 
 

@@ -15,7 +15,9 @@ import manualgrad.functional.fused as _fused
 import manualgrad.functional.indexing as _indexing
 import manualgrad.functional.linear as _linear
 import manualgrad.functional.losses as _losses
+import manualgrad.functional.masking as _masking
 import manualgrad.functional.normalization as _normalization
+import manualgrad.functional.penalties as _penalties
 import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.products as _products
 import manualgrad.functional.reductions as _reductions
@@ -30,7 +32,9 @@ from manualgrad.functional.fused import *  # noqa: F403
 from manualgrad.functional.indexing import *  # noqa: F403
 from manualgrad.functional.linear import *  # noqa: F403
 from manualgrad.functional.losses import *  # noqa: F403
+from manualgrad.functional.masking import *  # noqa: F403
 from manualgrad.functional.normalization import *  # noqa: F403
+from manualgrad.functional.penalties import *  # noqa: F403
 from manualgrad.functional.pooling import *  # noqa: F403
 from manualgrad.functional.products import *  # noqa: F403
 from manualgrad.functional.reductions import *  # noqa: F403
@@ -47,7 +51,9 @@ __all__ = [
     *_indexing.__all__,
     *_linear.__all__,
     *_losses.__all__,
+    *_masking.__all__,
     *_normalization.__all__,
+    *_penalties.__all__,
     *_pooling.__all__,
     *_products.__all__,
     *_reductions.__all__,

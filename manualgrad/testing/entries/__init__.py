@@ -1,10 +1,10 @@
 """The registry's entries, one module per family, collected into :data:`OPS` and :data:`MODULES`
 (as torch's ``opinfo/definitions/__init__.py`` collects its ``op_db``).
 
-Each family module defines ``OPS: list[OpInfo]`` and ``MODULES: list[ModuleInfo]`` from the types
-in :mod:`manualgrad.testing.registry`. Adding a family = a new ``entries/<family>.py`` and its
-name, one line, in :data:`FAMILIES` below. The optimizers' entries (:data:`OPTIMIZERS`) live in
-:mod:`manualgrad.testing.entries.optimizers`.
+Each family module defines ``OPS: list[OpInfo]`` and, if the family has modules,
+``MODULES: list[ModuleInfo]``, from the types in :mod:`manualgrad.testing.registry`. Adding a
+family = a new ``entries/<family>.py`` and its name, one line, in :data:`FAMILIES` below. The
+optimizers' entries (:data:`OPTIMIZERS`) live in :mod:`manualgrad.testing.entries.optimizers`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ FAMILIES = (
     "pooling",
     "normalization",
     "fused",
+    "penalties",
+    "masking",
 )
 
 _modules = [import_module(f"{__name__}.{family}") for family in FAMILIES]
 OPS: list[OpInfo] = [op for module in _modules for op in module.OPS]
-MODULES: list[ModuleInfo] = [info for module in _modules for info in module.MODULES]
+MODULES: list[ModuleInfo] = [info for module in _modules for info in getattr(module, "MODULES", [])]
 
 __all__ = ["FAMILIES", "MODULES", "OPS", "OPTIMIZERS"]

@@ -29,6 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from manualgrad.bench.elementary_inputs import makers as elementary_makers
 from manualgrad.testing.registry import Sample
 from manualgrad.train.activations import CATALOGUE
 
@@ -205,6 +206,7 @@ MAKERS: dict[str, Maker] = {
     "hard_concrete": hard_concrete,
     "expected_l0": elementwise(shift=-1.6),
     "masked_weight": loss(lambda rows, cols: (torch.rand(rows, cols) < 0.5).float(), TARGET),
+    **elementary_makers(MATRIX),
 }
 
 

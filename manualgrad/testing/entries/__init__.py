@@ -27,6 +27,10 @@ FAMILIES = (
     "fused",
     "penalties",
     "masking",
+    "arithmetic",
+    "reductions",
+    "products",
+    "indexing",
 )
 
 _modules = [import_module(f"{__name__}.{family}") for family in FAMILIES]

@@ -12,7 +12,7 @@ from manualgrad.cli import main
 from manualgrad.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-ALL = {"scalars": 0, "histograms": 0, "tensors": 0, "compressedHistograms": 0}
+ALL = {"scalars": 0, "histograms": 0, "tensors": 0, "compressedHistograms": 0, "images": 0}
 
 
 @pytest.fixture

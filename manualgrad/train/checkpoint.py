@@ -8,9 +8,15 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
     {"epoch", "step", "model", "optimizer", "scheduler", "rng", "trainer", "config"}
 
 It is written atomically: serialised to a temporary file in the same directory, flushed and
-fsync'ed, then moved over the old file with ``os.replace`` (atomic on POSIX and Windows). A
-process killed at any instant leaves either the previous checkpoint or the new one — never a
+fsync'ed, given the permissions of any other file the user creates (``0666 & ~umask``, like
+``config.json``), then moved over the old file with ``os.replace`` (atomic on POSIX and Windows).
+A process killed at any instant leaves either the previous checkpoint or the new one — never a
 truncated file.
+
+Reading verifies before it unpickles anything: a ``torch.save`` file is a zip archive whose every
+record carries a CRC-32 of its bytes, and :func:`load` checks them all (``torch.load`` does not),
+so a flipped byte inside a tensor is refused instead of resumed. A truncated file or one that is
+not a checkpoint at all gets a message saying so.
 
 The RNG states (torch CPU and CUDA, Python's ``random``, NumPy's global generator) are stored as
 tensors and restored on resume, so whatever randomness comes after continues as it would have.
@@ -21,6 +27,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,12 @@ class CheckpointError(Exception):
     """A checkpoint that is missing or cannot be read."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def save(path: Path, payload: dict[str, Any]) -> None:
     """``torch.save`` to a temporary sibling, fsync, then ``os.replace`` onto ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -40,20 +53,45 @@ def save(path: Path, payload: dict[str, Any]) -> None:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 otherwise
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def verify(path: Path) -> None:
+    """Check that ``path`` is a whole zip archive whose records all match their CRC-32;
+    :class:`CheckpointError` saying what is wrong otherwise."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, EOFError):
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: truncated, or not a checkpoint at all"
+        ) from None
+    except OSError as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {error.strerror}") from None
+    if bad is not None:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: corrupt (record {bad} fails its CRC check)"
+        )
+
+
 def load(path: Path) -> dict[str, Any]:
-    """A checkpoint written by :func:`save`, loaded with ``weights_only=True``."""
+    """A checkpoint written by :func:`save`: verified (:func:`verify`), then loaded with
+    ``weights_only=True``."""
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    verify(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises several types for a corrupt file
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    except Exception as error:  # torch raises several types for a file it cannot read
+        text = str(error).strip()
+        if "weights_only" in text or not text:  # torch's advice to unpickle: never for this file
+            reason = "it holds objects other than tensors and plain values (not written here)"
+        else:
+            reason = text.splitlines()[0]
         raise CheckpointError(f"cannot read checkpoint {path}: {reason}") from None
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+DIGITS_SHAPE = (8, 8)
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 
@@ -43,6 +44,7 @@ class DataSplit:
     x_val: Tensor
     y_val: Tensor
     num_classes: int
+    image_shape: tuple[int, ...] | None = None  # (H, W) of an image data set's examples
 
     @property
     def num_features(self) -> int:
@@ -53,17 +55,22 @@ class DataSplit:
 def load_dataset(name: str, *, seed: int, val_fraction: float, data_dir: str = "") -> DataSplit:
     """The named data set, split and standardised (deterministic for a given ``seed``)."""
     if name == "mnist":
-        x_train, y_train, val = _mnist(Path(data_dir))
+        images, y_train, val = _mnist(Path(data_dir))
+        image_shape = tuple(images.shape[1:])
+        x_train = images.flatten(1)
         if val is None:
             x_train, y_train, x_val, y_val = split(x_train, y_train, val_fraction, seed)
         else:
-            x_val, y_val = val
+            x_val, y_val = val[0].flatten(1), val[1]
     else:
         x, y = {"digits": _digits, "xor": _xor, "spirals": _spirals}[name](seed)
         x_train, y_train, x_val, y_val = split(x, y, val_fraction, seed)
+        image_shape = DIGITS_SHAPE if name == "digits" else None
     mean, std = x_train.mean(), x_train.std().clamp_min(1e-6)
     num_classes = int(torch.cat([y_train, y_val]).max()) + 1
-    return DataSplit((x_train - mean) / std, y_train, (x_val - mean) / std, y_val, num_classes)
+    return DataSplit(
+        (x_train - mean) / std, y_train, (x_val - mean) / std, y_val, num_classes, image_shape
+    )
 
 
 def split(x: Tensor, y: Tensor, val_fraction: float, seed: int) -> tuple[Tensor, ...]:
@@ -113,7 +120,7 @@ def _mnist_pair(root: Path, prefix: str) -> tuple[Tensor, Tensor]:
     labels = read_idx(_require(root, f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC)
     if len(images) != len(labels):
         raise DataError(f"{prefix}: {len(images)} images but {len(labels)} labels in {root}")
-    return images.reshape(len(images), -1).float() / 255.0, labels.long()
+    return images.float() / 255.0, labels.long()
 
 
 def _find(root: Path, stem: str) -> Path | None:

@@ -1,14 +1,15 @@
 """What TensorBoard shows about backpropagation, and the writers that put it there.
 
-A run directory ``runs/<YYYYmmdd-HHMMSS>-<name>/`` holds three TensorBoard runs:
+A run directory ``runs/<YYYYmmdd-HHMMSS>-<name>/`` holds four TensorBoard runs:
 
 - ``train/`` and ``val/``: the tags ``loss`` and ``accuracy``, so the two curves overlay on one
   chart per tag;
+- ``model/``: the same two tags, one point: the validation metrics of the weights ``model.pt``
+  holds, at their epoch's step (the last epoch, or the one early stopping restored);
 - the run directory itself: everything else (all x-axes are the optimizer step):
 
   ============================  ============================================================
   ``lr/group<k>``               learning rate of each parameter group
-  ``epoch``                     epoch number at each epoch end (to read epochs off the x-axis)
   ``grad_norm/<layer>``         ‖∂L/∂θ‖ over the layer's parameters (weight and bias together)
   ``weight_norm/<layer>``       ‖θ‖
   ``update_ratio/<layer>``      ‖Δθ‖ / ‖θ‖ for the step actually taken (healthy: ~1e-3)
@@ -22,7 +23,12 @@ A run directory ``runs/<YYYYmmdd-HHMMSS>-<name>/`` holds three TensorBoard runs:
   ``weights/…`` ``grads/…``     histograms per parameter, and ``activations/<act>`` on the
                                 probe batch, every ``--hist-interval`` epochs (non-finite
                                 values dropped, so a diverging run still logs)
-  hparams                       the configuration with the final metrics (``hparam/…``)
+  hparams                       the configuration, the run's ``outcome`` (budget, converged,
+                                early_stopping, interrupted, non-finite loss) and as metrics
+                                the last ``val``/``train`` values and ``model``'s (above)
+  images ``results/…``          at the end: the confusion matrix on the validation set with
+                                misclassified examples, and for image data the first layer's
+                                weights, one image per unit
   graph, text ``model``         the traced model graph, and the module's ``repr`` as text
                                 (the graph is skipped, with a note in the text, if tracing fails)
   text ``config``               the ``config.json`` of the run
@@ -43,13 +49,29 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hp_metadata
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
 
 from manualgrad.conversion import to_torch
 
 _EPS = 1e-12
+# HPARAMS metrics: (sub-run, tag, column title), each the last value of that sub-run's curve
+METRICS = (
+    ("model", "accuracy", "model.pt val accuracy"),
+    ("model", "loss", "model.pt val loss"),
+    ("val", "accuracy", "last val accuracy"),
+    ("train", "loss", "last train loss"),
+)
+STATUS = {"interrupted": "STATUS_UNKNOWN", "non-finite loss": "STATUS_FAILURE"}
+_HPARAM_TYPE = {
+    bool: "DATA_TYPE_BOOL",
+    int: "DATA_TYPE_FLOAT64",
+    float: "DATA_TYPE_FLOAT64",
+    str: "DATA_TYPE_STRING",
+}
 
 
 def max_grad_diff(
@@ -186,6 +208,7 @@ class RunLogger:
             split: SummaryWriter(str(run_dir / split), purge_step=purge_step)
             for split in ("train", "val")
         }
+        self.purge_step = purge_step
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         """``add_scalar`` for each tag in the main run."""
@@ -193,7 +216,10 @@ class RunLogger:
             self.main.add_scalar(tag, value, step)
 
     def split_metrics(self, split: str, loss: float, accuracy: float, step: int) -> None:
-        """``loss`` and ``accuracy`` in the ``train`` or ``val`` sub-run."""
+        """``loss`` and ``accuracy`` in the ``train``, ``val`` or ``model`` sub-run (the last
+        one's writer is opened on first use)."""
+        if split not in self.splits:
+            self.splits[split] = SummaryWriter(str(self.run_dir / split))
         self.splits[split].add_scalar("loss", loss, step)
         self.splits[split].add_scalar("accuracy", accuracy, step)
 
@@ -226,15 +252,79 @@ class RunLogger:
         """The configuration as text."""
         self.main.add_text("config", f"```\n{json.dumps(config, indent=2)}\n```", 0)
 
-    def hparams(self, params: dict[str, Any], metrics: dict[str, float], step: int) -> None:
-        """hparams summary in *this* run (``SummaryWriter.add_hparams`` would open a timestamped
-        sub-run): the plugin's experiment and session records, then each metric as a scalar."""
+    def hparams(self, params: dict[str, Any], outcome: str, group: str) -> None:
+        """The HPARAMS entry in *this* run (``SummaryWriter.add_hparams`` would open a
+        timestamped sub-run): ``params`` with their own types (booleans as booleans) and the
+        ``outcome`` column (``budget``, ``converged``, ``early_stopping``, ``interrupted``,
+        ``non-finite loss``; the session status is success, unknown: interrupted, resumable,
+        or failure), the session ``group`` (the run directory's name) and, as metrics, the last
+        ``loss``/``accuracy`` of the sub-runs in :data:`METRICS` (no scalar charts of their
+        own)."""
+        params = {**params, "outcome": outcome}
         clean = {
-            k: v if isinstance(v, int | float | str | bool) else str(v) for k, v in params.items()
+            k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in params.items()
         }
-        for summary in hparams(clean, metrics):
-            self.main.file_writer.add_summary(summary)
-        self.scalars(metrics, step)
+        infos = [
+            api_pb2.HParamInfo(name=k, type=api_pb2.DataType.Value(_HPARAM_TYPE[type(v)]))
+            for k, v in clean.items()
+        ]
+        metrics = [
+            api_pb2.MetricInfo(name=api_pb2.MetricName(group=split, tag=tag), display_name=shown)
+            for split, tag, shown in METRICS
+        ]
+        start = plugin_data_pb2.SessionStartInfo(group_name=group, start_time_secs=time.time())
+        for key, value in clean.items():
+            field = {bool: "bool_value", str: "string_value"}.get(type(value), "number_value")
+            setattr(start.hparams[key], field, value)
+        status = api_pb2.Status.Value(STATUS.get(outcome, "STATUS_SUCCESS"))
+        for tag, data in (
+            (
+                hp_metadata.EXPERIMENT_TAG,
+                {"experiment": api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)},
+            ),
+            (hp_metadata.SESSION_START_INFO_TAG, {"session_start_info": start}),
+            (
+                hp_metadata.SESSION_END_INFO_TAG,
+                {
+                    "session_end_info": plugin_data_pb2.SessionEndInfo(
+                        status=status, end_time_secs=time.time()
+                    )
+                },
+            ),
+        ):
+            content = plugin_data_pb2.HParamsPluginData(
+                version=hp_metadata.PLUGIN_DATA_VERSION, **data
+            ).SerializeToString()
+            plugin = SummaryMetadata.PluginData(
+                plugin_name=hp_metadata.PLUGIN_NAME, content=content
+            )
+            value = Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))
+            self.main.file_writer.add_summary(Summary(value=[value]))
+
+    def figures(
+        self,
+        model: torch.nn.Module,
+        x: Tensor,
+        y: Tensor,
+        image_shape: tuple[int, ...] | None,
+        step: int,
+    ) -> None:
+        """The closing images: ``results/confusion_matrix`` of ``model`` on (x, y) with the
+        misclassified examples beside it (as images when ``image_shape`` is given), and
+        ``results/first_layer_weights`` (each unit's incoming weights as an image)."""
+        from manualgrad.train.figures import confusion_figure, weights_figure
+
+        model.eval()
+        with torch.no_grad():
+            predicted = model(x).argmax(1)
+        self.main.add_figure(
+            "results/confusion_matrix", confusion_figure(predicted, y, x, image_shape), step
+        )
+        first = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+        if image_shape is not None:
+            self.main.add_figure(
+                "results/first_layer_weights", weights_figure(first.weight, image_shape), step
+            )
 
     def flush(self) -> None:
         """Write everything pending to disk."""

@@ -21,7 +21,9 @@ run bit for bit.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 import time
 from contextlib import nullcontext
@@ -37,7 +39,7 @@ from tqdm import tqdm
 from manualgrad import regularization
 from manualgrad.files import NotWritableError, writable_dir
 from manualgrad.train import checkpoint, distributed
-from manualgrad.train.config import RUNTIME_OPTIONS, TrainConfig
+from manualgrad.train.config import RESUMABLE, RUNTIME_OPTIONS, TrainConfig
 from manualgrad.train.data import load_dataset
 from manualgrad.train.diagnostics import (
     ActivationMonitor,
@@ -50,10 +52,19 @@ from manualgrad.train.early_stopping import Convergence, EarlyStopping
 from manualgrad.train.model import build_loss, build_mlp
 from manualgrad.train.optimizers import build_optimizer, build_scheduler, optimizer_spec
 
+CHECKPOINT_KEYS = ("epoch", "step", "model", "optimizer", "scheduler", "rng", "trainer", "config")
+# Test hook: with MANUALGRAD_EXIT_AFTER=last.pt@3 the process exits (status 86) right after
+# writing last.pt at the end of epoch 3, as a kill would leave it.
+EXIT_AFTER, EXIT_AFTER_STATUS = "MANUALGRAD_EXIT_AFTER", 86
 PROBE_SIZE = 64
 EVAL_CHUNK = 4096
 # Config fields that are bookkeeping, not hyper-parameters (left out of the hparams table).
 NOT_HPARAMS = RUNTIME_OPTIONS | {"data_dir", "logdir", "name", "dry_run"}
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as JSON would give them back (tuples as lists)."""
+    return json.loads(json.dumps(values))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -126,6 +137,7 @@ class Trainer:
         self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
         self.x_val, self.y_val = data.x_val.to(device), data.y_val.to(device)
         self.probe = (self.x_train[:PROBE_SIZE], self.y_train[:PROBE_SIZE])
+        self.image_shape = data.image_shape
 
         torch.manual_seed(config.seed)
         self.model = build_mlp(
@@ -157,9 +169,32 @@ class Trainer:
 
     # ----------------------------------------------------------------- checkpoints
     def _read_resume_checkpoint(self) -> dict[str, Any] | None:
+        """``last.pt`` of ``--resume``, verified: every entry present, written with this
+        ``config.json`` (the fields that alter the computation), and fewer epochs than
+        ``--epochs``; :class:`~manualgrad.train.checkpoint.CheckpointError` naming the first
+        problem otherwise."""
         if not self.config.resume:
             return None
-        return checkpoint.load(Path(self.config.resume) / "last.pt")
+        path = Path(self.config.resume) / "last.pt"
+        state = checkpoint.load(path)
+        missing = [key for key in CHECKPOINT_KEYS if key not in state]
+        if missing:
+            raise checkpoint.CheckpointError(f"{path} has no {missing[0]!r} entry")
+        ours = _plain(replace(self.config, resume=None).to_dict())
+        theirs = _plain(state["config"])
+        for key in sorted(set(ours) - RESUMABLE):
+            if ours[key] != theirs.get(key):
+                raise checkpoint.CheckpointError(
+                    f"{Path(self.config.resume) / 'config.json'}: {key} is "
+                    f"{json.dumps(ours[key])} but {path} was written with "
+                    f"{json.dumps(theirs.get(key))} (put it back, or start a new run)"
+                )
+        if state["epoch"] > self.config.epochs:
+            raise checkpoint.CheckpointError(
+                f"--epochs {self.config.epochs}: {path} has already trained "
+                f"{state['epoch']} epochs (give --epochs above that to continue)"
+            )
+        return state
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -180,20 +215,56 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        checkpoint.set_rng_state(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        trainer = state["trainer"]
-        self.best_val_accuracy = trainer["best_val_accuracy"]
-        self.best_epoch = trainer["best_epoch"]
-        self.history = list(trainer["history"])
-        self.convergence.load_state_dict(trainer["convergence"])
-        self.early.load_state_dict(trainer["early_stopping"])
+        path = Path(self.config.resume) / "last.pt"
+        expected = self.model.state_dict()
+        for key, value in expected.items():
+            saved = state["model"].get(key)
+            shape = tuple(saved.shape) if isinstance(saved, Tensor) else None
+            if shape != tuple(value.shape):
+                found = f"shape {shape}" if shape is not None else type(saved).__name__
+                raise checkpoint.CheckpointError(
+                    f"{path}: model entry {key} should have shape {tuple(value.shape)}, "
+                    f"found {found}"
+                )
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            checkpoint.set_rng_state(state["rng"])
+            self.epoch, self.step = state["epoch"], state["step"]
+            trainer = state["trainer"]
+            self.best_val_accuracy = trainer["best_val_accuracy"]
+            self.best_epoch = trainer["best_epoch"]
+            self.history = list(trainer["history"])
+            self.convergence.load_state_dict(trainer["convergence"])
+            self.early.load_state_dict(trainer["early_stopping"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            raise checkpoint.CheckpointError(f"{path}: cannot restore it: {reason}") from None
+        self._replan_schedule(state["config"]["epochs"])
+
+    def _replan_schedule(self, planned_epochs: int) -> None:
+        """Set each group's lr to the schedule's value at this epoch for the current
+        ``--epochs`` (what the scheduler computed, bit for bit, when the length is unchanged;
+        re-planned for the new length when ``--epochs`` changed on resume)."""
+        scheduler = self.scheduler
+        lrs = [
+            base * factor(scheduler.last_epoch)
+            for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas, strict=True)
+        ]
+        for group, lr in zip(self.optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
+        scheduler._last_lr = lrs
+        if planned_epochs != self.config.epochs and self.config.scheduler != "none":
+            self._say(
+                f"{self.config.scheduler} schedule re-planned for {self.config.epochs} epochs "
+                f"(was {planned_epochs}): lr {lrs[0]:.3g} at epoch {self.epoch}"
+            )
 
     def _save(self, name: str) -> None:
         checkpoint.save(self.run_dir / name, self._state())
+        if os.environ.get(EXIT_AFTER) == f"{name}@{self.epoch}":  # the kill tests' hook
+            os._exit(EXIT_AFTER_STATUS)
 
     # ----------------------------------------------------------------- one step
     def penalty(self) -> Tensor | None:
@@ -288,7 +359,7 @@ class Trainer:
         log.split_metrics("train", train["loss"], train["accuracy"], self.step)
         log.split_metrics("val", val["loss"], val["accuracy"], self.step)
         lrs = {f"lr/group{k}": group["lr"] for k, group in enumerate(self.optimizer.param_groups)}
-        log.scalars({"epoch": epoch, **{k: float(v) for k, v in lrs.items()}}, self.step)
+        log.scalars({k: float(v) for k, v in lrs.items()}, self.step)
         x, y = self.probe
         if _due(epoch, self.config.check_interval):
             self.model.eval()
@@ -301,17 +372,11 @@ class Trainer:
             log.histograms(self.model, self.monitor.outputs, self.step)
         log.flush()
 
-    def _hparams(self, final: dict[str, float]) -> None:
+    def _hparams(self, outcome: str) -> None:
+        """The HPARAMS entry of this run, with its outcome (how it stopped)."""
         params = {k: v for k, v in self.config.to_dict().items() if k not in NOT_HPARAMS}
         params["lr"] = self.optimizer.defaults.get("lr", self.config.lr)
-        metrics = {
-            "hparam/best_val_accuracy": self.best_val_accuracy,
-            "hparam/final_val_accuracy": final["val_accuracy"],
-            "hparam/final_val_loss": final["val_loss"],
-            "hparam/final_train_loss": final["train_loss"],
-            "hparam/epochs": float(self.epoch),
-        }
-        self.logger.hparams(params, metrics, self.step)
+        self.logger.hparams(params, outcome, self.run_dir.name)
 
     def _open_run(self) -> None:
         c = self.config
@@ -343,28 +408,25 @@ class Trainer:
             return self._dry_run()
         if self.log_files:
             self._open_run()
-        start, stopped = time.perf_counter(), "budget"
+        start, stopped, outcome = time.perf_counter(), "budget", "interrupted"
         try:
             for epoch in range(self.epoch + 1, c.epochs + 1):
                 stopped = self._one_epoch(epoch, start)
                 if stopped != "budget":
                     break
+            kept = self._finish(stopped)
+            outcome = stopped
         except NonFiniteLossError as error:
+            outcome = "non-finite loss"
             where = f"last good checkpoint: {self.run_dir / 'last.pt'}" if self.run_dir else ""
             raise NonFiniteLossError(
                 f"{error}; training stopped (try a smaller --lr). {where} (epoch {self.epoch})"
             ) from None
         finally:
             if self.log_files:
+                self._hparams(outcome)
                 self.logger.close()
             distributed.cleanup(self.ctx)
-        restored_epoch = None
-        if stopped == "early_stopping":
-            self.early.restore_best(self.model)
-            restored_epoch = self.early.best_epoch
-        if self.log_files:
-            final = {"model": self.model.state_dict(), "config": self._state()["config"]}
-            checkpoint.save(self.run_dir / "model.pt", final)
         seconds = time.perf_counter() - start
         return TrainResult(
             self.run_dir,
@@ -374,9 +436,27 @@ class Trainer:
             seconds,
             stopped,
             self.history,
-            restored_epoch,
-            self._metrics_of(restored_epoch) if restored_epoch else {},
+            kept if stopped == "early_stopping" else None,
+            self._metrics_of(kept) if stopped == "early_stopping" else {},
         )
+
+    def _finish(self, stopped: str) -> int:
+        """Restore the best val-loss weights when early-stopped, write ``model.pt``, log its
+        epoch's validation metrics (the ``model`` sub-run) and the closing figures; returns
+        the epoch whose weights ``model.pt`` holds."""
+        kept = self.epoch
+        if stopped == "early_stopping":
+            self.early.restore_best(self.model)
+            kept = self.early.best_epoch
+        if not self.log_files or not self.history:
+            return kept
+        final = {"model": self.model.state_dict(), "config": self._state()["config"]}
+        checkpoint.save(self.run_dir / "model.pt", final)
+        metrics = self._metrics_of(kept)
+        step = int(metrics.get("step", self.step))
+        self.logger.split_metrics("model", metrics["val_loss"], metrics["val_accuracy"], step)
+        self.logger.figures(self.model, self.x_val, self.y_val, self.image_shape, step)
+        return kept
 
     def _metrics_of(self, epoch: int) -> dict[str, float]:
         """The history entry of ``epoch``."""
@@ -395,6 +475,7 @@ class Trainer:
         self.history.append(
             {
                 "epoch": epoch,
+                "step": self.step,
                 "train_loss": train["loss"],
                 "train_accuracy": train["accuracy"],
                 "val_loss": val["loss"],
@@ -406,12 +487,9 @@ class Trainer:
         stopped = "early_stopping" if early else "converged" if converged else "budget"
         if self.log_files:
             self._log_epoch(epoch, train, val)
-            if stopped != "budget" or epoch == c.epochs:
-                kept = self.early.best_epoch if stopped == "early_stopping" else epoch
-                self._hparams(self._metrics_of(kept))
-            self._save("last.pt")
-            if improved:
+            if improved:  # best.pt first: a kill in between re-runs this epoch from last.pt
                 self._save("best.pt")
+            self._save("last.pt")
         if not c.quiet:
             self._say(
                 f"epoch {epoch:>3}/{c.epochs}  train loss {train['loss']:.4f} "

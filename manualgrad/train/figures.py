@@ -1,0 +1,83 @@
+"""The closing figures of a training run (matplotlib, imported only when a run ends).
+
+- :func:`confusion_figure`: the validation confusion matrix (rows: true class, columns:
+  predicted; counts in the cells) beside up to 16 misclassified examples, drawn as images for an
+  image data set (``true → predicted`` above each);
+- :func:`weights_figure`: each first-layer unit's incoming weights reshaped to the input image
+  (what the unit looks for), up to 64 units, on one symmetric colour scale.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+
+MAX_MISTAKES = 16
+MAX_UNITS = 64
+
+
+def confusion_matrix(predicted: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``counts[i, j]`` = how many examples of class i were predicted as j."""
+    flat = target.long() * num_classes + predicted.long()
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def confusion_figure(
+    predicted: Tensor, target: Tensor, x: Tensor, image_shape: tuple[int, ...] | None
+) -> Figure:
+    """The confusion matrix, and the first misclassified examples when ``image_shape`` is
+    given."""
+    predicted, target, x = predicted.cpu(), target.cpu(), x.detach().cpu()
+    num_classes = int(max(predicted.max(), target.max())) + 1
+    counts = confusion_matrix(predicted, target, num_classes)
+    wrong = (predicted != target).nonzero().flatten()[:MAX_MISTAKES]
+    show_images = image_shape is not None and len(wrong) > 0
+    figure = Figure(figsize=(10 if show_images else 5, 4.6), layout="constrained")
+    grid = figure.add_gridspec(1, 2 if show_images else 1)
+    axes = figure.add_subplot(grid[0, 0])
+    axes.imshow(counts.numpy(), cmap="Blues")
+    for (i, j), count in zip(
+        torch.cartesian_prod(torch.arange(num_classes), torch.arange(num_classes)).tolist(),
+        counts.flatten().tolist(),
+        strict=True,
+    ):
+        if count:
+            axes.text(j, i, str(count), ha="center", va="center", fontsize=7)
+    accuracy = counts.diag().sum().item() / max(counts.sum().item(), 1)
+    axes.set(
+        xlabel="predicted",
+        ylabel="true",
+        xticks=range(num_classes),
+        yticks=range(num_classes),
+        title=f"validation: {accuracy:.2%} correct",
+    )
+    if show_images:
+        side = math.ceil(math.sqrt(len(wrong)))
+        cells = grid[0, 1].subgridspec(side, side)
+        for k, index in enumerate(wrong.tolist()):
+            cell = figure.add_subplot(cells[k // side, k % side])
+            cell.imshow(x[index].reshape(image_shape).numpy(), cmap="gray_r")
+            cell.set_title(f"{int(target[index])} → {int(predicted[index])}", fontsize=8)
+            cell.axis("off")
+    return figure
+
+
+def weights_figure(weight: Tensor, image_shape: tuple[int, ...]) -> Figure:
+    """The first ``MAX_UNITS`` rows of a first-layer ``weight`` (units × pixels) as images."""
+    units = weight.detach().cpu()[:MAX_UNITS]
+    columns = min(8, len(units))
+    rows = math.ceil(len(units) / columns)
+    scale = units.abs().max().item() or 1.0
+    figure = Figure(figsize=(columns * 1.1, rows * 1.1 + 0.4), layout="constrained")
+    figure.suptitle("first layer: each unit's incoming weights (red +, blue −)", fontsize=9)
+    for k, row in enumerate(units):
+        axes = figure.add_subplot(rows, columns, k + 1)
+        axes.imshow(row.reshape(image_shape).numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
+        axes.axis("off")
+    return figure
+
+
+__all__ = ["confusion_figure", "confusion_matrix", "weights_figure"]

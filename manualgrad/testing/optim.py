@@ -16,8 +16,10 @@ from torch.optim import Optimizer
 from manualgrad.testing.entries import OPTIMIZERS
 from manualgrad.testing.registry import OptimizerInfo
 
-# The entries compared with torch.optim step by step on shared random gradients.
-TWINS_ON_GRADS = [info for info in OPTIMIZERS if info.torch_twin and info.steps_on_grads]
+# The entries that step on gradients, compared with their reference on shared random gradients;
+# those with a torch twin are also compared with it in signature, defaults and state dict.
+ON_GRADS = [info for info in OPTIMIZERS if info.steps_on_grads]
+TWINS_ON_GRADS = [info for info in ON_GRADS if info.torch_twin]
 # The entries whose step evaluates a closure (line search, curvature): compared with their
 # reference on :func:`convex_loss`.
 ON_CLOSURES = [info for info in OPTIMIZERS if not info.steps_on_grads]

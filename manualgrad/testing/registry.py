@@ -169,6 +169,12 @@ class OptimizerInfo:
         as opposed to needing a closure it evaluates one or more times."""
         return self.ours.closure_evaluations == 1 and not self.ours.second_order
 
+    def make_reference(self, params: Any, **kwargs: Any) -> Optimizer:
+        """The reference optimizer over ``params``: for a torch twin, its for-loop
+        implementation (``foreach=False``) where torch has several."""
+        loop = {"foreach": False} if "foreach" in self.flags else {}
+        return self.reference(params, **loop, **kwargs)
+
     def configs(self) -> list[dict[str, Any]]:
         """The kwargs grid (the combinations the reference accepts), plus the rich config with a
         tensor lr."""

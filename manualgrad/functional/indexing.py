@@ -198,7 +198,7 @@ class PadFunction(Function):
         constant   y = [v…v | x | v…v]   (negative pads crop)
         reflect    y_j = x_{r(j)},  r(j) = |j| mirrored at both ends (edge not repeated)
         replicate  y_j = x_{clamp(j, 0, n−1)}
-        circular   y_j = x_{j mod n}
+        circular   y_j = x_{j mod n}   (negative pads crop first)
     Saved: nothing (the pads and sizes; index maps are rebuilt in backward).
     dL/dx = constant: dL/dy with the pads negated (the padding cropped, a crop padded with 0);
             the others: for each padded dim, zeros with dL/dy index-added at the source index
@@ -214,7 +214,8 @@ class PadFunction(Function):
             if mode == "constant":
                 output = _constant_pad(output, dim, left, right, value)
             else:
-                output = output.index_select(dim, _source(output, dim, left, right, mode))
+                source = _source_index(output.shape[dim], left, right, mode, output.device)
+                output = output.index_select(dim, source)
         return output
 
     @staticmethod
@@ -229,8 +230,7 @@ class PadFunction(Function):
                 grad = _constant_pad(grad, dim, -left, -right, 0.0)
             else:
                 size = ctx.shape[dim]
-                source = torch.arange(-left, size + right, device=grad.device)
-                index = _mapped(source, size, ctx.mode)
+                index = _source_index(size, left, right, ctx.mode, grad.device)
                 zeros = grad.new_zeros((*grad.shape[:dim], size, *grad.shape[dim + 1 :]))
                 grad = zeros.index_add(dim, index, grad)
         return grad, None, None, None
@@ -257,18 +257,19 @@ def _constant_pad(tensor: Tensor, dim: int, left: int, right: int, value: float)
     return torch.cat([fill(max(left, 0)), core, fill(max(right, 0))], dim)
 
 
-def _mapped(position: Tensor, size: int, mode: str) -> Tensor:
-    """The source index of each output position j ∈ [−left, n + right) (see PadFunction)."""
-    if mode == "replicate":
-        return position.clamp(0, size - 1)
+def _source_index(size: int, left: int, right: int, mode: str, device: torch.device) -> Tensor:
+    """The input index each output position along a padded dim copies (see PadFunction):
+    positions j ∈ [−left, n + right) mirrored (reflect) or clamped (replicate); circular crops
+    the negative pads first and wraps around what is left, as torch does."""
     if mode == "circular":
-        return position.remainder(size)
-    return (size - 1) - ((size - 1) - position.abs()).abs()  # reflect: mirror at 0 and n − 1
-
-
-def _source(tensor: Tensor, dim: int, left: int, right: int, mode: str) -> Tensor:
-    size = tensor.shape[dim]
-    return _mapped(torch.arange(-left, size + right, device=tensor.device), size, mode)
+        start = max(-left, 0)
+        kept = size - start - max(-right, 0)
+        positions = torch.arange(-max(left, 0), kept + max(right, 0), device=device)
+        return positions.remainder(kept) + start
+    positions = torch.arange(-left, size + right, device=device)
+    if mode == "replicate":
+        return positions.clamp(0, size - 1)
+    return (size - 1) - ((size - 1) - positions.abs()).abs()  # reflect: mirror at 0 and n − 1
 
 
 class RepeatFunction(Function):

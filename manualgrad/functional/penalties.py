@@ -31,6 +31,11 @@ __all__ = [
 ]
 
 
+def _save_input(ctx, inputs, output) -> None:
+    """``setup_context`` of a sum over one tensor x: saves x."""
+    ctx.save_for_backward(inputs[0])
+
+
 class AbsSumFunction(Function):
     r"""‖x‖₁ = Σ |xᵢ|.
 
@@ -45,9 +50,7 @@ class AbsSumFunction(Function):
     def forward(x: Tensor) -> Tensor:
         return x.abs().sum()
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
+    setup_context = staticmethod(_save_input)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -67,9 +70,7 @@ class HalfSquareSumFunction(Function):
     def forward(x: Tensor) -> Tensor:
         return 0.5 * (x * x).sum()
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.save_for_backward(inputs[0])
+    setup_context = staticmethod(_save_input)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):

@@ -75,6 +75,14 @@ def test_optim_suite_emits_rows(quick_run):
     assert _keys(quick_run, "optim")
 
 
+def test_models_suite_has_time_saved_and_node_rows_per_model_and_the_mode_rows(quick_run):
+    from manualgrad.testing.real_models import BUILDERS
+
+    rows = {(name, metric) for name, _, metric in _keys(quick_run, "models")}
+    expected = {(name, m) for name in BUILDERS for m in ("time", "saved_bytes", "native_nodes")}
+    assert rows == expected | {("mode pass-through", "time"), ("mode routed", "time")}
+
+
 def test_medium_inputs_are_float32_and_seeded():
     op = OPS[0]
     first, second = make(op.name, "medium"), make(op.name, "medium")

@@ -13,7 +13,7 @@ from importlib import import_module
 
 from manualgrad.bench.rows import Row
 
-SUITES = ("ops", "memory", "optim", "train")
+SUITES = ("ops", "memory", "optim", "train", "models")
 
 
 def run_suites(names: list[str], quick: bool) -> list[Row]:

@@ -2,8 +2,9 @@
 (manualgrad / native; below 1 is better), printed as a table and written as JSON.
 
 Suites: ops (forward + backward of every built-in Function), memory (bytes saved for backward,
-peak bytes), optim (one optimizer step), train (whole training steps). --quick is a smoke test:
-a few repeats, no spread, ratios indicative only.
+peak bytes), optim (one optimizer step), train (whole training steps), models (real models
+through convert: step time, saved bytes, native nodes; the mode's per-call cost). --quick is
+a smoke test: a few repeats, no spread, ratios indicative only.
 """
 
 from __future__ import annotations

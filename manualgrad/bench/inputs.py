@@ -196,6 +196,9 @@ MAKERS: dict[str, Maker] = {
     "linear_gelu": linear,
     "linear_cross_entropy": linear_cross_entropy(),
     "linear_cross_entropy_none": linear_cross_entropy(reduction="none"),
+    "linear_cross_entropy_options": linear_cross_entropy(
+        options=torch.nn.LinearCrossEntropyOptions()
+    ),
     "scaled_dot_product_attention": attention(),
     "scaled_dot_product_attention_dropout": attention(dropout_p=0.1),
     "batch_norm": batch_norm,

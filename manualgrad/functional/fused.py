@@ -13,6 +13,7 @@ import math
 
 import torch
 from torch import Tensor
+from torch.nn import LinearCrossEntropyOptions
 
 from manualgrad.functional import _reduction
 from manualgrad.functional._function import Function
@@ -23,7 +24,8 @@ from manualgrad.functional.activations import (
     gelu_derivative,
     gelu_value,
 )
-from manualgrad.functional.linear import LinearFunction, affine_grads
+from manualgrad.functional.linear import LinearFunction, affine_grads, linear
+from manualgrad.functional.losses import cross_entropy
 
 _CHUNK_LOGITS = 1 << 24
 
@@ -46,12 +48,14 @@ class LinearCrossEntropyFunction(Function):
     where c_i = dL/dℓ_i: g (sum), g/n (mean), g_i (none), and 0 on ignored rows. The rows are
     processed ``chunk_size`` at a time, so at most (chunk_size × V) logits exist at once.
 
-    Saved (mean/sum): dL/dx, dL/dW, dL/db for g = 1, computed chunk by chunk in the forward pass
-    (N·H + V·H + V numbers instead of x, W and the N·V log-probabilities autograd keeps);
-    backward multiplies them by g. They are constants to autograd, so double backward is not
-    supported (backward raises under ``create_graph=True``).
-    Saved (none): x, W, b and t; backward recomputes each chunk's logits and applies the formulas
-    with c_i = g_i — plain differentiable ops, so double backward works.
+    Two ways to the gradients, chosen by ``needs`` (see :func:`linear_cross_entropy`):
+
+    Saved, precomputed (``needs`` a tuple; mean/sum): dL/dx, dL/dW, dL/db for g = 1, computed
+    chunk by chunk in the forward pass (N·H + V·H + V numbers instead of x, W and the N·V
+    log-probabilities autograd keeps); backward multiplies them by g. They are constants to
+    autograd, so double backward is not supported (backward raises under ``create_graph=True``).
+    Saved, recomputed (``needs`` None): x, W, b and t; backward recomputes each chunk's logits
+    and applies the formulas with c_i from g — plain differentiable ops, so double backward works.
     """
 
     generate_vmap_rule = True
@@ -66,18 +70,18 @@ class LinearCrossEntropyFunction(Function):
         reduction: str,
         label_smoothing: float,
         chunk_size: int,
-        needs: tuple[bool, bool, bool],
+        needs: tuple[bool, bool, bool] | None,
     ):
         valid = target != ignore_index
         count = valid.sum()
-        if reduction == "none":
+        if needs is None:
             losses = torch.cat(
                 [
                     _chunk_loss(_logits(x, weight, bias), t, v, label_smoothing)
                     for x, t, v in _chunks(chunk_size, input, target, valid)
                 ]
             )
-            return losses, None, None, None
+            return _reduction.reduce(losses, reduction, count), None, None, None
         row_scale = valid.to(input.dtype)
         if reduction == "mean":
             row_scale = row_scale / count.clamp_min(1)  # all ignored: loss 0/0 = nan, grads 0
@@ -88,28 +92,29 @@ class LinearCrossEntropyFunction(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        input, weight, target, bias, ignore_index, reduction, label_smoothing, chunk_size, _ = (
+        input, weight, target, bias, ignore_index, reduction, label_smoothing, chunk_size, needs = (
             inputs
         )
         ctx.reduction, ctx.label_smoothing, ctx.chunk_size = reduction, label_smoothing, chunk_size
         ctx.ignore_index = ignore_index
+        ctx.recompute = needs is None
         ctx.mark_non_differentiable(*(grad for grad in output[1:] if grad is not None))
-        if reduction == "none":
+        if ctx.recompute:
             ctx.save_for_backward(input, weight, target, bias)
         else:
             ctx.save_for_backward(*output[1:])
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, *_):
-        if ctx.reduction == "none":
+        if ctx.recompute:
             grads = _recomputed_grads(ctx, grad_output)
         else:
             if torch.is_grad_enabled():
                 raise RuntimeError(
-                    f"linear_cross_entropy(reduction={ctx.reduction!r}) does not support double "
-                    "backward (create_graph=True): its gradients are computed in the forward "
-                    "pass and saved as constants. Use reduction='none' followed by the reduction, "
-                    "or the unfused linear + cross_entropy."
+                    f"linear_cross_entropy(reduction={ctx.reduction!r}, options=...) does not "
+                    "support double backward (create_graph=True): its gradients are computed in "
+                    "the forward pass and saved as constants. Use options=None (gradients "
+                    "recomputed in backward), as torch's reference path."
                 )
             grads = tuple(None if g is None else g * grad_output for g in ctx.saved_tensors)
         grad_input, grad_weight, grad_bias = grads
@@ -195,11 +200,13 @@ def _loss_and_grads(
 
 
 def _recomputed_grads(ctx, grad_output: Tensor):
-    """Backward of reduction='none': the chunked formulas with c_i = g_i, differentiable ops."""
+    """The recomputing backward: the chunked formulas with c_i = dL/dℓ_i (0 on ignored rows, also
+    when every row is, where 'mean' divides by n = 0), differentiable ops."""
     input, weight, target, bias = ctx.saved_tensors
     needs_input, needs_weight, _, needs_bias = ctx.needs_input_grad[:4]
     valid = target != ctx.ignore_index
-    row_scale = grad_output * valid
+    scale = _reduction.unreduce(grad_output, ctx.reduction, target.shape, valid.sum())
+    row_scale = torch.where(valid, scale, 0)
     grad_inputs, grad_weight, grad_bias = [], None, None
     for x, t, v, c in _chunks(ctx.chunk_size, input, target, valid, row_scale):
         grad_logits = _chunk_logit_grad(_logits(x, weight, bias), t, v, c, ctx.label_smoothing)
@@ -225,16 +232,12 @@ def _check_cross_entropy(
     ignore_index: int,
     reduction: str,
     label_smoothing: float,
-    chunk_size: int,
 ) -> tuple[str, float]:
     """The checks of the composed ``cross_entropy(linear(input, weight), target, ...)`` (those
-    of :mod:`~manualgrad.functional._loss_checks`, on the logits' metadata only), plus the
-    shapes this op supports; returns the resolved reduction and the effective label smoothing."""
+    of :mod:`~manualgrad.functional._loss_checks`, on the logits' metadata only) for the fused
+    case (input (N, H), weight (V, H)); returns the resolved reduction and the effective label
+    smoothing."""
     reduction = _reduction.resolve(reduction)
-    if input.dim() != 2:
-        raise ValueError(f"linear_cross_entropy expects input of shape (N, H), got {input.shape}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}")
     smoothing = check_label_smoothing(label_smoothing, "linear_cross_entropy")
     logits = input.new_empty((input.shape[0], weight.shape[0]), device="meta")
     check_class_targets(logits, target, None, ignore_index, "linear_cross_entropy")
@@ -247,36 +250,89 @@ def default_chunk_size(rows: int, vocab: int) -> int:
     return max(1, min(_CHUNK_LOGITS // max(vocab, 1), math.ceil(rows / 4)))
 
 
+def _fused_case(
+    input: Tensor, linear_weight: Tensor, target: Tensor, linear_bias: Tensor | None
+) -> bool:
+    """The calls :class:`LinearCrossEntropyFunction` covers: (N, H) rows, a (V, H) head, a (V,)
+    bias or none, class-index targets."""
+    return (
+        input.dim() == 2
+        and linear_weight.dim() == 2
+        and (linear_bias is None or linear_bias.dim() == 1)
+        and not target.is_floating_point()
+    )
+
+
 def linear_cross_entropy(
     input: Tensor,
-    weight: Tensor,
+    linear_weight: Tensor,
     target: Tensor,
-    bias: Tensor | None = None,
-    ignore_index: int = -100,
+    *,
+    linear_bias: Tensor | None = None,
+    weight: Tensor | None = None,
     reduction: str = "mean",
+    ignore_index: int | None = None,
     label_smoothing: float = 0.0,
-    chunk_size: int | None = None,
+    options: LinearCrossEntropyOptions | None = None,
 ) -> Tensor:
-    """``cross_entropy(linear(input, weight, bias), target, ...)`` without the (N, V) logits.
+    """``torch.nn.functional.linear_cross_entropy`` (torch 2.13's signature):
+    ``cross_entropy(linear(input, linear_weight, linear_bias), target, weight=weight, ...)``
+    without the (N, V) logits.
 
-    input: (N, H), weight: (V, H), bias: (V,) or None, target: (N,) int64 (or uint8) indices.
-    ``chunk_size`` rows are processed at a time (default :func:`default_chunk_size`). With
-    ``mean``/``sum`` the gradients are computed during the forward pass when grad mode is on and
-    an argument requires one; double backward is then unsupported (see
-    :class:`LinearCrossEntropyFunction`).
+    input: (N, H), linear_weight: (V, H), linear_bias: (V,) or None, target: (N,) int64 (or
+    uint8) class indices, ``ignore_index=None`` meaning −100 — this case runs as one
+    :class:`LinearCrossEntropyFunction`, chunked (``options.batch_chunk_size`` rows at a time,
+    default :func:`default_chunk_size`). ``options=None`` recomputes each chunk's logits in
+    backward (double backward works, as on torch's reference path); with ``options`` and
+    ``mean``/``sum`` the gradients are computed during the forward pass (when grad mode is on
+    and an argument requires one) and double backward is unsupported, as on torch's chunked path.
+    ``options``' other fields (accumulation policy, chunking method) are torch's tuning knobs
+    and are not used. Everything else torch accepts — class ``weight``, probability targets, an
+    unbatched input, K-dimensional heads (V, d_1, …, d_K, H) — is computed as that composition
+    of manualgrad's :func:`linear` and :func:`cross_entropy`. float16/bfloat16 operands are
+    computed in float32 and the loss cast back.
     """
-    if chunk_size is None:
-        chunk_size = default_chunk_size(input.shape[0], weight.shape[0])
+    ignore_index = -100 if ignore_index is None else ignore_index
+    if weight is not None or not _fused_case(input, linear_weight, target, linear_bias):
+        classes = linear_weight.shape[:-1]
+        flat_bias = None if linear_bias is None else linear_bias.reshape(-1)
+        logits = linear(input, linear_weight.reshape(-1, linear_weight.shape[-1]), flat_bias)
+        logits = logits.unflatten(-1, classes)  # (N, V, d_1, …, d_K), or (V, …) unbatched
+        return cross_entropy(
+            logits,
+            target,
+            weight,
+            ignore_index=ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+        )
     reduction, label_smoothing = _check_cross_entropy(
-        input, weight, target, ignore_index, reduction, label_smoothing, chunk_size
+        input, linear_weight, target, ignore_index, reduction, label_smoothing
     )
-    target = target.long()
-    grad_on = torch.is_grad_enabled()
-    needs = tuple(grad_on and t is not None and t.requires_grad for t in (input, weight, bias))
+    chunk_size = None if options is None else options.batch_chunk_size
+    if chunk_size is None:  # torch's LinearCrossEntropyOptions checks a given one is positive
+        chunk_size = default_chunk_size(input.shape[0], linear_weight.shape[0])
+    dtype = torch.promote_types(input.dtype, linear_weight.dtype)
+    input, linear_weight, linear_bias = upcast(input, linear_weight, linear_bias)
+    needs = None
+    if options is not None and reduction != "none":
+        grad_on = torch.is_grad_enabled()
+        needs = tuple(
+            grad_on and t is not None and t.requires_grad
+            for t in (input, linear_weight, linear_bias)
+        )
     outputs = LinearCrossEntropyFunction.apply(
-        input, weight, target, bias, ignore_index, reduction, label_smoothing, chunk_size, needs
+        input,
+        linear_weight,
+        target.long(),
+        linear_bias,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        chunk_size,
+        needs,
     )
-    return outputs[0]
+    return downcast(outputs[0], dtype)
 
 
 class LinearReLUFunction(Function):

@@ -1,5 +1,5 @@
 """Fused layers: ``LinearReLU``, ``LinearGELU`` (a Linear with its activation in one Function)
-and ``LinearCrossEntropyLoss`` (a classifier head's cross-entropy without its logits)."""
+and ``LinearCrossEntropyLoss`` (torch's classifier head + cross-entropy, without its logits)."""
 
 from __future__ import annotations
 
@@ -46,46 +46,29 @@ class LinearGELU(Linear):
         return f"{super().extra_repr()}, approximate={self.approximate!r}"
 
 
-class LinearCrossEntropyLoss(torch.nn.Module):
-    """``cross_entropy(linear(input, weight, bias), target)`` through
-    :class:`manualgrad.functional.LinearCrossEntropyFunction`: the (N, V) logits are never
-    materialised. Holds no parameters: the head's ``weight`` (often tied to an embedding) and
-    ``bias`` are arguments of ``forward``, as in Liger-Kernel's fused loss.
-    """
+class LinearCrossEntropyLoss(torch.nn.LinearCrossEntropyLoss):
+    """torch's ``LinearCrossEntropyLoss`` (same constructor, ``linear`` head parameters,
+    ``weight`` buffer, repr and state_dict keys, so a torch checkpoint loads unchanged) through
+    :func:`manualgrad.functional.linear_cross_entropy`: the (N, V) logits are never
+    materialised."""
 
-    def __init__(
-        self,
-        ignore_index: int = -100,
-        reduction: str = "mean",
-        label_smoothing: float = 0.0,
-        chunk_size: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self.label_smoothing = label_smoothing
-        self.chunk_size = chunk_size
-
-    def forward(
-        self, input: Tensor, weight: Tensor, target: Tensor, bias: Tensor | None = None
-    ) -> Tensor:
-        """Loss of ``input`` (N, H) through the head ``weight`` (V, H) against ``target`` (N,)."""
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        """Loss of ``input`` (N, in_features) through the head against ``target``."""
+        shape = (self.num_classes, *self.out_features)
+        linear_weight = self.linear.weight.reshape(*shape, self.linear.in_features)
+        linear_bias = self.linear.bias
+        if linear_bias is not None:
+            linear_bias = linear_bias.reshape(shape)
         return F.linear_cross_entropy(
             input,
-            weight,
+            linear_weight,
             target,
-            bias,
-            self.ignore_index,
-            self.reduction,
-            self.label_smoothing,
-            self.chunk_size,
-        )
-
-    def extra_repr(self) -> str:
-        """The options that differ from torch.nn.CrossEntropyLoss's."""
-        return (
-            f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
-            f"label_smoothing={self.label_smoothing}, chunk_size={self.chunk_size}"
+            linear_bias=linear_bias,
+            weight=self.weight,
+            reduction=self.reduction,
+            ignore_index=self.ignore_index,
+            label_smoothing=self.label_smoothing,
+            options=self.options,
         )
 
 

@@ -49,24 +49,27 @@ def linear_gelu_errors():
     yield ErrorCase(args, {"approximate": "exact"}, RuntimeError, "either none or tanh")
 
 
-def linear_cross_entropy_reference(
-    input,
-    weight,
-    target,
-    bias=None,
-    ignore_index=-100,
-    reduction="mean",
-    label_smoothing=0.0,
-    chunk_size=None,
-):
-    logits = TF.linear(input, weight, bias)
-    return TF.cross_entropy(
-        logits,
-        target,
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
-    )
+def _bias_positional(function):
+    """``function(input, linear_weight, target, *, linear_bias, ...)`` taking ``linear_bias`` as
+    a fourth positional argument, so that the registry differentiates it."""
+
+    def call(input, linear_weight, target, linear_bias=None, **kwargs):
+        return function(input, linear_weight, target, linear_bias=linear_bias, **kwargs)
+
+    return call
+
+
+def _reference_path(input, linear_weight, target, linear_bias=None, options=None, **kwargs):
+    """torch's reference path (options=None) whatever the options: its chunked path saves
+    nothing for backward (it mutates its precomputed gradients in place), no memory baseline."""
+    return TF.linear_cross_entropy(input, linear_weight, target, linear_bias=linear_bias, **kwargs)
+
+
+linear_cross_entropy = _bias_positional(F.linear_cross_entropy)
+
+
+def _chunked(size):
+    return {"options": torch.nn.LinearCrossEntropyOptions(batch_chunk_size=size)}
 
 
 def _cross_entropy_args(
@@ -80,19 +83,25 @@ def _cross_entropy_args(
     return (input, weight, target, bias_)
 
 
-def cross_entropy_samples(reduction):
+def cross_entropy_samples(reduction, options=False):
+    """Samples of one reduction; with ``options`` every call passes LinearCrossEntropyOptions
+    (the precomputed-gradient path for mean/sum), else only the chunked ones do."""
+
+    def chunked(size):
+        return _chunked(size) if options else {}  # without: ⌈rows / 4⌉ rows a chunk
+
     def samples(dtype):
-        kw = {"reduction": reduction}
+        kw = {"reduction": reduction, **chunked(None)}
         yield Sample("regular", _cross_entropy_args(dtype), kw)
-        yield Sample("chunked", _cross_entropy_args(dtype, rows=7), {**kw, "chunk_size": 2})
+        yield Sample("chunked", _cross_entropy_args(dtype, rows=7), {**kw, **chunked(2)})
         yield Sample("no_bias", _cross_entropy_args(dtype, bias=False), kw)
         yield Sample(
-            "ignore_index", _cross_entropy_args(dtype, ignored=(1, 3)), {**kw, "chunk_size": 3}
+            "ignore_index", _cross_entropy_args(dtype, ignored=(1, 3)), {**kw, **chunked(3)}
         )
         yield Sample(
             "label_smoothing",
             _cross_entropy_args(dtype, ignored=(0,)),
-            {**kw, "label_smoothing": 0.2, "chunk_size": 2},
+            {**kw, "label_smoothing": 0.2, **chunked(2)},
         )
         yield Sample(
             "custom_ignore_index",
@@ -103,7 +112,7 @@ def cross_entropy_samples(reduction):
         if reduction != "mean":  # the mean over no rows is nan
             yield Sample("empty", _cross_entropy_args(dtype, rows=0, bias=False), kw)
         yield Sample(
-            "noncontiguous", _cross_entropy_args(dtype, noncontiguous=True), {**kw, "chunk_size": 2}
+            "noncontiguous", _cross_entropy_args(dtype, noncontiguous=True), {**kw, **chunked(2)}
         )
 
     return samples
@@ -116,7 +125,6 @@ def cross_entropy_errors():
     yield ErrorCase((x, w, t), {"label_smoothing": 1.5}, RuntimeError, "between 0.0 and 1.0")
     yield ErrorCase((x, w, t.int()), {}, RuntimeError, "Long or Byte, but got Int")
     yield ErrorCase((x, w, t), {"reduction": "avg"}, ValueError, "avg is not a valid value")
-    yield ErrorCase((x, w, t), {"chunk_size": 0}, ValueError, "chunk_size must be a positive")
 
 
 OPS = [
@@ -137,26 +145,41 @@ OPS = [
         linear_gelu_errors,
         compile=True,
     ),
-    # Gradients saved from the forward pass are constants to autograd: no double backward, and
-    # no torch.func.grad (it always builds a graph); target checks are data-dependent (no vmap).
+    # options=None: gradients recomputed in backward (differentiable, double backward works);
+    # target checks are data-dependent (no vmap).
     OpInfo(
         "linear_cross_entropy",
-        F.linear_cross_entropy,
-        linear_cross_entropy_reference,
+        linear_cross_entropy,
+        _reference_path,
         F.LinearCrossEntropyFunction,
         lambda dtype: (
             sample
             for reduction in ("mean", "sum")
             for sample in cross_entropy_samples(reduction)(dtype)
+            if reduction == "mean" or sample.name in ("regular", "chunked", "ignore_index")
         ),
         cross_entropy_errors,
+        vmap=False,
+    ),
+    # With options, mean/sum gradients are saved from the forward pass: constants to autograd,
+    # so no double backward, and no torch.func.grad (it always builds a graph).
+    OpInfo(
+        "linear_cross_entropy_options",
+        linear_cross_entropy,
+        _reference_path,
+        F.LinearCrossEntropyFunction,
+        lambda dtype: (
+            sample
+            for reduction in ("mean", "sum")
+            for sample in cross_entropy_samples(reduction, options=True)(dtype)
+        ),
         gradgradcheck=False,
         vmap=False,
     ),
     OpInfo(
         "linear_cross_entropy_none",
-        F.linear_cross_entropy,
-        linear_cross_entropy_reference,
+        linear_cross_entropy,
+        _reference_path,
         F.LinearCrossEntropyFunction,
         lambda dtype: (
             sample  # a subset: gradgradcheck through the recomputing backward is the slow part
@@ -180,15 +203,6 @@ class LinearGELU(mnn.LinearGELU):
 
     def forward(self, input):
         return linear_gelu_reference(input, self.weight, self.bias, self.approximate)
-
-
-class LinearCrossEntropyLoss(mnn.LinearCrossEntropyLoss):
-    """torch's composition under the same name (hence the same repr)."""
-
-    def forward(self, input, weight, target, bias=None):
-        return linear_cross_entropy_reference(
-            input, weight, target, bias, self.ignore_index, self.reduction, self.label_smoothing
-        )
 
 
 def _features(kw, dtype):
@@ -219,12 +233,22 @@ MODULES = [
     ModuleInfo(
         "LinearCrossEntropyLoss",
         mnn.LinearCrossEntropyLoss,
-        LinearCrossEntropyLoss,
-        [{}, {"reduction": "sum", "label_smoothing": 0.1, "chunk_size": 2}, {"reduction": "none"}],
+        torch.nn.LinearCrossEntropyLoss,
+        [
+            {"in_features": 3, "num_classes": 6},
+            {
+                "in_features": 3,
+                "num_classes": 6,
+                "bias": True,
+                "reduction": "sum",
+                "label_smoothing": 0.1,
+                **_chunked(2),
+            },
+            {"in_features": 3, "num_classes": 6, "reduction": "none", "ignore_index": 5},
+        ],
         lambda kw, dtype: (
             tensor(5, 3, dtype=dtype),
-            tensor(6, 3, dtype=dtype),
-            torch.tensor([0, 5, 2, -100, 1]),
+            torch.tensor([0, 5, 2, kw.get("ignore_index", -100), 1]),
         ),
     ),
 ]

@@ -1,4 +1,4 @@
-"""``manualgrad train|check|bench|experiment`` (also ``python -m manualgrad``).
+"""``manualgrad train|check|bench|experiment|coverage`` (also ``python -m manualgrad``).
 
 One argparse parser with a subparser per command; each command is a module of
 :mod:`manualgrad.commands` (``add_arguments`` + ``run``). Arguments are parsed before torch is
@@ -20,6 +20,7 @@ COMMANDS = {
     "check": "prove every hand-derived backward (gradcheck + gradgradcheck)",
     "bench": "time and memory against native PyTorch, as ratios",
     "experiment": "run one of the lecture's experiments",
+    "coverage": "which backward nodes of a model are hand-derived (read from its graph)",
 }
 
 

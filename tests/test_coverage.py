@@ -113,3 +113,51 @@ def test_coverage_is_a_value():
     report = coverage(torch.nn.Identity(), torch.randn(2))
     assert isinstance(report, Coverage) and report.complete
     assert str(report).startswith("0 compute nodes")
+
+
+def tanh_mlp() -> torch.nn.Module:
+    """A builder for the command tests (``tests.test_coverage:tanh_mlp``)."""
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh())
+
+
+def with_gru() -> torch.nn.Module:
+    """A builder whose GRU has no manualgrad Function."""
+    return torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.GRU(4, 4))
+
+
+def test_command_prints_the_table_and_exits_by_completeness(capsys):
+    from manualgrad.cli import main
+
+    assert main(["coverage", "tests.test_coverage:tanh_mlp", "--input", "2x3"]) == 0
+    assert "2 hand-derived (100.0%)" in capsys.readouterr().out
+    assert main(["coverage", "tests.test_coverage:tanh_mlp", "--input", "2x3", "--no-convert"]) == 1
+    assert "TanhBackward0" in capsys.readouterr().out
+    assert main(["coverage", "tests.test_coverage:with_gru", "--input", "5x2:int"]) == 1
+    out = capsys.readouterr().out
+    assert out.splitlines()[2].split()[0] == "1"  # the GRU is module "1" of the Sequential
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["tests.test_coverage:tanh_mlp", "--input", "2x3:bool"], "kind must be one of"),
+        (["tests.test_coverage:tanh_mlp", "--input", "2xa"], "shape is not like"),
+        (["tests.test_coverage:tanh_mlp", "--input", "2x5"], "forward on these inputs failed"),
+        (["tests.test_coverage:nothing", "--input", "2x3"], "has no 'nothing'"),
+        (["tests.test_coverage:VIEW_NODES"], "not a torch.nn.Module"),
+    ],
+)
+def test_command_rejects_bad_arguments_in_one_line(capsys, argv, message):
+    from manualgrad.cli import main
+
+    assert main(["coverage", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("manualgrad coverage: error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_parse_input():
+    from manualgrad.commands.coverage import parse_input
+
+    assert parse_input("input_ids=2x16:int") == ("input_ids", (2, 16), "int")
+    assert parse_input("8x64") == (None, (8, 64), "float")

@@ -4,6 +4,11 @@ optimizer of ``manualgrad.optim`` an ``OptimizerInfo`` and its declared traits."
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -11,6 +16,7 @@ import manualgrad.functional as F
 import manualgrad.nn.modules as modules
 import manualgrad.optim as optim
 from manualgrad.optim._base import FirstOrderOptimizer
+from manualgrad.testing import registry
 from manualgrad.testing.entries import MODULES, OPS, OPTIMIZERS
 
 
@@ -56,3 +62,18 @@ def test_an_optimizer_without_its_default_lr_is_refused():
 
         class Forgetful(FirstOrderOptimizer):
             """A first-order optimizer that does not say its default learning rate."""
+
+
+def test_registry_types_import_no_entries():
+    """The types module never imports the entries (which import it): no import cycle."""
+    tree = ast.parse(Path(registry.__file__).read_text())
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {
+        a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+    }
+    assert not [m for m in modules if m and m.startswith("manualgrad.testing.entries")]
+
+
+def test_an_entry_file_imports_first_in_a_fresh_interpreter():
+    code = "import manualgrad.testing.entries.activations as a; assert a.OPS and a.MODULES"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

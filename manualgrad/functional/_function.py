@@ -15,6 +15,15 @@ nothing to bind, so eager calls go straight to the C++ entry point. torch's ``ap
 
 Tensors left wrapped by a transform that has exited ("dead wrappers", e.g. a ``torch.func.vjp``
 closure called later) are unwrapped first, as torch does.
+
+``torch.autocast``: a custom Function is invisible to autocast (its forward's ops would each be
+cast on their own, and its backward would see other dtypes), so a Function declares the policy
+torch's native twin has (:attr:`Function.autocast`) and ``apply`` does what
+``torch.amp.custom_fwd(cast_inputs=...)`` does: inside an enabled autocast region it casts the
+floating tensor arguments (float16/bfloat16/float32; float64 is left alone, as autocast does)
+to the policy's dtype — the casts are ordinary autograd nodes, so each gradient comes back in
+its input's dtype — and runs the Function with autocast disabled. Backward runs outside the
+region, as torch recommends (``loss.backward()`` after the ``with`` block).
 """
 
 from __future__ import annotations
@@ -45,6 +54,10 @@ class Function(torch.autograd.Function):
     ``setup_context`` and ``backward`` exactly as for torch."""
 
     _arity: int | None = None
+    autocast: str | None = None
+    """The op's torch.autocast policy: None (runs in its inputs' dtypes: activations, norms,
+    pooling, softmax), ``"lower"`` (cast to the autocast dtype: linear, conv, prelu, as torch's
+    lower-precision list) or ``"float32"`` (cast to float32: the losses, as torch's fp32 list)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Record how many positional arguments ``forward`` takes (``None`` with ``*args``), and
@@ -58,6 +71,33 @@ class Function(torch.autograd.Function):
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
         """Run the Function: forward, then ``setup_context``, recording ``backward``."""
+        if cls.autocast is not None:
+            device = _autocast_device(args)
+            if device is not None:
+                dtype = torch.get_autocast_dtype(device) if cls.autocast == "lower" else None
+                with torch.autocast(device, enabled=False):
+                    return cls.apply(*_autocast_cast(args, dtype or torch.float32), **kwargs)
         if kwargs or len(args) != cls._arity or transforms_or_tracing():
             return super().apply(*args, **kwargs)
         return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
+
+
+_AUTOCAST_ELIGIBLE = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def _autocast_device(args: tuple) -> str | None:
+    """The device type of the first tensor argument if autocast is enabled there, else None."""
+    for arg in args:
+        if isinstance(arg, Tensor):
+            return arg.device.type if torch.is_autocast_enabled(arg.device.type) else None
+    return None
+
+
+def _autocast_cast(args: tuple, dtype: torch.dtype) -> tuple:
+    """The arguments with each autocast-eligible floating tensor cast to ``dtype``."""
+    return tuple(
+        arg.to(dtype)
+        if isinstance(arg, Tensor) and arg.dtype in _AUTOCAST_ELIGIBLE and arg.dtype != dtype
+        else arg
+        for arg in args
+    )

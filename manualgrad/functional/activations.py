@@ -109,6 +109,7 @@ class PReLUFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "lower"
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor) -> Tensor:

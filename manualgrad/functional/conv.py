@@ -50,6 +50,7 @@ class ConvolutionFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "lower"
 
     @staticmethod
     def forward(

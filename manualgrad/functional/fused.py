@@ -59,6 +59,7 @@ class LinearCrossEntropyFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(
@@ -349,6 +350,7 @@ class LinearReLUFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "lower"
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -384,6 +386,7 @@ class LinearGELUFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "lower"
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor, bias: Tensor | None, approximate: str) -> Tensor:

@@ -25,6 +25,7 @@ class LinearFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "lower"
 
     @staticmethod
     def forward(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:

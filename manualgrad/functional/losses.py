@@ -141,6 +141,7 @@ class MSELossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str):
@@ -177,6 +178,7 @@ class L1LossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str):
@@ -232,6 +234,7 @@ class HuberLossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(input: Tensor, target: Tensor, weight: Tensor | None, reduction: str, delta: float):
@@ -343,6 +346,7 @@ class HingeLossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(input: Tensor, target: Tensor, margin: float, reduction: str):
@@ -427,6 +431,7 @@ class MultiMarginLossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(
@@ -609,6 +614,7 @@ class CrossEntropyFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(
@@ -695,6 +701,7 @@ class CrossEntropyProbsFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(
@@ -779,6 +786,7 @@ class NLLLossFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(
@@ -855,6 +863,7 @@ class BCEWithLogitsFunction(Function):
     """
 
     generate_vmap_rule = True
+    autocast = "float32"
 
     @staticmethod
     def forward(

@@ -141,7 +141,8 @@ class OptimizerInfo:
     a configuration creating every state key; ``invalid`` kwargs torch rejects (ours must raise
     the same ``ValueError``); ``flags`` the compatibility flags torch accepts (``foreach``,
     ``fused``, ...); ``usual`` kwargs that train the digits MLP to 90 % within ``budget`` steps
-    (``None``: too costly at that size, the optimizer's own tests check its convergence).
+    (``None``: too costly at that size, the optimizer's own tests check its convergence), also
+    the configuration ``manualgrad bench optim`` times.
     """
 
     ours: type[Optimizer]

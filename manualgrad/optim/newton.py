@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from tqdm import tqdm
 
 from ._base import Closure, Traits, check_lr, check_non_negative, require, scalar
 from ._line_search import backtracking
@@ -61,11 +62,53 @@ def _flat(parts: tuple[Tensor | None, ...], params: list[Tensor]) -> Tensor:
     )
 
 
+HVP_CHUNK = 64  # Hessian rows per batched product (vmap over one backward through g's graph)
+PROGRESS_MIN = 2048  # a progress bar (on a terminal) for Hessians with at least this many rows
+SYMMETRIZE_BLOCK = 1024
+
+
 def dense_hessian(flat_grad: Tensor, params: list[Tensor]) -> Tensor:
-    """H with H[i] = H·eᵢ (n Hessian-vector products), symmetrized: (H + Hᵀ)/2."""
-    identity = torch.eye(flat_grad.numel(), dtype=flat_grad.dtype, device=flat_grad.device)
-    hessian = torch.stack([hessian_vector_product(flat_grad, params, e) for e in identity])
-    return (hessian + hessian.T) / 2
+    """H with H[i] = H·eᵢ, symmetrized: (H + Hᵀ)/2.
+
+    The n Hessian-vector products run ``HVP_CHUNK`` at a time, batched by ``torch.func.vmap``
+    over the backward of g's graph (our own double backward), each chunk written straight into
+    the one n×n result; the symmetrization works in place block by block. Peak memory: H plus
+    one chunk's products. Large Hessians show a progress bar on a terminal."""
+    n = flat_grad.numel()
+    hessian = flat_grad.new_empty(n, n)
+    if not flat_grad.requires_grad:  # the gradient does not depend on θ: f is affine, H = 0
+        return hessian.zero_()
+
+    def products(vector: Tensor) -> Tensor:
+        parts = torch.autograd.grad(
+            flat_grad, params, grad_outputs=vector, retain_graph=True, allow_unused=True
+        )
+        return _flat(parts, params)
+
+    batched = torch.func.vmap(products)
+    starts = range(0, n, HVP_CHUNK)
+    bar = tqdm(
+        starts,
+        desc=f"Hessian {n}x{n}",
+        unit="rows",
+        unit_scale=HVP_CHUNK,
+        leave=False,
+        disable=True if n < PROGRESS_MIN else None,  # None: only on a terminal
+    )
+    for start in bar:
+        rows = min(HVP_CHUNK, n - start)
+        basis = flat_grad.new_zeros(rows, n)
+        basis[torch.arange(rows), torch.arange(start, start + rows)] = 1
+        hessian[start : start + rows] = batched(basis)
+        del basis
+    for i in range(0, n, SYMMETRIZE_BLOCK):
+        for j in range(i, n, SYMMETRIZE_BLOCK):
+            upper = hessian[i : i + SYMMETRIZE_BLOCK, j : j + SYMMETRIZE_BLOCK]
+            lower = hessian[j : j + SYMMETRIZE_BLOCK, i : i + SYMMETRIZE_BLOCK]
+            mean = (upper + lower.T) / 2
+            upper.copy_(mean)
+            lower.copy_(mean.T)
+    return hessian
 
 
 def newton_direction(hessian: Tensor, grad: Tensor, damping: float) -> tuple[Tensor, float]:
@@ -76,11 +119,12 @@ def newton_direction(hessian: Tensor, grad: Tensor, damping: float) -> tuple[Ten
     Algorithm 3.3, "Cholesky with added multiple of the identity"). A positive definite
     H + τI makes d a descent direction: gᵀd = −gᵀ(H + τI)⁻¹g < 0. Returns (d, τ).
     """
-    identity = torch.eye(grad.numel(), dtype=grad.dtype, device=grad.device)
     floor = 1e-3 * max(1.0, hessian.diagonal().abs().max().item()) if grad.numel() else 1.0
     tau = damping
+    shifted = torch.empty_like(hessian)  # H + τI, one n×n buffer for every τ tried
     for _ in range(128):
-        factor, info = torch.linalg.cholesky_ex(hessian + tau * identity)
+        shifted.copy_(hessian).diagonal().add_(tau)
+        factor, info = torch.linalg.cholesky_ex(shifted)
         if info.item() == 0:
             direction = torch.cholesky_solve(-grad.unsqueeze(1), factor).squeeze(1)
             return direction, tau

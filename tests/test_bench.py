@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ import manualgrad.nn as mnn
 from manualgrad.bench import train as train_suite
 from manualgrad.bench.inputs import MAKERS, make
 from manualgrad.bench.memory import peak_bytes
+from manualgrad.bench.rows import Row, format_table
 from manualgrad.cli import main as manualgrad_main
 from tests.registry import OPS
 
@@ -69,6 +71,15 @@ def test_train_suite_has_time_and_peak_rows_per_model(quick_run):
     expected = {(name, "time") for name in train_suite.MODELS}
     expected |= {(name, "peak_bytes") for name in train_suite.PEAK}
     assert rows == expected
+
+
+def test_quick_run_is_labelled_a_smoke_test_without_a_made_up_spread(quick_run):
+    times = [row for row in quick_run["rows"] if row["metric"] == "time"]
+    assert times and all(row["iqr_ratio"] is None for row in times)  # not "±0.000"
+    rows = [Row("ops", "relu", "small", "time", 2.0, 1.0, math.nan)]
+    table = format_table(rows, quick=True)
+    assert table.splitlines()[0].startswith("quick run: a smoke test")
+    assert table.splitlines()[-1].split()[-2:] == ["2.000", "n/a"]
 
 
 def test_optim_suite_emits_rows(quick_run):

@@ -17,7 +17,7 @@ from tensorboard import program
 
 from manualgrad.train import TrainConfig, Trainer
 from manualgrad.train.data import load_dataset
-from tests.train_helpers import events, only_run, scalar_values, train
+from tests.train_helpers import events, hparams_session, only_run, scalar_values, train
 
 EPOCHS = 5
 LAYERS = ("fc1", "fc2", "out")
@@ -56,6 +56,11 @@ def test_run_directory(default_run: tuple[Path, str]) -> None:
     # hparams go into the run itself: no timestamped sub-run besides train/, val/ and model/
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == ["model", "train", "val"]
     saved = json.loads((run / "config.json").read_text())
+    assert saved["data_dir"] is None  # --data-dir is MNIST's only
+    modes = {
+        p.name: p.stat().st_mode & 0o777 for p in run.iterdir() if p.suffix in (".pt", ".json")
+    }
+    assert set(modes.values()) == {modes["config.json"]}, modes  # checkpoints not 0600
     expected = TrainConfig(epochs=EPOCHS, quiet=True, logdir=str(run.parent)).to_dict()
     assert saved == json.loads(json.dumps(expected))
     for name in ("last.pt", "best.pt"):
@@ -108,6 +113,10 @@ def test_every_tag_is_logged_finite_with_the_right_steps(default_run: tuple[Path
         assert len(main_run.Histograms(tag)) == 1, tag
     assert main_run.Tags()["graph"]
     assert {"model/text_summary", "config/text_summary"} <= set(main_run.Tags()["tensors"])
+    values, group, status = hparams_session(run)
+    assert (group, status, values["outcome"]) == (run.name, "STATUS_SUCCESS", "budget")
+    assert values["nesterov"] is False and values["early_stopping"] is False  # not 0.0
+    assert values["hidden"] == "(64, 64)" and values["epochs"] == EPOCHS
     assert set(main_run.PluginTagToContent("hparams")) == {
         "_hparams_/experiment",
         "_hparams_/session_start_info",
@@ -166,7 +175,7 @@ def test_tensorboard_serves_the_run(default_run: tuple[Path, str]) -> None:
     assert {"check/max_grad_diff", "grad_norm/fc1", "lr/group0"} <= set(tags[run.name])
 
 
-def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     args = [
         "--hidden",
         "16",
@@ -196,6 +205,13 @@ def test_resume_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         patch.setattr(Trainer, "train_step", crash_mid_epoch_3)
         assert train([*args, "--logdir", str(interrupted)]) == 130
     run_a, run_b = only_run(straight), only_run(interrupted)
+    # a deliberate Ctrl-C is no error: one line saying how to continue
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == f"manualgrad train: interrupted; continue with --resume {run_b} " + (
+        "(from its last full epoch)"
+    )
+    values, group, status = hparams_session(run_b)  # in HPARAMS, as interrupted
+    assert (values["outcome"], group, status) == ("interrupted", run_b.name, "STATUS_UNKNOWN")
     assert torch.load(run_b / "last.pt", weights_only=True)["epoch"] == 2
     assert train(["--resume", str(run_b), "--quiet"]) == 0
 

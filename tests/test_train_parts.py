@@ -232,3 +232,18 @@ def test_config_json_round_trip(tmp_path: Path) -> None:
     assert TrainConfig.load(tmp_path / "config.json") == config
     with pytest.raises(ValueError, match="unknown config keys: bogus"):
         TrainConfig.from_dict({"bogus": 1})
+
+
+def test_batched_dense_hessian_equals_one_product_per_row() -> None:
+    from manualgrad.optim import newton
+
+    torch.manual_seed(0)
+    model = build_mlp(5, (12,), 3, "tanh", "auto").double()  # 111 parameters: 2 chunks of 64
+    params = list(model.parameters())
+    loss = torch.nn.functional.cross_entropy(
+        model(torch.randn(9, 5, dtype=torch.float64)), torch.randint(0, 3, (9,))
+    )
+    grad = newton.flat_gradient(loss, params)
+    rows = [newton.hessian_vector_product(grad, params, e) for e in torch.eye(grad.numel())]
+    expected = torch.stack(rows)
+    torch.testing.assert_close(newton.dense_hessian(grad, params), (expected + expected.T) / 2)

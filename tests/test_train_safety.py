@@ -20,7 +20,7 @@ import torch
 from manualgrad.cli import main as manualgrad_main
 from manualgrad.train import checkpoint
 from manualgrad.train.diagnostics import RunLogger
-from tests.train_helpers import ROOT, events, only_run, train
+from tests.train_helpers import ROOT, events, hparams_session, only_run, train
 
 
 def _one_error_line(stderr: str, *fragments: str) -> None:
@@ -100,6 +100,8 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path: Path, capsys) -> N
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["epoch"] == 0  # the initial weights: the last good ones
     assert all(torch.isfinite(t).all() for t in state["model"].values())
+    values, _, status = hparams_session(run)  # in HPARAMS too, with its outcome
+    assert values["outcome"] == "non-finite loss" and status == "STATUS_FAILURE"
 
 
 def _idx(path: Path, magic: int, shape: tuple[int, ...]) -> None:
@@ -140,6 +142,7 @@ def bad_checkpoint(tmp_path: Path) -> Path:
         (["--momentum", "0.9"], ["--momentum is not an option of --optimizer adam"]),
         (["--batch-size", "lots"], ["--batch-size", "integer or 'full'"]),
         (["--epochs", "0"], ["--epochs must be >= 1"]),
+        (["--threads", "-1"], ["--threads must be >= 0, got -1"]),
         (["--logdir", "{tmp}/file/runs"], ["--logdir", "not writable"]),
         (["--resume", "{tmp}/nowhere"], ["not a run directory"]),
         (["--resume", "{bad_checkpoint}"], ["cannot read checkpoint"]),

@@ -51,3 +51,18 @@ def scalar_values(path: Path, tag: str) -> list[tuple[int, float]]:
 def train(argv: list[str]) -> int:
     """``manualgrad train ARGV``, in-process: its exit status."""
     return main(["train", *argv])
+
+
+def hparams_session(path: Path) -> tuple[dict[str, object], str, str]:
+    """The HPARAMS entry of a run: ({name: value}, session group, session status)."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+
+    content = events(path).PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    end = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_end_info"]
+    ).session_end_info
+    values = {k: getattr(v, v.WhichOneof("kind")) for k, v in start.hparams.items()}
+    return values, start.group_name, api_pb2.Status.Name(end.status)

@@ -4,10 +4,10 @@
   manualgrad coverage mypkg.models:build --input input_ids=2x16:int --high 100
   manualgrad coverage mypkg.models:Net --input 4x3x32x32 --no-convert    the model as it is
 
-MODEL is ``module:Name`` (imported from the current folder): a torch.nn.Module, or a class or
-function returning one when called without arguments. Each --input is ``[NAME=]SHAPE[:KIND]``:
-a positional argument, or a keyword one with NAME; KIND ``float`` (normal, the default) or
-``int`` (uniform in [0, --high)). The model is converted with ``manualgrad.convert`` first
+MODEL is module:Name (imported from the current folder): a torch.nn.Module, or a class or
+function returning one when called without arguments. Each --input is [NAME=]SHAPE[:KIND]:
+a positional argument, or a keyword one with NAME; KIND float (normal, the default) or
+int (uniform in [0, --high)). The model is converted with manualgrad.convert first
 (unless --no-convert), runs one forward, and the table of native backward nodes by module and
 op is printed.
 

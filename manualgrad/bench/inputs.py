@@ -209,7 +209,7 @@ MAKERS: dict[str, Maker] = {
     "hard_concrete": hard_concrete,
     "expected_l0": elementwise(shift=-1.6),
     "masked_weight": loss(lambda rows, cols: (torch.rand(rows, cols) < 0.5).float(), TARGET),
-    **elementary_makers(MATRIX),
+    **elementary_makers(MATRIX, IMAGE),
 }
 
 

@@ -9,6 +9,8 @@ import manualgrad.functional.activations as _activations
 import manualgrad.functional.arithmetic as _arithmetic
 import manualgrad.functional.attention as _attention
 import manualgrad.functional.conv as _conv
+import manualgrad.functional.conv_transpose as _conv_transpose
+import manualgrad.functional.distance as _distance
 import manualgrad.functional.dropout as _dropout
 import manualgrad.functional.embedding as _embedding
 import manualgrad.functional.fused as _fused
@@ -21,11 +23,14 @@ import manualgrad.functional.penalties as _penalties
 import manualgrad.functional.pooling as _pooling
 import manualgrad.functional.products as _products
 import manualgrad.functional.reductions as _reductions
+import manualgrad.functional.resampling as _resampling
 import manualgrad.functional.softmax as _softmax
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.arithmetic import *  # noqa: F403
 from manualgrad.functional.attention import *  # noqa: F403
 from manualgrad.functional.conv import *  # noqa: F403
+from manualgrad.functional.conv_transpose import *  # noqa: F403
+from manualgrad.functional.distance import *  # noqa: F403
 from manualgrad.functional.dropout import *  # noqa: F403
 from manualgrad.functional.embedding import *  # noqa: F403
 from manualgrad.functional.fused import *  # noqa: F403
@@ -38,6 +43,7 @@ from manualgrad.functional.penalties import *  # noqa: F403
 from manualgrad.functional.pooling import *  # noqa: F403
 from manualgrad.functional.products import *  # noqa: F403
 from manualgrad.functional.reductions import *  # noqa: F403
+from manualgrad.functional.resampling import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
 
 __all__ = [
@@ -45,6 +51,8 @@ __all__ = [
     *_arithmetic.__all__,
     *_attention.__all__,
     *_conv.__all__,
+    *_conv_transpose.__all__,
+    *_distance.__all__,
     *_dropout.__all__,
     *_embedding.__all__,
     *_fused.__all__,
@@ -57,5 +65,6 @@ __all__ = [
     *_pooling.__all__,
     *_products.__all__,
     *_reductions.__all__,
+    *_resampling.__all__,
     *_softmax.__all__,
 ]

@@ -219,14 +219,20 @@ class NormFunction(Function):
         p, ndim = ctx.p, len(ctx.shape)
         grad = restored(grad, ndim, ctx.dims, ctx.keepdim)
         norm = restored(norm, ndim, ctx.dims, ctx.keepdim)
-        if p == 0:
-            return (grad * input) * 0, None, None, None
-        if math.isinf(p):
-            size = input.abs()
-            hits = (size == norm) | size.isnan()
-            share = grad / hits.sum(ctx.dims, keepdim=True)
-            return input.sgn() * (share * hits), None, None, None
-        return _power_slope(input, p) * _norm_scale(grad, norm, p), None, None, None
+        return norm_vjp(grad, input, norm, p, ctx.dims), None, None, None
+
+
+def norm_vjp(grad: Tensor, input: Tensor, norm: Tensor, p: float, dims: Sequence[int]) -> Tensor:
+    """dL/dx = dL/dn · ∂‖x‖_p/∂x for the p-norm n of ``input`` over ``dims``; ``grad`` and
+    ``norm`` keep the reduced dims (size 1). See :class:`NormFunction`."""
+    if p == 0:
+        return (grad * input) * 0
+    if math.isinf(p):
+        size = input.abs()
+        hits = (size == norm) | size.isnan()
+        share = grad / hits.sum(tuple(dims), keepdim=True)
+        return input.sgn() * (share * hits)
+    return _power_slope(input, p) * _norm_scale(grad, norm, p)
 
 
 def _power_slope(input: Tensor, p: float) -> Tensor:

@@ -31,6 +31,7 @@ FAMILIES = (
     "reductions",
     "products",
     "indexing",
+    "layers",
 )
 
 _modules = [import_module(f"{__name__}.{family}") for family in FAMILIES]

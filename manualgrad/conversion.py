@@ -35,7 +35,11 @@ from torch import Tensor
 
 import manualgrad.nn as mnn
 from manualgrad.graph_coverage import Coverage, coverage
-from manualgrad.interception import run_forward_in_mode, stop_forward_in_mode
+from manualgrad.interception import (
+    run_forward_in_mode,
+    run_forward_outside_mode,
+    stop_forward_in_mode,
+)
 
 
 @dataclass
@@ -160,6 +164,7 @@ def convert(
     swaps, report = _plan(converted)
     for module, twin in swaps:
         module.__class__ = twin
+        run_forward_outside_mode(module)  # a twin's forward is manualgrad's own already
     run_forward_in_mode(converted)
     if example_inputs is not None:
         args, kwargs = _arguments(example_inputs)

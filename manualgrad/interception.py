@@ -255,23 +255,36 @@ def run_forward_in_mode(module: torch.nn.Module) -> None:
     """Make every call of ``module`` run its ``forward`` inside :func:`hand_derived` (forward
     hooks on the module itself, so parameters, ``state_dict``, deep copies and pickling are
     untouched; the mode is left even when ``forward`` raises). A second call changes nothing."""
-    if _enter_mode not in module._forward_pre_hooks.values():
-        module.register_forward_pre_hook(_enter_mode)
-        module.register_forward_hook(_exit_mode, always_call=True)
+    _register(module, _enter_mode, _exit_mode)
+
+
+def run_forward_outside_mode(module: torch.nn.Module) -> None:
+    """Suspend :func:`hand_derived` while ``module``'s ``forward`` runs: for a manualgrad twin,
+    whose forward calls manualgrad's Functions itself, so the torch ops inside need no routing
+    and would only pay the mode's dispatch (hooks as in :func:`run_forward_in_mode`)."""
+    _register(module, _suspend_mode, _resume_mode)
 
 
 def stop_forward_in_mode(module: torch.nn.Module) -> None:
-    """Undo :func:`run_forward_in_mode` on ``module`` (nothing if it was not done)."""
-    for hooks, hook in (
-        (module._forward_pre_hooks, _enter_mode),
-        (module._forward_hooks, _exit_mode),
+    """Undo :func:`run_forward_in_mode` and :func:`run_forward_outside_mode` on ``module``
+    (nothing if neither was done)."""
+    for hooks, mine in (
+        (module._forward_pre_hooks, (_enter_mode, _suspend_mode)),
+        (module._forward_hooks, (_exit_mode, _resume_mode)),
     ):
-        for key in [key for key, value in hooks.items() if value is hook]:
+        for key in [key for key, value in hooks.items() if value in mine]:
             del hooks[key]
             module._forward_hooks_always_called.pop(key, None)
 
 
-_ACTIVE = threading.local()  # .modes: the modes entered by the hooks on this thread
+def _register(module: torch.nn.Module, pre: Callable[..., None], post: Callable[..., None]) -> None:
+    if pre not in module._forward_pre_hooks.values():
+        module.register_forward_pre_hook(pre)
+        module.register_forward_hook(post, always_call=True)
+
+
+# per thread: .modes, the modes entered by the hooks; .suspended, the modes each suspension took
+_ACTIVE = threading.local()
 
 
 def _enter_mode(module: torch.nn.Module, args: tuple) -> None:
@@ -282,6 +295,18 @@ def _enter_mode(module: torch.nn.Module, args: tuple) -> None:
 
 def _exit_mode(module: torch.nn.Module, args: tuple, output: Any) -> None:
     _ACTIVE.modes.pop().__exit__(None, None, None)
+
+
+def _suspend_mode(module: torch.nn.Module, args: tuple) -> None:
+    taken = []
+    while isinstance(torch.overrides._get_current_function_mode(), HandDerived):
+        taken.append(torch.overrides._pop_mode())
+    _ACTIVE.__dict__.setdefault("suspended", []).append(taken)
+
+
+def _resume_mode(module: torch.nn.Module, args: tuple, output: Any) -> None:
+    for mode in reversed(_ACTIVE.suspended.pop()):
+        torch.overrides._push_mode(mode)
 
 
 def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
@@ -307,5 +332,6 @@ __all__ = [
     "hand_derived",
     "in_mode",
     "run_forward_in_mode",
+    "run_forward_outside_mode",
     "stop_forward_in_mode",
 ]

@@ -215,3 +215,23 @@ def test_public_names_are_the_functions():
 
     assert manualgrad.hand_derived is hd.hand_derived
     assert manualgrad.coverage is graph_coverage.coverage
+
+
+def test_a_twins_forward_runs_with_the_mode_suspended():
+    seen = []
+
+    def depth(*_: object) -> None:
+        seen.append(torch._C._len_torch_function_stack())
+
+    twin, spy = mnn.Linear(3, 3), torch.nn.Identity()
+    spy.register_forward_pre_hook(depth)
+    model = torch.nn.Sequential(spy, twin, spy)
+    hd.run_forward_in_mode(model)
+    hd.run_forward_outside_mode(twin)
+    twin.register_forward_pre_hook(depth)  # runs after the suspending hook
+    assert node_kind(model(torch.randn(2, 3, requires_grad=True)).grad_fn) == "hand-derived"
+    assert seen == [1, 0, 1] and torch._C._len_torch_function_stack() == 0
+    hd.stop_forward_in_mode(twin)
+    hd.stop_forward_in_mode(model)
+    assert list(twin._forward_pre_hooks.values()) == [depth] and not twin._forward_hooks
+    assert not model._forward_pre_hooks and not model._forward_hooks

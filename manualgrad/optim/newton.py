@@ -121,10 +121,12 @@ def newton_direction(hessian: Tensor, grad: Tensor, damping: float) -> tuple[Ten
     """
     floor = 1e-3 * max(1.0, hessian.diagonal().abs().max().item()) if grad.numel() else 1.0
     tau = damping
-    shifted = torch.empty_like(hessian)  # H + τI, one n×n buffer for every τ tried
+    # H + τI, factored in place: one n×n buffer for every τ tried
+    factor = torch.empty_like(hessian)
+    info = torch.empty((), dtype=torch.int32, device=hessian.device)
     for _ in range(128):
-        shifted.copy_(hessian).diagonal().add_(tau)
-        factor, info = torch.linalg.cholesky_ex(shifted)
+        factor.copy_(hessian).diagonal().add_(tau)
+        torch.linalg.cholesky_ex(factor, out=(factor, info))
         if info.item() == 0:
             direction = torch.cholesky_solve(-grad.unsqueeze(1), factor).squeeze(1)
             return direction, tau

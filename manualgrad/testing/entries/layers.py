@@ -103,7 +103,7 @@ OPS = [
         F.NormalizeFunction,
         table(
             ("default", (t(3, 4),), {}),
-            ("p1_last_dim", (t(2, 3, 4, noncontiguous=True),), {"p": 1, "dim": -1}),
+            ("p1_last_dim", (t(2, 3, noncontiguous=True),), {"p": 1, "dim": -1}),
             ("p3", (t(3, 4),), {"p": 3.0, "dim": 0}),
         ),
     ),

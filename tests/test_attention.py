@@ -1,8 +1,11 @@
 """Attention beyond the generic matrix: MultiheadAttention's forward options against torch
-(masks, causal hint, weights, dropout with the same seed, packed self-attention), what SDPA
-saves, and its graph."""
+(masks, causal hint, weights, dropout with the same keep-mask, packed self-attention), what SDPA
+saves and its peak memory, the block choice, dropout's distribution, Hessian-vector products,
+half precision with a float32 mask, and torch's errors."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -10,6 +13,10 @@ import torch.nn.functional as TF
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
+from manualgrad.bench.memory import peak_bytes
+from manualgrad.functional import attention as attention_impl
+from manualgrad.functional.dropout import keep_scale
+from manualgrad.testing.entries.attention import blockwise_keep_mask, sdpa_with_blockwise_dropout
 from manualgrad.testing.memory import saved_bytes
 from tests.autograd_graph import graph_nodes
 
@@ -85,12 +92,23 @@ CASES = {
 }
 
 
+def _blockwise_dropout(input, p=0.5, training=True, inplace=False):
+    """torch.nn.functional.dropout of MHA's (N·H, L, S) weights with our blocks' keep-mask."""
+    batch, length, source = input.shape
+    keep = blockwise_keep_mask((batch,), length, source, p, input.dtype)
+    return input * keep_scale(keep, p, input.dtype)
+
+
 @pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")
+@pytest.mark.filterwarnings("ignore:Dropout mask should only be used for testing")
 @pytest.mark.parametrize("case", list(CASES))
-def test_multihead_attention_matches_torch(case):
+def test_multihead_attention_matches_torch(case, monkeypatch):
     module_kwargs, inputs, call_kwargs = CASES[case]
     ours, theirs = _pair(**{"embed_dim": E, "num_heads": 2, **module_kwargs})
     out, weights, grads, _ = _run(ours, inputs, call_kwargs)
+    # torch's MHA draws its dropout noise itself: give it the keep-mask our blocks drew
+    monkeypatch.setattr(TF, "scaled_dot_product_attention", sdpa_with_blockwise_dropout)
+    monkeypatch.setattr(TF, "dropout", _blockwise_dropout)
     expected_out, expected_weights, expected_grads, _ = _run(theirs, inputs, call_kwargs)
     torch.testing.assert_close(out, expected_out, rtol=1e-10, atol=1e-10)
     assert (weights is None) == (expected_weights is None)
@@ -120,26 +138,146 @@ def test_is_causal_without_mask_raises_like_torch():
             module(X, X, X, is_causal=True)
 
 
+@pytest.mark.filterwarnings("ignore:Dropout mask should only be used for testing")
 @pytest.mark.parametrize("enable_gqa", [False, True])
-def test_sdpa_dropout_mask_equals_torch_math_path(enable_gqa):
-    q = torch.randn(2, 4, 3, 5)
+def test_sdpa_dropout_equals_torch_math_path_with_the_blocks_keep_mask(enable_gqa):
+    q = torch.randn(2, 4, 7, 5)
     heads = 2 if enable_gqa else 4
     k, v = torch.randn(2, heads, 6, 5), torch.eye(6).expand(2, heads, 6, 6)
     outputs = []
-    for fn in (F.scaled_dot_product_attention, TF.scaled_dot_product_attention):
-        torch.manual_seed(11)
-        outputs.append(fn(q, k, v, dropout_p=0.5, enable_gqa=enable_gqa))
+    with attention_impl.block_rows(3):
+        for fn in (F.scaled_dot_product_attention, sdpa_with_blockwise_dropout):
+            torch.manual_seed(11)
+            outputs.append(fn(q, k, v, dropout_p=0.5, enable_gqa=enable_gqa))
     # V = I makes the output the attention weights themselves: zeros are the dropped entries
     assert torch.equal(outputs[0] == 0, outputs[1] == 0)
     torch.testing.assert_close(outputs[0], outputs[1])
 
 
-def test_sdpa_saves_row_statistics_not_the_probability_matrix():
+def test_dropout_has_torchs_distribution_and_independent_blocks():
+    p, shape = 0.3, (4, 8, 256, 256)
+    torch.manual_seed(0)
+    keep = blockwise_keep_mask(shape[:2], shape[2], shape[3], p, torch.float32)
+    rows = attention_impl.choose_block_rows(32, 256, 256, torch.float32)
+    assert 1 < rows < 256  # several blocks
+    kept = keep.double().mean().item()
+    assert abs(kept - (1 - p)) < 4 * math.sqrt(p * (1 - p) / keep.numel())
+    first, second = keep[..., :rows, :], keep[..., rows : 2 * rows, :]
+    assert (first != second).double().mean().item() == pytest.approx(2 * p * (1 - p), abs=0.01)
+    torch.manual_seed(0)
+    assert torch.equal(keep, blockwise_keep_mask(shape[:2], shape[2], shape[3], p, torch.float32))
+    q = torch.randn(shape, requires_grad=True)
+    torch.manual_seed(0)
+    out = F.scaled_dot_product_attention(q, q, torch.ones((*shape[:-1], 1)), dropout_p=p)
+    # the output is rowsum(P ⊙ M)/(1 − p): its mean over rows is 1 in expectation
+    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_sdpa_saves_q_k_v_output_and_row_statistics_only():
     q, k, v = (torch.randn(2, 4, 64, 16, requires_grad=True) for _ in range(3))
     ours = saved_bytes(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True))
     native = saved_bytes(lambda: TF.scaled_dot_product_attention(q, k, v, is_causal=True))
     element = q.element_size()
-    assert ours == 3 * q.numel() * element + 2 * 4 * 64 * element  # q, k, v and the log-sum-exp
-    assert ours < native
+    assert ours == 4 * q.numel() * element + 2 * 4 * 64 * element  # q, k, v, O and ℓ
+    assert ours <= native
     with_dropout = saved_bytes(lambda: F.scaled_dot_product_attention(q, k, v, dropout_p=0.1))
-    assert with_dropout == ours + 2 * 4 * 64 * 64  # plus a bool dropout mask
+    assert with_dropout == ours  # the dropout mask is regenerated, never stored
+
+
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_peak_memory_is_tiles_not_the_score_matrix(is_causal):
+    shape = (2, 4, 1024, 64)  # issue 12's size: ≤ 2× torch's flash kernel
+    q, k, v = (torch.randn(shape, requires_grad=True) for _ in range(3))
+    grad = torch.randn(shape)
+
+    def step(fn):
+        return lambda: torch.autograd.grad(fn(q, k, v, is_causal=is_causal), (q, k, v), grad)
+
+    ours = peak_bytes(step(F.scaled_dot_product_attention))
+    native = peak_bytes(step(TF.scaled_dot_product_attention))
+    scores = 2 * 4 * 1024 * 1024 * 4
+    assert ours <= 2.0 * native
+    assert ours < scores / 2
+
+
+def test_block_rows_setting_and_automatic_choice():
+    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 64
+    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.bfloat16) == 64  # float32 tiles
+    assert attention_impl.choose_block_rows(1, 10, 16, torch.float32) == 10  # one block
+    assert attention_impl.choose_block_rows(64, 4096, 4096, torch.float32) == 16  # the floor
+    with attention_impl.block_rows(5):
+        assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 5
+    assert attention_impl.BLOCK_ROWS is None
+
+
+def test_hessian_vector_product_matches_dense_attention():
+    q, k, v = (torch.randn(1, 2, 9, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    tangent = [torch.randn_like(t) for t in (q, k, v)]
+
+    def hvp(fn):
+        out = fn(q, k, v, is_causal=True)
+        grads = torch.autograd.grad((out * out.detach().cos()).sum(), (q, k, v), create_graph=True)
+        dot = sum((g * t).sum() for g, t in zip(grads, tangent, strict=True))
+        return torch.autograd.grad(dot, (q, k, v))
+
+    with attention_impl.block_rows(2):
+        ours = hvp(F.scaled_dot_product_attention)
+    with torch.nn.attention.sdpa_kernel(torch.nn.attention.SDPBackend.MATH):
+        expected = hvp(TF.scaled_dot_product_attention)
+    for a, e in zip(ours, expected, strict=True):
+        torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_inputs_with_a_float32_mask_match_torch(dtype):
+    shapes = ((2, 2, 5, 8), (2, 2, 6, 8), (2, 2, 6, 8))
+    mask = torch.randn(5, 6)
+    results = []
+    for fn in (F.scaled_dot_product_attention, TF.scaled_dot_product_attention):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(s).to(dtype).requires_grad_() for s in shapes)
+        m = mask.clone().requires_grad_()
+        out = fn(q, k, v, attn_mask=m)
+        grads = torch.autograd.grad(out, (q, k, v, m), torch.ones_like(out))
+        results.append((out, *grads))
+    for a, e in zip(*results, strict=True):
+        assert a.dtype == e.dtype
+        torch.testing.assert_close(a, e, atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_multihead_attention_without_weights(dtype):
+    ours, theirs = _pair(embed_dim=E, num_heads=2)
+    ours, theirs = ours.to(dtype), theirs.to(dtype)
+    x = X.to(dtype)
+    mask = torch.zeros(L, L).masked_fill(torch.ones(L, L, dtype=torch.bool).triu(1), -math.inf)
+    out, _ = ours(x, x, x, attn_mask=mask, need_weights=False)
+    expected, _ = theirs(x, x, x, attn_mask=mask, need_weights=False)
+    assert out.dtype == expected.dtype == dtype
+    torch.testing.assert_close(out, expected, atol=2e-2, rtol=2e-2)
+
+
+BAD_CALLS = {
+    "mask_not_broadcasting": ((3, 4), (5, 4), (5, 4), {"attn_mask": torch.zeros(2, 5)}),
+    "mask_growing_2d_query": ((3, 4), (5, 4), (5, 4), {"attn_mask": torch.zeros(1, 3, 5)}),
+    "head_dims_differ": ((2, 3, 4), (2, 5, 3), (2, 5, 4), {}),
+    "value_length_differs": ((2, 3, 4), (2, 5, 4), (2, 6, 4), {}),
+    "dropout_above_one": ((2, 3, 4), (2, 5, 4), (2, 5, 4), {"dropout_p": 1.1}),
+}
+MESSAGES = {
+    "mask_not_broadcasting": "attn_mask of shape",
+    "mask_growing_2d_query": "attn_mask of shape",
+    "head_dims_differ": "key's last dim",
+    "value_length_differs": "value's sequence length",
+    "dropout_above_one": "dropout probability",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_CALLS))
+def test_bad_calls_raise_torchs_exception_naming_the_argument(case):
+    q, k, v, kwargs = BAD_CALLS[case]
+    args = [torch.randn(shape) for shape in (q, k, v)]
+    with pytest.raises(RuntimeError):
+        TF.scaled_dot_product_attention(*args, **kwargs)
+    with pytest.raises(RuntimeError, match=MESSAGES[case]):
+        F.scaled_dot_product_attention(*args, **kwargs)

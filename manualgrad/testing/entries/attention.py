@@ -1,11 +1,14 @@
 """Registry entries (see manualgrad.testing.registry): scaled dot-product attention and
 multi-head attention."""
 
+import math
+
 import torch
 import torch.nn.functional as TF
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
+from manualgrad.functional import attention as attention_impl
 from manualgrad.testing.entries.dropout import seeded
 from manualgrad.testing.registry import ErrorCase, ModuleInfo, OpInfo, Sample, tensor
 
@@ -62,6 +65,40 @@ def sdpa_dropout_samples(dtype):
     yield Sample("dropout_1", _qkv(dtype), {"dropout_p": 1.0})
 
 
+def in_blocks(fn, rows=2):
+    """``fn`` run with attention in blocks of ``rows`` query rows (several blocks per sample)."""
+
+    def call(*args, **kwargs):
+        with attention_impl.block_rows(rows):
+            return fn(*args, **kwargs)
+
+    call.__name__ = getattr(fn, "__name__", "in_blocks")
+    return call
+
+
+def sdpa_block_samples(dtype):
+    def qkv(L, S, heads=2, kv_heads=None):
+        return _qkv(dtype, batch=(1, heads), kv_batch=(1, kv_heads or heads), L=L, S=S)
+
+    yield Sample("regular", qkv(5, 6))
+    yield Sample("causal_long_query", qkv(7, 4), {"is_causal": True})
+    yield Sample("causal_long_key", qkv(5, 9), {"is_causal": True})
+    yield Sample("float_mask_broadcast_rows", (*qkv(5, 6), tensor(1, 6, dtype=dtype)))
+    yield Sample("float_mask", (*qkv(5, 6), tensor(1, 2, 5, 6, dtype=dtype)))
+    mask = torch.rand(5, 6) > 0.4
+    mask[3] = False
+    yield Sample("bool_mask_fully_masked_row", qkv(5, 6), {"attn_mask": mask})
+    yield Sample("gqa_causal", qkv(5, 5, 4, 2), {"is_causal": True, "enable_gqa": True})
+    yield Sample("dropout_causal", qkv(5, 6), {"dropout_p": 0.3, "is_causal": True})
+    yield Sample(
+        "dropout_gqa_mask",
+        (*qkv(5, 6, 4, 2), tensor(5, 6, dtype=dtype)),
+        {"dropout_p": 0.5, "enable_gqa": True},
+    )
+    yield Sample("empty_query", qkv(0, 4))
+    yield Sample("empty_key", qkv(3, 0))
+
+
 def sdpa_errors():
     q, k, v = _qkv(torch.float32)
     yield ErrorCase((q, k.double(), v), {}, RuntimeError, "to have the same dtype")
@@ -77,6 +114,46 @@ def sdpa_errors():
     yield ErrorCase((q3, k2, v2), {"enable_gqa": True}, RuntimeError, "must divide")
 
 
+def blockwise_keep_mask(batch, length, source, dropout_p, dtype):
+    """The whole (*batch, L, S) keep-mask manualgrad's attention draws block by block for
+    ``dtype`` inputs, from the seed it draws first (tests only: the library never builds it)."""
+    seed = attention_impl.draw_seed()
+    rows = attention_impl.choose_block_rows(math.prod(batch), length, source, dtype)
+    starts = range(0, max(length, 1), rows)
+    tiles = [
+        attention_impl.keep_mask((*batch, source), min(rows, length - start), dropout_p, seed, i)
+        for i, start in enumerate(starts)
+    ]
+    return torch.cat(tiles, -2)
+
+
+_TORCH_SDPA = TF.scaled_dot_product_attention  # kept: tests patch the module attribute
+
+
+def sdpa_with_blockwise_dropout(
+    query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, enable_gqa=False
+):
+    """torch's math SDPA (``_scaled_dot_product_attention_math``) applying the keep-mask that
+    manualgrad's blocks draw: the dropout reference with the same random numbers."""
+    if dropout_p in (0.0, 1.0):  # nothing random to match
+        attention_impl.draw_seed()
+        return _TORCH_SDPA(
+            query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
+        )
+    key_batch = key.shape[:-2]
+    if enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
+        key_batch = (*key.shape[:-3], query.shape[-3])
+    batch = torch.broadcast_shapes(query.shape[:-2], key_batch)
+    keep = blockwise_keep_mask(batch, query.shape[-2], key.shape[-2], dropout_p, query.dtype)
+    if attn_mask is not None and attn_mask.dtype == torch.bool:  # the public op converts it
+        attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(
+            ~attn_mask, -math.inf
+        )
+    return torch.ops.aten._scaled_dot_product_attention_math(
+        query, key, value, attn_mask, dropout_p, is_causal, keep, scale=scale, enable_gqa=enable_gqa
+    )[0]
+
+
 OPS = [
     OpInfo(
         "scaled_dot_product_attention",
@@ -86,15 +163,30 @@ OPS = [
         sdpa_samples,
         sdpa_errors,
         compile=True,
+        # Q, K, V, O, ℓ: torch's flash kernel's set; at L = S = E = 1 torch takes its math path,
+        # which saves four 1-element tensors to our five.
+        saved_bytes_slack=1.25,
     ),
-    # Random: seeded wrappers draw torch's mask; no vmap/compile (see tests/test_attention.py).
+    # Random: both draw the same seed, the reference applies the blocks' keep-mask; no
+    # vmap/compile (see tests/test_attention.py).
     OpInfo(
         "scaled_dot_product_attention_dropout",
         seeded(F.scaled_dot_product_attention),
-        seeded(TF.scaled_dot_product_attention),
+        seeded(sdpa_with_blockwise_dropout),
         F.AttentionFunction,
         sdpa_dropout_samples,
         vmap=False,
+    ),
+    # Blocks of 2 query rows: causal blocks skipping keys (L ≠ S), masks split across blocks,
+    # per-block dropout regenerated in backward, empty sequences.
+    OpInfo(
+        "scaled_dot_product_attention_blocks",
+        seeded(in_blocks(F.scaled_dot_product_attention)),
+        seeded(in_blocks(sdpa_with_blockwise_dropout)),
+        F.AttentionFunction,
+        sdpa_block_samples,
+        saved_bytes_slack=1.25,  # a float mask is saved where torch's math path saves P: at
+        # these sizes (L·S = 30) P is no larger than the mask, and O and ℓ add 20 %
     ),
 ]
 

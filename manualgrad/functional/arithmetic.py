@@ -352,7 +352,9 @@ class DivFunction(Function):
     def backward(ctx, grad: Tensor):
         input, other = _kept(ctx)
         if ctx.rounding_mode is not None:
-            return *_grads(ctx, lambda: grad * 0, lambda: grad * 0), None
+            return *_grads(
+                ctx, lambda: torch.zeros_like(grad), lambda: torch.zeros_like(grad)
+            ), None
         return *_grads(ctx, lambda: grad / other, lambda: -grad * (input / other) / other), None
 
 
@@ -390,7 +392,7 @@ def _pow_grad_input(grad: Tensor, input: Tensor, exponent: Operand) -> Tensor:
     if isinstance(exponent, Tensor):
         return torch.where(exponent == 0, 0, grad * (exponent * input.pow(exponent - 1)))
     if exponent == 0:
-        return grad * 0
+        return torch.zeros_like(grad)
     return grad * (exponent * input.pow(exponent - 1))
 
 

@@ -226,7 +226,7 @@ def norm_vjp(grad: Tensor, input: Tensor, norm: Tensor, p: float, dims: Sequence
     """dL/dx = dL/dn · ∂‖x‖_p/∂x for the p-norm n of ``input`` over ``dims``; ``grad`` and
     ``norm`` keep the reduced dims (size 1). See :class:`NormFunction`."""
     if p == 0:
-        return (grad * input) * 0
+        return torch.zeros_like(input)
     if math.isinf(p):
         size = input.abs()
         hits = (size == norm) | size.isnan()

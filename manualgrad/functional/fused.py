@@ -26,6 +26,7 @@ from manualgrad.functional.activations import (
 )
 from manualgrad.functional.linear import LinearFunction, affine_grads, linear
 from manualgrad.functional.losses import cross_entropy
+from manualgrad.functional.softmax import log_softmax_values
 
 _CHUNK_LOGITS = 1 << 24
 
@@ -133,11 +134,12 @@ def _logits(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def _chunk_loss(logits: Tensor, target: Tensor, valid: Tensor, smoothing: float) -> Tensor:
-    """ℓ_i = lse(z_i) − (1 − ε) z_{i,t_i} − ε z̄_i, 0 on ignored rows."""
-    picked = logits.gather(1, target.where(valid, 0).unsqueeze(1)).squeeze(1)
-    loss = logits.logsumexp(1) - (1 - smoothing) * picked
+    """ℓ_i = −(1 − ε) log p_{i,t_i} − ε mean_j log p_ij (= lse(z_i) − (1 − ε) z_{i,t_i} − ε z̄_i),
+    0 on ignored rows; log p as torch's log_softmax (NaN where a row holds +inf, as torch)."""
+    log_p = log_softmax_values(logits, 1)
+    loss = -(1 - smoothing) * log_p.gather(1, target.where(valid, 0).unsqueeze(1)).squeeze(1)
     if smoothing:
-        loss = loss - smoothing * logits.mean(1)
+        loss = loss - smoothing * log_p.mean(1)
     return loss.where(valid, 0.0)
 
 
@@ -229,6 +231,7 @@ def _recomputed_grads(ctx, grad_output: Tensor):
 def _check_cross_entropy(
     input: Tensor,
     weight: Tensor,
+    bias: Tensor | None,
     target: Tensor,
     ignore_index: int,
     reduction: str,
@@ -239,6 +242,12 @@ def _check_cross_entropy(
     case (input (N, H), weight (V, H)); returns the resolved reduction and the effective label
     smoothing."""
     reduction = _reduction.resolve(reduction)
+    if weight.shape[1] != input.shape[1] or (bias is not None and bias.shape != weight.shape[:1]):
+        bias_shape = None if bias is None else list(bias.shape)
+        raise RuntimeError(
+            f"linear_cross_entropy: `input` {list(input.shape)}, `linear_weight` "
+            f"{list(weight.shape)} and `linear_bias` {bias_shape} do not make a linear map"
+        )
     smoothing = check_label_smoothing(label_smoothing, "linear_cross_entropy")
     logits = input.new_empty((input.shape[0], weight.shape[0]), device="meta")
     check_class_targets(logits, target, None, ignore_index, "linear_cross_entropy")
@@ -308,7 +317,7 @@ def linear_cross_entropy(
             label_smoothing=label_smoothing,
         )
     reduction, label_smoothing = _check_cross_entropy(
-        input, linear_weight, target, ignore_index, reduction, label_smoothing
+        input, linear_weight, linear_bias, target, ignore_index, reduction, label_smoothing
     )
     chunk_size = None if options is None else options.batch_chunk_size
     if chunk_size is None:  # torch's LinearCrossEntropyOptions checks a given one is positive
@@ -339,7 +348,8 @@ def linear_cross_entropy(
 class LinearReLUFunction(Function):
     r"""y = max(z, 0),  z = x Wᵀ + b  (x: (..., in), W: (out, in), b: (out,)).
 
-    With m = 1[y > 0] (bool; subgradient 0 at z = 0, as torch) and G = dL/dy:
+    With m = 1 − 1[y ≤ 0] (bool; subgradient 0 at z = 0, and 1 at z = NaN, as torch's relu)
+    and G = dL/dy:
 
         dL/dz = G ⊙ m,   dL/dx = (G ⊙ m) W,   dL/dW = (G ⊙ m)ᵀ X,   dL/db = Σ_rows G ⊙ m
 
@@ -361,7 +371,7 @@ class LinearReLUFunction(Function):
         input, weight, _ = inputs
         needs_input, needs_weight, _ = ctx.needs_input_grad
         ctx.save_for_backward(
-            input if needs_weight else None, weight if needs_input else None, output > 0
+            input if needs_weight else None, weight if needs_input else None, ~(output <= 0)
         )
 
     @staticmethod

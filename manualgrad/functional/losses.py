@@ -39,6 +39,7 @@ from manualgrad.functional._loss_checks import (
     data_dependent_checks_allowed,
     scalar_name,
 )
+from manualgrad.functional.softmax import log_softmax_values
 
 # ---------------------------------------------------------------------------------------------
 # Element-wise regression losses ℓ = w · e(x − t): mse, l1, huber
@@ -534,11 +535,6 @@ def _class_dim(input: Tensor) -> int:
     return 0 if input.dim() == 1 else 1
 
 
-def _log_softmax(input: Tensor, dim: int) -> Tensor:
-    """log p = x − logsumexp(x): stable for any x (logsumexp subtracts the max)."""
-    return input - input.logsumexp(dim, keepdim=True)
-
-
 def _along_classes(weight: Tensor, like: Tensor, dim: int) -> Tensor:
     """A (C,) class weight viewed to broadcast along ``dim`` of ``like``."""
     return weight.view(-1, *([1] * (like.dim() - dim - 1)))
@@ -632,7 +628,8 @@ class CrossEntropyFunction(Function):
         probability.div_(total)
         log_norm = (shift + total.log_()).squeeze(dim)  # m + log s: x − log p
         index, valid, picked_weight = _picked(target, weight, ignore_index, input.dtype)
-        loss = (log_norm - _pick(input, index, valid, dim)) * picked_weight
+        # where, not a product, on ignored samples: their log_norm may be inf or NaN (torch: 0)
+        loss = torch.where(valid, (log_norm - _pick(input, index, valid, dim)) * picked_weight, 0)
         if label_smoothing:
             if weight is None:
                 weighted, weight_sum = input.sum(dim), input.shape[dim]
@@ -712,7 +709,7 @@ class CrossEntropyProbsFunction(Function):
         label_smoothing: float,
     ):
         dim = _class_dim(input)
-        log_p = _log_softmax(input, dim)
+        log_p = log_softmax_values(input, dim)
         q = _smoothed(target, label_smoothing, log_p.shape[dim])
         if weight is not None:
             q = q * _along_classes(weight, log_p, dim)

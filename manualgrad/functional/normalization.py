@@ -138,12 +138,15 @@ class BatchNormFunction(Function):
         momentum: float,
         eps: float,
     ) -> tuple[Tensor, Tensor, Tensor]:
+        if input.numel() == 0:  # nothing to normalise, running stats untouched (as torch; w, b
+            # may have any size here)
+            stats = input.new_empty(input.shape[1])
+            return input.clone(), stats, stats.clone()
         dims = _channel_reduce_dims(input)
         shape = _channel_shape(input)
         if training:
             output, mean, var, rstd = _moments(input, dims, eps)
-            if input.numel():  # torch leaves the running stats alone on an empty batch
-                _update_running_stats(running_mean, running_var, mean, var, input, momentum)
+            _update_running_stats(running_mean, running_var, mean, var, input, momentum)
             output.mul_(rstd if weight is None else rstd * weight.reshape(shape))
             if bias is not None:
                 output.add_(bias.reshape(shape))
@@ -165,6 +168,8 @@ class BatchNormFunction(Function):
             ctx.mark_non_differentiable(mean, rstd)
         keep_input = needs_weight or (training and needs_input)
         ctx.empty = input.numel() == 0  # nothing normalised: every gradient is zero
+        # w, b may have any size on an empty input (torch does not check them there)
+        ctx.parameter_size = next((t.numel() for t in inputs[1:3] if t is not None), 0)
         if ctx.empty:
             ctx.save_for_backward(None, None, None, None)
         else:
@@ -180,7 +185,7 @@ class BatchNormFunction(Function):
             return (None,) * 8  # only μ, r were reached, and they are constants here
         grad_output = _zeros_if_none(grad_output, input)
         if ctx.empty:
-            zeros = grad_output.new_zeros(grad_output.shape[1])
+            zeros = grad_output.new_zeros(ctx.parameter_size)
             return (
                 torch.zeros_like(grad_output) if needs_input else None,
                 zeros if needs_weight else None,
@@ -280,7 +285,7 @@ def batch_norm(
         ("running_mean", running_mean),
         ("running_var", running_var),
     ):
-        if tensor is not None and tensor.numel() != channels:
+        if tensor is not None and tensor.numel() != channels and input.numel():
             raise RuntimeError(f"{name} should contain {channels} elements not {tensor.numel()}")
     wide, weight, bias = upcast(input, weight, bias)
     if not training:  # constants here; in training they are updated in place

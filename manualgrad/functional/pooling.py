@@ -477,14 +477,14 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) 
         raise RuntimeError(
             f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}"
         )
+    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     for dim in (-2, -1):
-        if input.shape[dim] == 0:
+        if input.shape[dim] == 0 and tuple(sizes) != (1, 1):  # torch: a global pool is a mean
             raise RuntimeError(
                 "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch "
                 f"dimensions, but input has sizes {list(input.shape)} with dimension "
                 f"{input.dim() + dim} being empty"
             )
-    sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     if input.dim() <= len(sizes):  # torch's _list_with_default
         raise ValueError(
             f"adaptive_avg_pool2d: `output_size` has {len(sizes)} elements: Input dimension "

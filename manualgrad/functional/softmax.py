@@ -21,6 +21,14 @@ def _shifted(input: Tensor, dim: int) -> Tensor:
     return input - input.amax(dim, keepdim=True)
 
 
+def log_softmax_values(input: Tensor, dim: int) -> Tensor:
+    """z − m − log Σ_dim e^{z − m}, m = max_dim z (a fresh tensor), as torch's log_softmax: a row
+    holding +inf is NaN throughout (z − m = inf − inf), where z − logsumexp(z) would give −inf
+    beside one NaN; the losses built on log-softmax share it, so their NaN match torch's."""
+    shifted = _shifted(input, dim)
+    return shifted.sub_(torch.exp(shifted).sum(dim, keepdim=True).log_())
+
+
 class SoftmaxFunction(Function):
     r"""Softmax along ``dim``.  y_i = e^{z_i} / Σ_j e^{z_j}   (computed as e^{z_i − max z}/Σ).
 
@@ -60,8 +68,7 @@ class LogSoftmaxFunction(Function):
 
     @staticmethod
     def forward(input: Tensor, dim: int) -> Tensor:
-        shifted = _shifted(input, dim)
-        return shifted.sub_(torch.exp(shifted).sum(dim, keepdim=True).log_())
+        return log_softmax_values(input, dim)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:

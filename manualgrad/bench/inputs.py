@@ -201,6 +201,7 @@ MAKERS: dict[str, Maker] = {
     ),
     "scaled_dot_product_attention": attention(),
     "scaled_dot_product_attention_dropout": attention(dropout_p=0.1),
+    "scaled_dot_product_attention_blocks": attention(is_causal=True),
     "batch_norm": batch_norm,
     "layer_norm": normalized("weight", "bias"),
     "rms_norm": normalized("weight"),

@@ -71,9 +71,15 @@ def _nan_inputs(sample: Sample) -> list[Tensor | None]:
 def _agree(actual: Tensor, expected: Tensor, truth: Tensor | None, dtype, what: str) -> None:
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} vs {expected.dtype}"
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} vs {expected.shape}"
+    compared = torch.ones_like(expected, dtype=torch.bool)
+    if dtype in (torch.float16, torch.bfloat16) and truth is not None:
+        # torch's own low-precision intermediates overflowed where the exact result is finite
+        # (manualgrad computes those in float32): not compared
+        compared = expected.isfinite() | ~truth.isfinite()
     for name, special in (("NaN", torch.isnan), ("+inf", torch.isposinf), ("-inf", torch.isneginf)):
-        assert torch.equal(special(actual), special(expected)), f"{what}: {name} positions differ"
-    finite = expected.isfinite()
+        same = torch.equal(special(actual)[compared], special(expected)[compared])
+        assert same, f"{what}: {name} positions differ"
+    finite = expected.isfinite() & actual.isfinite()
     if truth is None or not finite.any():
         return
     ours, theirs, exact = (t.double()[finite] for t in (actual, expected, truth))

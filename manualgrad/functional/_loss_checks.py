@@ -114,6 +114,10 @@ def check_class_targets(
             f"{op}: expected `target` dtype to be {names}, but got {scalar_name(target)}"
         )
     n_classes = input.shape[0 if input.dim() == 1 else 1]
+    if n_classes == 0 and input.dim() > 2:  # torch's nll_loss2d message for no classes
+        raise RuntimeError(
+            f"{op}: size mismatch (got input: {list(input.shape)}, target: {list(target.shape)})"
+        )
     check_class_weight(input, weight, n_classes, op)
     if input.dim() == 1 and target.dim() == 1 and target.numel() == 1:
         target = target.reshape(())

@@ -92,9 +92,10 @@ def _check(input: Tensor, weight: Tensor, padding_idx: int | None) -> int:
         raise RuntimeError("'weight' must be 2-D")
     if padding_idx is None:
         return -1
-    if not -weight.shape[0] <= padding_idx < weight.shape[0]:
+    rows = weight.shape[0]
+    if padding_idx >= rows > 0 or padding_idx >= 1 > rows or padding_idx < -rows:
         raise AssertionError("Padding_idx must be within num_embeddings")
-    return padding_idx % weight.shape[0]
+    return padding_idx + rows if padding_idx < 0 else padding_idx  # 0 of no rows: as torch
 
 
 def embedding(

@@ -116,14 +116,19 @@ def softmax_errors() -> Iterator[ErrorCase]:
 
 
 def _step_reference(input: Tensor) -> Tensor:
-    """1[z > 0] with gradient 0, by autograd."""
-    return (input > 0).to(input.dtype) + 0 * input
+    """1[z > 0] with gradient 0, by autograd (a zero term that stays 0 at ±inf and NaN)."""
+    return (input > 0).to(input.dtype) + _zero_term(input)
+
+
+def _zero_term(input: Tensor) -> Tensor:
+    """0 with gradient 0 attached to ``input`` (0·z would be NaN at ±inf and NaN)."""
+    return (input - input.detach()).nan_to_num(0.0, 0.0, 0.0) * 0
 
 
 def _straight_through_reference(input: Tensor) -> Tensor:
     """1[z > 0] forward; backward that of clamp(z, −1, 1), i.e. 1[|z| ≤ 1], by autograd."""
     clamped = input.clamp(-1, 1)
-    return (input > 0).to(input.dtype) + (clamped - clamped.detach())
+    return (input > 0).to(input.dtype) + (clamped - clamped.detach()).nan_to_num(0.0, 0.0, 0.0)
 
 
 def _straight_through_step(input: Tensor) -> Tensor:

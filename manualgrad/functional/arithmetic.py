@@ -51,11 +51,6 @@ from manualgrad.functional._function import Function
 Operand = Tensor | Number
 
 
-def _shape(operand: Operand) -> torch.Size | None:
-    """An operand's shape, ``None`` for a number (which gets no gradient)."""
-    return operand.shape if isinstance(operand, Tensor) else None
-
-
 def reduce_to(grad: Tensor, shape: torch.Size) -> Tensor:
     """``grad`` summed over the dims its operand was broadcast along (``sum_to_size``)."""
     return grad if grad.shape == shape else grad.sum_to_size(shape)
@@ -70,12 +65,13 @@ def _keep(
     """Save the tensor operands marked ``wanted`` and the ``extra`` tensors (numbers go on
     ``ctx.numbers``), and every operand's shape on ``ctx.shapes``; :func:`_kept` reads them
     back in the same order."""
-    ctx.shapes = tuple(_shape(operand) for operand in operands)
-    ctx.numbers = tuple(None if isinstance(o, Tensor) else o for o in operands)
-    kept = (
-        o if isinstance(o, Tensor) and keep else None
-        for o, keep in zip(operands, wanted, strict=True)
-    )
+    shapes, numbers, kept = [], [], []
+    for operand, keep in zip(operands, wanted, strict=True):
+        tensor = isinstance(operand, Tensor)
+        shapes.append(operand.shape if tensor else None)
+        numbers.append(None if tensor else operand)
+        kept.append(operand if tensor and keep else None)
+    ctx.shapes, ctx.numbers = shapes, numbers
     ctx.save_for_backward(*kept, *extra)
 
 

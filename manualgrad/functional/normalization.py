@@ -123,6 +123,8 @@ class BatchNormFunction(Function):
             Σ ĝ x = w Σ dL/dy ∘ x — computed per channel, ĝ is never materialised)
           = r w ∘ dL/dy            (eval)
     dL/dw = r (Σ dL/dy ∘ x − μ Σ dL/dy),   dL/db = Σ dL/dy.
+
+    float16/bfloat16: computed in float32, the output cast back (module docstring).
     """
 
     generate_vmap_rule = True
@@ -305,6 +307,8 @@ class LayerNormFunction(Function):
     dL/dx = r ĝ + B x + C   (module docstring; Σ ĝ = G w and Σ ĝ x = (G ∘ X) w, matrix-vector
             products, without materialising ĝ = G ∘ w)
     dL/dw = Σ_rows G ∘ x̂ = (G ∘ X)ᵀ r − Gᵀ (μ ∘ r),   dL/db = Σ_rows G.
+
+    float16/bfloat16: computed in float32, the output cast back (module docstring).
     """
 
     generate_vmap_rule = True
@@ -441,6 +445,8 @@ class RMSNormFunction(Function):
 
     dL/dx = r ĝ − x r³ (Σ ĝ x)/M − x r³ dL/dr / M   (ĝ = dL/dy ∘ w, Σ ĝ x = (G ∘ X) w)
     dL/dw = Σ_rows dL/dy ∘ x r = (G ∘ X)ᵀ r.
+
+    float16/bfloat16: computed in float32, the output cast back (module docstring).
     """
 
     generate_vmap_rule = True
@@ -518,6 +524,8 @@ class GroupNormFunction(Function):
             Σ ĝ x = Σ_c w_c Σ dL/dy ∘ x are built from per-channel sums, ĝ is never
             materialised; B, C, r are then repeated over each group's channels)
     dL/dw_c = Σ_n r_{n,g(c)} (Σ dL/dy ∘ x − μ_{n,g(c)} Σ dL/dy)_{n,c},   dL/db_c = Σ dL/dy.
+
+    float16/bfloat16: computed in float32, the output cast back (module docstring).
     """
 
     generate_vmap_rule = True

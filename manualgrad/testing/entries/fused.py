@@ -118,6 +118,30 @@ def cross_entropy_samples(reduction, options=False):
     return samples
 
 
+def _reduction_samples(reductions, options=False, keep=lambda reduction, name: True):
+    """The samples of each reduction that ``keep(reduction, sample name)`` selects."""
+    return lambda dtype: (
+        sample
+        for reduction in reductions
+        for sample in cross_entropy_samples(reduction, options)(dtype)
+        if keep(reduction, sample.name)
+    )
+
+
+def _linear_cross_entropy_op(name, samples, **flags) -> OpInfo:
+    """An entry of linear_cross_entropy against torch's reference path; target checks are
+    data-dependent (no vmap)."""
+    return OpInfo(
+        name,
+        linear_cross_entropy,
+        _reference_path,
+        F.LinearCrossEntropyFunction,
+        samples,
+        vmap=False,
+        **flags,
+    )
+
+
 def cross_entropy_errors():
     x, w, t = torch.randn(4, 3), torch.randn(5, 3), torch.tensor([0, 1, 2, 3])
     yield ErrorCase((x, w, t[:3]), {}, ValueError, r"Expected input batch_size \(4\)")
@@ -146,47 +170,30 @@ OPS = [
         compile=True,
     ),
     # options=None: gradients recomputed in backward (differentiable, double backward works);
-    # target checks are data-dependent (no vmap).
-    OpInfo(
+    # the mean/sum subset keeps the gradgradcheck through that backward short.
+    _linear_cross_entropy_op(
         "linear_cross_entropy",
-        linear_cross_entropy,
-        _reference_path,
-        F.LinearCrossEntropyFunction,
-        lambda dtype: (
-            sample
-            for reduction in ("mean", "sum")
-            for sample in cross_entropy_samples(reduction)(dtype)
-            if reduction == "mean" or sample.name in ("regular", "chunked", "ignore_index")
+        _reduction_samples(
+            ("mean", "sum"),
+            keep=lambda reduction, name: (
+                reduction == "mean" or name in ("regular", "chunked", "ignore_index")
+            ),
         ),
-        cross_entropy_errors,
-        vmap=False,
+        errors=cross_entropy_errors,
     ),
     # With options, mean/sum gradients are saved from the forward pass: constants to autograd,
     # so no double backward, and no torch.func.grad (it always builds a graph).
-    OpInfo(
+    _linear_cross_entropy_op(
         "linear_cross_entropy_options",
-        linear_cross_entropy,
-        _reference_path,
-        F.LinearCrossEntropyFunction,
-        lambda dtype: (
-            sample
-            for reduction in ("mean", "sum")
-            for sample in cross_entropy_samples(reduction, options=True)(dtype)
-        ),
+        _reduction_samples(("mean", "sum"), options=True),
         gradgradcheck=False,
-        vmap=False,
     ),
-    OpInfo(
+    _linear_cross_entropy_op(
         "linear_cross_entropy_none",
-        linear_cross_entropy,
-        _reference_path,
-        F.LinearCrossEntropyFunction,
-        lambda dtype: (
-            sample  # a subset: gradgradcheck through the recomputing backward is the slow part
-            for sample in cross_entropy_samples("none")(dtype)
-            if sample.name not in ("regular", "no_bias", "custom_ignore_index")
+        _reduction_samples(
+            ("none",),
+            keep=lambda _, name: name not in ("regular", "no_bias", "custom_ignore_index"),
         ),
-        vmap=False,
     ),
 ]
 

@@ -188,3 +188,30 @@ def test_norm_p_cases_match_torch():
     x = torch.randn(3, 4, dtype=torch.float64)
     for p in (1, 2, math.inf, -math.inf, 0.5, 3, "fro"):
         _assert_matches_torch(F.norm, torch.norm, x, p, 1)
+
+
+_COMPLEX_CASES = {
+    "mul": (F.mul, [(3, 4), (4,)]),
+    "div": (F.div, [(3, 4), (4,)]),
+    "pow": (F.pow, [(3,), (3,)]),
+    "exp": (F.exp, [(3,)]),
+    "log": (F.log, [(3,)]),
+    "sqrt": (F.sqrt, [(3,)]),
+    "reciprocal": (F.reciprocal, [(3,)]),
+    "sin": (F.sin, [(3,)]),
+    "matmul": (F.matmul, [(2, 2, 3), (3,)]),
+    "addmm": (lambda a, b, c: F.addmm(a, b, c, alpha=1j), [(2,), (3, 2), (2, 2)]),
+    "einsum": (lambda a, b: F.einsum("ij,jk->ik", a, b), [(2, 3), (3, 2)]),
+    "outer": (F.outer, [(3,), (2,)]),
+    "addcmul": (lambda a, b, c: F.addcmul(a, b, c, value=1j), [(3,), (3,), (3,)]),
+    "lerp": (F.lerp, [(3,), (3,), (3,)]),
+    "prod": (lambda a: F.prod(a, 1), [(2, 3)]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COMPLEX_CASES))
+def test_complex_gradients_follow_torchs_conjugate_convention(name):
+    op, shapes = _COMPLEX_CASES[name]
+    inputs = [torch.randn(s, dtype=torch.complex128, requires_grad=True) for s in shapes]
+    assert torch.autograd.gradcheck(op, inputs)
+    assert torch.autograd.gradgradcheck(op, inputs)

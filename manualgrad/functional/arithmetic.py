@@ -32,7 +32,8 @@ and ``clip`` are the same functions.
 Either operand of a binary op may be a Python number, as in torch; it gets no gradient. Operands
 broadcast; each gradient is summed back to its operand's shape (``sum_to_size``). ``out=`` calls
 go to the torch op itself: torch defines no gradient through ``out=`` (it raises when one is
-needed), so there is nothing to derive. Forward values are torch's own kernels, so dtype
+needed), so there is nothing to derive. Complex operands follow torch's convention
+(dL/dx = dL/dy · conj(∂y/∂x), :func:`conj`). Forward values are torch's own kernels, so dtype
 promotion, integer behaviour and error types are torch's. Every gradient is built from plain
 tensor ops of ``grad`` and saved tensors, so it is differentiable again.
 """
@@ -49,6 +50,13 @@ from torch import Tensor
 from manualgrad.functional._function import Function
 
 Operand = Tensor | Number
+
+
+def conj(value: Operand) -> Operand:
+    """The complex conjugate (the identity for real tensors and numbers). With torch's
+    convention a complex gradient is dL/dx = dL/dy · conj(∂y/∂x), so every factor a backward
+    multiplies ``grad`` by goes through here; for real dtypes it costs nothing."""
+    return value.conj() if isinstance(value, Tensor) else value.conjugate()
 
 
 def reduce_to(grad: Tensor, shape: torch.Size) -> Tensor:
@@ -155,21 +163,21 @@ ReciprocalFunction = _unary_function(
     "ReciprocalFunction",
     torch.reciprocal,
     "output",
-    lambda grad, y: -grad * (y * y),
+    lambda grad, y: -grad * conj(y * y),
     "Reciprocal.  y = 1/x.\n\nSaved: y (dy/dx = −1/x² = −y²).\ndL/dx = −dL/dy · y².",
 )
 SqrtFunction = _unary_function(
     "SqrtFunction",
     torch.sqrt,
     "output",
-    lambda grad, y: grad / (2 * y),
+    lambda grad, y: grad / conj(2 * y),
     "Square root.  y = √x.\n\nSaved: y (dy/dx = 1/(2√x) = 1/(2y)).\ndL/dx = dL/dy / (2y).",
 )
 RsqrtFunction = _unary_function(
     "RsqrtFunction",
     torch.rsqrt,
     "output",
-    lambda grad, y: grad * (-0.5 * y.pow(3)),
+    lambda grad, y: grad * conj(-0.5 * y.pow(3)),
     "Reciprocal square root.  y = x^{−1/2}.\n\n"
     "Saved: y (dy/dx = −½ x^{−3/2} = −½ y³).\ndL/dx = −½ · dL/dy · y³.",
 )
@@ -177,28 +185,28 @@ ExpFunction = _unary_function(
     "ExpFunction",
     torch.exp,
     "output",
-    lambda grad, y: grad * y,
+    lambda grad, y: grad * conj(y),
     "Exponential.  y = eˣ.\n\nSaved: y (dy/dx = eˣ = y).\ndL/dx = dL/dy · y.",
 )
 LogFunction = _unary_function(
     "LogFunction",
     torch.log,
     "input",
-    lambda grad, x: grad / x,
+    lambda grad, x: grad / conj(x),
     "Natural logarithm.  y = log x.\n\nSaved: x.\ndL/dx = dL/dy / x.",
 )
 Log1pFunction = _unary_function(
     "Log1pFunction",
     torch.log1p,
     "input",
-    lambda grad, x: grad / (x + 1),
+    lambda grad, x: grad / conj(x + 1),
     "log(1 + x), accurate near 0.\n\nSaved: x.\ndL/dx = dL/dy / (1 + x).",
 )
 Expm1Function = _unary_function(
     "Expm1Function",
     torch.expm1,
     "output",
-    lambda grad, y: grad * (y + 1),
+    lambda grad, y: grad * conj(y + 1),
     "eˣ − 1, accurate near 0.\n\nSaved: y (dy/dx = eˣ = y + 1).\ndL/dx = dL/dy · (y + 1).",
 )
 AbsFunction = _unary_function(
@@ -213,14 +221,14 @@ SinFunction = _unary_function(
     "SinFunction",
     torch.sin,
     "input",
-    lambda grad, x: grad * x.cos(),
+    lambda grad, x: grad * conj(x.cos()),
     "Sine.  y = sin x.\n\nSaved: x.\ndL/dx = dL/dy · cos x.",
 )
 CosFunction = _unary_function(
     "CosFunction",
     torch.cos,
     "input",
-    lambda grad, x: grad * -x.sin(),
+    lambda grad, x: grad * -conj(x.sin()),
     "Cosine.  y = cos x.\n\nSaved: x.\ndL/dx = −dL/dy · sin x.",
 )
 ErfFunction = _unary_function(
@@ -269,7 +277,7 @@ class AddFunction(Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return *_grads(ctx, lambda: grad, lambda: _scaled(grad, ctx.alpha)), None
+        return *_grads(ctx, lambda: grad, lambda: _scaled(grad, conj(ctx.alpha))), None
 
 
 class SubFunction(Function):
@@ -292,7 +300,7 @@ class SubFunction(Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return *_grads(ctx, lambda: grad, lambda: _scaled(grad, -ctx.alpha)), None
+        return *_grads(ctx, lambda: grad, lambda: _scaled(grad, -conj(ctx.alpha))), None
 
 
 def _scaled(grad: Tensor, factor: Number) -> Tensor:
@@ -320,7 +328,7 @@ class MulFunction(Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         input, other = _kept(ctx)
-        return _grads(ctx, lambda: grad * other, lambda: grad * input)
+        return _grads(ctx, lambda: grad * conj(other), lambda: grad * conj(input))
 
 
 class DivFunction(Function):
@@ -351,7 +359,9 @@ class DivFunction(Function):
             return *_grads(
                 ctx, lambda: torch.zeros_like(grad), lambda: torch.zeros_like(grad)
             ), None
-        return *_grads(ctx, lambda: grad / other, lambda: -grad * (input / other) / other), None
+        return *_grads(
+            ctx, lambda: grad / conj(other), lambda: -grad * conj(input / other / other)
+        ), None
 
 
 class PowFunction(Function):
@@ -386,19 +396,24 @@ class PowFunction(Function):
 
 def _pow_grad_input(grad: Tensor, input: Tensor, exponent: Operand) -> Tensor:
     if isinstance(exponent, Tensor):
-        return torch.where(exponent == 0, 0, grad * (exponent * input.pow(exponent - 1)))
+        return torch.where(exponent == 0, 0, grad * conj(exponent * input.pow(exponent - 1)))
     if exponent == 0:
         return torch.zeros_like(grad)
-    return grad * (exponent * input.pow(exponent - 1))
+    return grad * conj(exponent * input.pow(exponent - 1))
+
+
+def _nonnegative(exponent: Tensor) -> Tensor:
+    """p ≥ 0 (its real part for a complex p, as torch)."""
+    return (exponent.real if exponent.is_complex() else exponent) >= 0
 
 
 def _pow_grad_exponent(grad: Tensor, input: Operand, exponent: Tensor, output: Tensor) -> Tensor:
     if isinstance(input, Tensor):
-        limit = (input == 0) & (exponent >= 0)
-        return torch.where(limit, 0, grad * (output * input.log()))
+        limit = (input == 0) & _nonnegative(exponent)
+        return torch.where(limit, 0, grad * conj(output * input.log()))
     if input == 0:
-        return torch.where(exponent >= 0, 0, grad * (output * -math.inf))
-    return grad * (output * (math.log(input) if input > 0 else math.nan))
+        return torch.where(_nonnegative(exponent), 0, grad * conj(output * -math.inf))
+    return grad * conj(output * (math.log(input) if input > 0 else math.nan))
 
 
 class ClampFunction(Function):
@@ -467,8 +482,8 @@ class AddcmulFunction(Function):
         return *_grads(
             ctx,
             lambda: grad,
-            lambda: _scaled(grad * tensor2, ctx.value),
-            lambda: _scaled(grad * tensor1, ctx.value),
+            lambda: _scaled(grad * conj(tensor2), conj(ctx.value)),
+            lambda: _scaled(grad * conj(tensor1), conj(ctx.value)),
         ), None
 
 
@@ -497,8 +512,8 @@ class AddcdivFunction(Function):
         return *_grads(
             ctx,
             lambda: grad,
-            lambda: _scaled(grad / tensor2, ctx.value),
-            lambda: _scaled(-grad * (tensor1 / tensor2) / tensor2, ctx.value),
+            lambda: _scaled(grad / conj(tensor2), conj(ctx.value)),
+            lambda: _scaled(-grad * conj(tensor1 / tensor2 / tensor2), conj(ctx.value)),
         ), None
 
 
@@ -525,7 +540,10 @@ class LerpFunction(Function):
     def backward(ctx, grad: Tensor):
         input, end, weight = _kept(ctx)
         return _grads(
-            ctx, lambda: grad * (1 - weight), lambda: grad * weight, lambda: grad * (end - input)
+            ctx,
+            lambda: grad * conj(1 - weight),
+            lambda: grad * conj(weight),
+            lambda: grad * conj(end - input),
         )
 
 

@@ -19,7 +19,8 @@ For y = A·B with G = dL/dy:  dL/dA = G·Bᵀ,  dL/dB = Aᵀ·G — each gradien
 operand, so each is saved only when the other operand needs a gradient. Vectors are treated as
 1×k rows (left) or k×1 columns (right), batch dims broadcast and are summed back
 (``sum_to_size``). Each gradient is again a product of ``grad`` with a saved operand, hence
-differentiable (double backward = the same formulas).
+differentiable (double backward = the same formulas). Complex operands are conjugated
+(dL/dA = G·Bᴴ, torch's convention).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._function import Function
-from manualgrad.functional.arithmetic import reduce_to
+from manualgrad.functional.arithmetic import conj, reduce_to
 
 
 def _as_matrices(
@@ -77,12 +78,12 @@ class MatmulFunction(Function):
         grad = grad.reshape(product)
         grad_input = grad_other = None
         if needs_input:
-            grad_input = reduce_to(grad @ other.reshape(right).mT, left).reshape(input_shape)
+            grad_input = reduce_to(grad @ other.reshape(right).mH, left).reshape(input_shape)
         if needs_other:
             if len(right) == 2:  # no batch on B: one product over the flattened batch
-                rows = input.reshape(-1, left[-1]).mT @ grad.reshape(-1, product[-1])
+                rows = input.reshape(-1, left[-1]).mH @ grad.reshape(-1, product[-1])
             else:
-                rows = reduce_to(input.reshape(left).mT @ grad, right)
+                rows = reduce_to(input.reshape(left).mH @ grad, right)
             grad_other = rows.reshape(other_shape)
         return grad_input, grad_other
 
@@ -115,11 +116,11 @@ class AddmmFunction(Function):
         needs_input, needs1, needs2, _, _ = ctx.needs_input_grad
         grad_input = grad_mat1 = grad_mat2 = None
         if needs_input:
-            grad_input = reduce_to(grad * ctx.beta, ctx.input_shape)
+            grad_input = reduce_to(grad * conj(ctx.beta), ctx.input_shape)
         if needs1:
-            grad_mat1 = (grad @ mat2.mT) * ctx.alpha
+            grad_mat1 = (grad @ mat2.mH) * conj(ctx.alpha)
         if needs2:
-            grad_mat2 = (mat1.mT @ grad) * ctx.alpha
+            grad_mat2 = (mat1.mH @ grad) * conj(ctx.alpha)
         return grad_input, grad_mat1, grad_mat2, None, None
 
 
@@ -146,8 +147,8 @@ class OuterFunction(Function):
     def backward(ctx, grad: Tensor):
         input, vec2 = ctx.saved_tensors
         needs_input, needs_vec2 = ctx.needs_input_grad
-        grad_input = grad @ vec2 if needs_input else None
-        grad_vec2 = grad.mT @ input if needs_vec2 else None
+        grad_input = grad @ vec2.conj() if needs_input else None
+        grad_vec2 = grad.mT @ input.conj() if needs_vec2 else None
         return grad_input, grad_vec2
 
 
@@ -195,7 +196,7 @@ class EinsumFunction(Function):
             seen = set(output).union(*(t for t, _ in others))
             kept = "".join(letter for letter in term if letter in seen)
             inner = ",".join([output, *(t for t, _ in others)])
-            partial = torch.einsum(f"{inner}->{kept}", grad, *(o for _, o in others))
+            partial = torch.einsum(f"{inner}->{kept}", grad, *(o.conj() for _, o in others))
             for position, letter in enumerate(term):
                 if letter not in seen:
                     partial = partial.unsqueeze(position)

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from manualgrad.functional._checks import wrap_dim
 from manualgrad.functional._function import Function
-from manualgrad.functional.arithmetic import reduce_to
+from manualgrad.functional.arithmetic import conj, reduce_to
 
 Dims = int | Sequence[int] | None
 
@@ -428,10 +428,10 @@ class ProdFunction(Function):
         (input,) = ctx.saved_tensors
         if ctx.whole:
             others = _others_product(input.reshape(-1), 0).reshape(ctx.shape)
-            return grad * others, None, None
+            return grad * conj(others), None, None
         dim = ctx.dims[0] if ctx.shape else 0
         others = _others_product(input, dim) if ctx.shape else torch.ones_like(input)
-        return restored(grad, len(ctx.shape), ctx.dims, ctx.keepdim) * others, None, None
+        return restored(grad, len(ctx.shape), ctx.dims, ctx.keepdim) * conj(others), None, None
 
 
 def _others_product(input: Tensor, dim: int) -> Tensor:

@@ -20,7 +20,7 @@ from manualgrad.testing.registry import Sample
 Maker = Callable[[str], Sample]
 Shapes = dict[str, tuple[int, ...]]
 
-_UNARY = ("neg", "exp", "expm1", "abs", "sin", "cos", "erf", "tril", "triu")
+_UNARY = ("neg", "square", "exp", "expm1", "abs", "sin", "cos", "erf", "tril", "triu")
 _POSITIVE_UNARY = ("reciprocal", "sqrt", "rsqrt", "log", "log1p")
 _BINARY = ("add", "sub", "rsub", "mul", "maximum", "minimum", "maximum_ties")
 _LAST_DIM = ("sum", "mean", "var", "std", "norm", "amax", "amin", "logsumexp", "cumsum")
@@ -102,4 +102,5 @@ def makers(matrix: Shapes, image: Shapes) -> dict[str, Maker]:
         "pad": build(lambda r, c: (normal(r, c), (2, 2)), mode="reflect"),
         "repeat": build(lambda r, c: (normal(r, c), 2, 1)),
         "roll": build(lambda r, c: (normal(r, c), 3, 1)),
+        "flip": build(lambda r, c: (normal(r, c), (-1,))),
     }

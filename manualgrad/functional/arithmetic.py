@@ -12,7 +12,8 @@ add, sub, rsub     torch.add / torch.sub / torch.rsub, Tensor.add / sub, ``a + b
 mul, div           torch.mul / torch.div (``rounding_mode``), Tensor.mul / div, ``*``, ``/``,
                    ``//`` (div(..., rounding_mode='floor')); ``__rtruediv__``: div(other, self)
 neg, reciprocal    torch.neg / torch.reciprocal, ``-a``
-pow                torch.pow, Tensor.pow, ``a ** b``; ``__rpow__``: pow(other, self) (``2 ** x``)
+pow, square        torch.pow, Tensor.pow, ``a ** b``; ``__rpow__``: pow(other, self) (``2 ** x``);
+                   torch.square = pow(input, 2)
 sqrt, rsqrt, exp,  the torch functions and Tensor methods of the same names
 log, log1p, expm1,
 abs, sin, cos, erf
@@ -652,6 +653,11 @@ def pow(input: Operand, exponent: Operand, *, out: Tensor | None = None) -> Tens
     return PowFunction.apply(input, exponent)
 
 
+def square(input: Operand, *, out: Tensor | None = None) -> Tensor:
+    """``torch.square``: pow(input, 2), hand-derived backward (:class:`PowFunction`)."""
+    return pow(input, 2, out=out)
+
+
 def clamp(
     input: Tensor,
     min: Operand | None = None,
@@ -791,6 +797,7 @@ __all__ = [
     "rsub",
     "sin",
     "sqrt",
+    "square",
     "sub",
     "subtract",
     "true_divide",

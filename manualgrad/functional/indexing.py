@@ -19,6 +19,7 @@ pad             torch.nn.functional.pad: 'constant' (negative pads crop), 'refle
                 'replicate', 'circular'
 repeat          Tensor.repeat (``repeat(input, *sizes)``)
 roll            torch.roll, Tensor.roll
+flip            torch.flip, Tensor.flip
 tril, triu      torch.tril / torch.triu, Tensor methods
 ==============  =============================================================================
 
@@ -324,6 +325,29 @@ class RollFunction(Function):
         return torch.roll(grad, ctx.back, ctx.dims), None, None
 
 
+class FlipFunction(Function):
+    r"""Reversal along ``dims``.  y[…, i, …] = x[…, n − 1 − i, …].
+
+    A permutation that is its own inverse: its adjoint is the same flip.
+    Saved: nothing.
+    dL/dx = flip(dL/dy, dims).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, dims: tuple[int, ...]) -> Tensor:
+        return torch.flip(input, dims)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.dims = inputs[1]
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return torch.flip(grad, ctx.dims), None
+
+
 class TriangleFunction(Function):
     r"""Lower / upper triangle (``upper`` picks ``triu``) of the last two dims, from the
     ``diagonal``-th diagonal.  y = x · M,  M the 0/1 triangle mask.
@@ -550,6 +574,11 @@ def roll(
     return RollFunction.apply(input, shifts, dims)
 
 
+def flip(input: Tensor, dims: int | Sequence[int]) -> Tensor:
+    """``torch.flip`` (a copy, unlike a view) with the backward of :class:`FlipFunction`."""
+    return FlipFunction.apply(input, (dims,) if isinstance(dims, int) else tuple(dims))
+
+
 def tril(input: Tensor, diagonal: int = 0, *, out: Tensor | None = None) -> Tensor:
     """``torch.tril`` with the hand-derived backward of :class:`TriangleFunction`."""
     if out is not None:
@@ -568,6 +597,7 @@ concat = cat
 
 __all__ = [
     "CatFunction",
+    "FlipFunction",
     "GatherFunction",
     "IndexFunction",
     "PadFunction",
@@ -578,6 +608,7 @@ __all__ = [
     "TriangleFunction",
     "cat",
     "concat",
+    "flip",
     "gather",
     "index",
     "index_select",

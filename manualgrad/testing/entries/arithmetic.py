@@ -79,6 +79,7 @@ OPS = [
         _rounding_errors,
     ),
     OpInfo("pow", F.pow, torch.pow, F.PowFunction, _pow_samples),
+    OpInfo("square", F.square, torch.square, F.PowFunction, elementwise_samples()),
     OpInfo("neg", F.neg, torch.neg, F.NegFunction, elementwise_samples()),
     OpInfo(
         "reciprocal",

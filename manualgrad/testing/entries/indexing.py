@@ -141,6 +141,13 @@ OPS = [
             ("dims", (t(2, 3, noncontiguous=True), (1, -2), (0, 1)), {}),
         ),
     ),
+    OpInfo(
+        "flip",
+        F.flip,
+        torch.flip,
+        F.FlipFunction,
+        table(("two_dims", (t(2, 3, 4, noncontiguous=True), (0, -1)), {})),
+    ),
     OpInfo("tril", F.tril, torch.tril, F.TriangleFunction, table(("square", (t(3, 3),), {}))),
     OpInfo(
         "triu",

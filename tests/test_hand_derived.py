@@ -49,6 +49,11 @@ ROUTED = [
         ["binary_cross_entropy_with_logits"],
         lambda a, b, c: torch.binary_cross_entropy_with_logits(a, c.sigmoid(), None, None, 2),
     ),
+    (
+        "torch.batch_norm (torch's argument order)",
+        ["batch_norm"],
+        lambda a, b, c: torch.batch_norm(a, c[0], c[1], None, None, True, 0.1, 1e-5, False),
+    ),
     ("a * b", ["mul"], lambda a, b, c: a * c),
     ("a * 2", ["mul"], lambda a, b, c: a * 2),
     ("2 * a", ["mul"], lambda a, b, c: 2 * a),
@@ -126,6 +131,7 @@ PASSED_THROUGH = [
     ("transpose", lambda a: a.t()),
     ("in-place add_", lambda a: a.clone().add_(1)),
     ("an op without a Function", lambda a: torch.special.bessel_j0(a)),
+    ("torch.embedding(weight, indices)", lambda a: torch.embedding(a, INDEX)),
     ("out=", lambda a: torch.tanh(a.detach(), out=torch.empty_like(a))),
 ]
 

@@ -241,3 +241,12 @@ def test_a_twins_forward_runs_with_the_mode_suspended():
     hd.stop_forward_in_mode(model)
     assert list(twin._forward_pre_hooks.values()) == [depth] and not twin._forward_hooks
     assert not model._forward_pre_hooks and not model._forward_hooks
+
+
+def test_torch_func_transforms_run_inside_the_mode():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    with hd.hand_derived():
+        grad = torch.func.grad(lambda t: (t.tanh() * 2).sum())(x)
+        batched = torch.func.vmap(lambda t: t.softmax(-1))(x)
+    torch.testing.assert_close(grad, 2 * (1 - x.tanh() ** 2))
+    torch.testing.assert_close(batched, x.softmax(-1))

@@ -201,8 +201,8 @@ def test_peak_memory_is_tiles_not_the_score_matrix(is_causal):
 
 
 def test_block_rows_setting_and_automatic_choice():
-    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 64
-    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.bfloat16) == 64  # float32 tiles
+    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 32
+    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.bfloat16) == 32  # float32 tiles
     assert attention_impl.choose_block_rows(1, 10, 16, torch.float32) == 10  # one block
     assert attention_impl.choose_block_rows(64, 4096, 4096, torch.float32) == 16  # the floor
     with attention_impl.block_rows(5):

@@ -49,6 +49,13 @@ KNOWN = {
     "std": "zero-size dim: ZeroDivisionError where torch computes",
     "var": "zero-size dim: ZeroDivisionError where torch computes",
 }
+# found only by the long search (reported; not fixed in this change)
+KNOWN_LONG = {
+    **KNOWN,
+    "conv2d": "bfloat16, ±inf input with stride/dilation: a weight-gradient NaN where torch's "
+    "kernel gives ±inf (opposite infinities summed in another order)",
+    "interpolate": "empty channel dim: computes where torch raises; NaN positions with ±inf",
+}
 COUNTS: collections.Counter = collections.Counter()
 _SAMPLES: dict[str, list[Sample]] = {}
 
@@ -124,12 +131,12 @@ def _check(op, case) -> None:
     COUNTS[op.name, str(dtype).removeprefix("torch."), outcome] += 1
 
 
-def _ops(known_marks: bool):
+def _ops(known: dict[str, str]):
     params = []
     for op in OPS:
         marks = ()
-        if known_marks and op.name in KNOWN:
-            marks = pytest.mark.xfail(reason=KNOWN[op.name], strict=False)
+        if op.name in known:
+            marks = pytest.mark.xfail(reason=known[op.name], strict=False)
         params.append(pytest.param(op, id=op.name, marks=marks))
     return params
 
@@ -149,13 +156,13 @@ def _fuzz(op, examples: int) -> None:
     run()
 
 
-@pytest.mark.parametrize("op", _ops(known_marks=True))
+@pytest.mark.parametrize("op", _ops(KNOWN))
 def test_fuzz_against_torch(op):
     _fuzz(op, FUZZ_EXAMPLES)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("op", _ops(known_marks=True))
+@pytest.mark.parametrize("op", _ops(KNOWN_LONG))
 def test_fuzz_against_torch_long(op):
     _fuzz(op, SLOW_EXAMPLES)
 

@@ -853,7 +853,8 @@ class BCEWithLogitsFunction(Function):
     and σ' = σ (1 − σ):
 
         dL/dx = g w [(1 + (P − 1) t) σ(x) − P t]           (P = 1: g w (σ(x) − t))
-        dL/dt = −g w [x + (P − 1) log σ(x)]                 (P = 1: −g w x)
+        dL/dt = −g w [P log σ(x) − log σ(−x)] = −g w [x + (P − 1) log σ(x)]   (P = 1: −g w x;
+                the first form, as torch, is +inf rather than −inf + inf at x = −inf)
 
     Saved: x, t (only if x needs a gradient), w and P — what torch saves. w and P are constants
     (torch refuses them requiring grad).
@@ -907,7 +908,8 @@ class BCEWithLogitsFunction(Function):
             if pos_weight is None:
                 grad_target = -g * input
             else:
-                grad_target = -g * (input + (pos_weight - 1) * _log_sigmoid(input))
+                # p log σ(x) − log σ(−x) (= x + (p − 1) log σ(x), which is −inf + inf at −inf)
+                grad_target = -g * (pos_weight * _log_sigmoid(input) - _log_sigmoid(-input))
         return grad_input, grad_target, None, None, None
 
 

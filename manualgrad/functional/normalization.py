@@ -171,7 +171,7 @@ class BatchNormFunction(Function):
         keep_input = needs_weight or (training and needs_input)
         ctx.empty = input.numel() == 0  # nothing normalised: every gradient is zero
         # w, b may have any size on an empty input (torch does not check them there)
-        ctx.parameter_size = next((t.numel() for t in inputs[1:3] if t is not None), 0)
+        ctx.parameter_sizes = [0 if t is None else t.numel() for t in inputs[1:3]]
         if ctx.empty:
             ctx.save_for_backward(None, None, None, None)
         else:
@@ -187,11 +187,11 @@ class BatchNormFunction(Function):
             return (None,) * 8  # only μ, r were reached, and they are constants here
         grad_output = _zeros_if_none(grad_output, input)
         if ctx.empty:
-            zeros = grad_output.new_zeros(ctx.parameter_size)
+            weight_zeros, bias_zeros = (grad_output.new_zeros(n) for n in ctx.parameter_sizes)
             return (
                 torch.zeros_like(grad_output) if needs_input else None,
-                zeros if needs_weight else None,
-                zeros if needs_bias else None,
+                weight_zeros if needs_weight else None,
+                bias_zeros if needs_bias else None,
                 *[None] * 5,
             )
         dims, shape = _channel_reduce_dims(grad_output), _channel_shape(grad_output)
@@ -272,8 +272,16 @@ def batch_norm(
             f"batch_norm: expected an input with a channel dim 1, got size {list(input.shape)}"
         )
     channels = input.shape[1]
+    if (
+        not input.numel()
+        and channels
+        and any(t is not None and not t.numel() for t in (weight, bias))
+    ):
+        raise IndexError("batch_norm: an empty `weight` or `bias` for a channel (as torch)")
     if training and eps <= 0:
         raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
     if training and channels and input.numel() // channels == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {input.size()}"

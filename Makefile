@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test train bench board lint format clean
+.PHONY: test train bench board lint format clean ext
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -23,6 +23,10 @@ train: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/manualgrad bench $(or $(SUITE),all) $(ARGS)
 
+# The compiled eager path (manualgrad/csrc, optional; 2-6 min on 2 shared cores): see setup.py.
+ext: $(STAMP)
+	MANUALGRAD_BUILD_EXT=1 $(BIN)/python setup.py build_ext --inplace
+
 board: $(STAMP)
 	$(BIN)/tensorboard --logdir runs --host 127.0.0.1
 
@@ -35,4 +39,4 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info manualgrad/_C*.so

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,26 @@ def test_every_op_is_a_documented_autograd_function(op):
     assert getattr(function, "generate_vmap_rule", False) or "vmap" in vars(function)
     doc = inspect.getdoc(function) or ""
     assert "Saved" in doc and "dL/d" in doc, f"{function.__name__} docstring lacks its derivation"
+
+
+CSRC = sorted((FUNCTIONAL.parent / "csrc").glob("*.cpp"))
+# In the C++ twins: ATen's backward kernels (``*_backward``, ``_softmax_backward_data``,
+# ``native_layer_norm_backward``, ...), autograd itself, and the ops the twins replace.
+CSRC_FORBIDDEN = re.compile(
+    r"\b(?!save_for_backward\b)\w*_backward\w*\s*\(|autograd::grad\b|\.backward\s*\(|"
+    r"at::(?:_?(?:relu|leaky_relu|gelu|silu|softmax|log_softmax|linear|layer_norm|"
+    r"native_layer_norm|threshold))\w*\s*\("
+)
+
+
+@pytest.mark.parametrize("path", CSRC, ids=lambda p: p.name)
+def test_csrc_uses_no_autograd_and_no_replaced_op(path):
+    code = re.sub(r"//[^\n]*", "", path.read_text())  # comments may name what is avoided
+    found = [match.group(0) for match in CSRC_FORBIDDEN.finditer(code)]
+    assert not found, f"{path.name} calls {found}"
+
+
+def test_csrc_rule_catches_a_backward_kernel():
+    for call in ("at::threshold_backward(g, y, 0)", "at::_softmax_backward_data(", "at::gelu("):
+        assert CSRC_FORBIDDEN.search(call), call
+    assert not CSRC_FORBIDDEN.search("ctx->save_for_backward({y});")

@@ -29,11 +29,14 @@ region, as torch recommends (``loss.backward()`` after the ``with`` block).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch._functorch.utils import unwrap_dead_wrappers
+
+from manualgrad import _ext
 
 
 def transforms_or_tracing(*tensors: Tensor) -> bool:
@@ -54,6 +57,8 @@ class Function(torch.autograd.Function):
     ``setup_context`` and ``backward`` exactly as for torch."""
 
     _arity: int | None = None
+    _twin: Callable[..., Any] | None = None
+    """The compiled twin (:mod:`manualgrad._ext`) an eager call runs when it is eligible."""
     autocast: str | None = None
     """The op's torch.autocast policy: None (runs in its inputs' dtypes: activations, norms,
     pooling, softmax), ``"lower"`` (cast to the autocast dtype: linear, conv, prelu, as torch's
@@ -67,6 +72,7 @@ class Function(torch.autograd.Function):
         cls.forward.__signature__ = signature
         kinds = [parameter.kind for parameter in signature.parameters.values()]
         cls._arity = None if inspect.Parameter.VAR_POSITIONAL in kinds else len(kinds)
+        cls._twin = _ext.twin(cls)
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
@@ -79,6 +85,8 @@ class Function(torch.autograd.Function):
                     return cls.apply(*_autocast_cast(args, dtype or torch.float32), **kwargs)
         if kwargs or len(args) != cls._arity or transforms_or_tracing():
             return super().apply(*args, **kwargs)
+        if cls._twin is not None and _ext.eligible(args):
+            return cls._twin(*args)
         return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
 
 

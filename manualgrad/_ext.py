@@ -1,0 +1,89 @@
+"""Loader of the compiled eager path: ``manualgrad._C``, C++ twins of the hot Functions
+(``manualgrad/csrc/twins.cpp``), built by the package's own build when a compiler is there.
+
+:func:`twin` gives a Function class its twin (``Function.apply`` calls it when :func:`eligible`);
+the Python Function stays the reference and the path everywhere else (torch.func transforms,
+torch.compile, autocast, other devices and dtypes, tensor subclasses). ``MANUALGRAD_NO_EXT=1``
+forces the Python path, and so does an extension that was not built (for now the default:
+``make ext`` builds it, see setup.py) or that does not load (then with one warning at import).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import warnings
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn import Parameter
+
+
+def _load() -> ModuleType | None:
+    """``manualgrad._C``, or None (forced off, not built, or failing to load: one warning)."""
+    if os.environ.get("MANUALGRAD_NO_EXT") == "1":
+        return None
+    if importlib.util.find_spec("manualgrad._C") is None:  # not built
+        return None
+    try:
+        extension = importlib.import_module("manualgrad._C")
+    except ImportError as error:
+        warnings.warn(
+            f"manualgrad: the compiled eager path is unavailable ({error}); the Python "
+            "Functions run instead (set MANUALGRAD_NO_EXT=1 to silence this)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return extension
+
+
+EXTENSION = _load()
+
+# Function (module.qualname) → the name of its twin in manualgrad._C.
+_TWINS = {
+    "manualgrad.functional.activations.ReLUFunction": "relu",
+    "manualgrad.functional.activations.LeakyReLUFunction": "leaky_relu",
+    "manualgrad.functional.activations.GELUFunction": "gelu",
+    "manualgrad.functional.activations.SiLUFunction": "silu",
+    "manualgrad.functional.activations.SigmoidFunction": "sigmoid",
+    "manualgrad.functional.activations.TanhFunction": "tanh",
+    "manualgrad.functional.linear.LinearFunction": "linear",
+    "manualgrad.functional.softmax.SoftmaxFunction": "softmax",
+    "manualgrad.functional.softmax.LogSoftmaxFunction": "log_softmax",
+}
+TWINNED = frozenset(_TWINS)
+"""The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""
+
+_DTYPES = (torch.float32, torch.float64)
+_PLAIN = (Tensor, Parameter)
+_is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+def twin(function: type) -> Callable[..., Any] | None:
+    """The compiled twin of ``function`` (a Function class), or None (none, or not built)."""
+    name = _TWINS.get(f"{function.__module__}.{function.__qualname__}")
+    return None if EXTENSION is None or name is None else getattr(EXTENSION, name)
+
+
+def eligible(args: tuple) -> bool:
+    """Whether a twin may run these arguments: autocast off, and every tensor a plain CPU
+    float32/float64 strided tensor (one dtype for all), not wrapped by a torch.func transform."""
+    if torch.is_autocast_enabled("cpu"):
+        return False
+    dtype = None
+    for arg in args:
+        if isinstance(arg, Tensor):
+            if type(arg) not in _PLAIN or not arg.is_cpu or arg.layout != torch.strided:
+                return False
+            if _is_wrapped(arg):
+                return False
+            if dtype is None:
+                dtype = arg.dtype
+            if arg.dtype != dtype or dtype not in _DTYPES:
+                return False
+    return True

@@ -1,0 +1,201 @@
+"""The compiled eager path (manualgrad/_ext.py, manualgrad/csrc/twins.cpp).
+
+With the extension built (``make ext``): for every registry sample of a twinned op, the eager (C++)
+path and the reference (Python) path agree — forward, every gradient, the double backward — bit
+for bit where the arithmetic is the same, within float32 rounding where a transcendental comes
+from another kernel (SLEEF's exp/erf/tanh in the twin, torch's own in the Python Function); bad
+input raises the same exception type and message on both paths. Without it those tests skip, and
+the dispatch tests below check ``Function.apply``'s hook with a stand-in twin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from manualgrad import _ext
+from manualgrad.functional._function import Function
+from manualgrad.functional.activations import ReLUFunction
+from manualgrad.testing.calls import float_outputs, random_like
+from tests.registry import OPS
+
+TWINNED_OPS = [
+    op for op in OPS if f"{op.function.__module__}.{op.function.__qualname__}" in _ext.TWINNED
+]
+# Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels).
+ROUNDED = {"GELUFunction", "SiLUFunction"}
+needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@contextlib.contextmanager
+def python_path() -> Iterator[None]:
+    """Every Function runs its Python implementation (the twins are detached meanwhile)."""
+    twins = {cls: cls._twin for cls in _subclasses(Function) if "_twin" in vars(cls)}
+    try:
+        for cls in twins:
+            cls._twin = None
+        yield
+    finally:
+        for cls, twin in twins.items():
+            cls._twin = twin
+
+
+def _cases(dtype: torch.dtype) -> list:
+    return [
+        pytest.param(op, sample, id=f"{op.name}-{sample.name}")
+        for op in TWINNED_OPS
+        for sample in op.seeded_samples(dtype)
+    ]
+
+
+def _run(op, sample, dtype: torch.dtype) -> list[torch.Tensor | None]:
+    """Outputs, first-order gradients and a double-backward gradient of ``op`` on ``sample``."""
+    args = sample.prepared(dtype)
+    leaves = [args[i] for i in sample.differentiable()]
+    outputs = float_outputs(op.op(*args, **sample.kwargs))
+    generator = torch.Generator().manual_seed(0)
+    pairs = [(o, random_like(o, generator)) for o in outputs if o.requires_grad]
+    if not pairs or not leaves:
+        return [o.detach() for o in outputs]
+    grads = torch.autograd.grad(
+        [o for o, _ in pairs], leaves, [g for _, g in pairs], create_graph=True, allow_unused=True
+    )
+    used = [g for g in grads if g is not None and g.requires_grad]
+    second = []
+    if used:
+        weights = [random_like(g, generator) for g in used]
+        total = sum((g * w).sum() for g, w in zip(used, weights, strict=True))
+        second = torch.autograd.grad(total, leaves, allow_unused=True)
+    detached = [None if g is None else g.detach() for g in (*grads, *second)]
+    return [*(o.detach() for o in outputs), *detached]
+
+
+@needs_extension
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("op", "sample"), _cases(torch.float64))
+def test_twin_equals_python_path(op, sample, dtype):
+    eager = _run(op, sample, dtype)
+    with python_path():
+        reference = _run(op, sample, dtype)
+    assert len(eager) == len(reference)
+    exact = op.function.__name__ not in ROUNDED
+    for got, expected in zip(eager, reference, strict=True):
+        assert (got is None) == (expected is None)
+        if got is None:
+            continue
+        if exact:
+            torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
+        else:  # float32 rounding, scaled by the values
+            torch.testing.assert_close(got, expected, rtol=4e-6, atol=1e-6, equal_nan=True)
+
+
+def _node_names(roots: list) -> set[str]:
+    names, stack = set(), list(roots)
+    while stack:
+        node = stack.pop()
+        if node is not None and node.name() not in names:
+            names.add(node.name())
+            stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+@needs_extension
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS])
+def test_twin_runs_when_eager(op):
+    sample = op.seeded_samples(torch.float64)[0]
+    outputs = float_outputs(op.op(*sample.prepared(), **sample.kwargs))
+    names = _node_names([o.grad_fn for o in outputs])
+    twin = f"torch::autograd::CppNode<manualgrad::{op.function.__name__[: -len('Function')]}Twin>"
+    assert twin in names
+
+
+@needs_extension
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS if op.errors])
+def test_twin_errors_equal_python_path(op):
+    for case in op.errors():
+        outcomes = []
+        for context in (contextlib.nullcontext, python_path):
+            with context(), pytest.raises(Exception) as raised:
+                op.op(*case.args, **case.kwargs)
+            outcomes.append((type(raised.value), str(raised.value)))
+        assert outcomes[0] == outcomes[1]
+
+
+# ---- the dispatch hook, with a stand-in twin (no extension needed) ---------------------------
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    """ReLUFunction's twin replaced by one that records its calls and runs the Python path."""
+    calls = []
+
+    def twin(x):
+        calls.append(x)
+        with python_path():
+            return ReLUFunction.apply(x)
+
+    monkeypatch.setattr(ReLUFunction, "_twin", twin)
+    return calls
+
+
+def test_hook_calls_the_twin_when_eager(recorded):
+    x = torch.randn(3, 4, requires_grad=True)
+    torch.testing.assert_close(ReLUFunction.apply(x), x.relu())
+    assert len(recorded) == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        pytest.param(lambda: torch.randn(3, dtype=torch.float16), id="float16"),
+        pytest.param(lambda: torch.randn(3, dtype=torch.bfloat16), id="bfloat16"),
+        pytest.param(lambda: torch.randn(3, dtype=torch.float64).to_sparse(), id="sparse"),
+        pytest.param(lambda: torch.randn(3).as_subclass(_Sub), id="subclass"),
+    ],
+)
+def test_hook_keeps_the_python_path_for_other_tensors(recorded, make):
+    x = make()
+    with contextlib.suppress(RuntimeError, NotImplementedError):
+        ReLUFunction.apply(x)
+    assert _ext.eligible((x,)) is False
+    assert not recorded
+
+
+class _Sub(torch.Tensor):
+    pass
+
+
+def test_hook_keeps_the_python_path_under_transforms_and_autocast(recorded):
+    x = torch.randn(2, 3)
+    torch.func.vmap(ReLUFunction.apply)(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ReLUFunction.apply(x)
+    assert not recorded
+    # Under torch.func.grad the transform runs the Python forward/backward at its level; only
+    # the innermost plain-tensor call (functorch's base case, no transform active) may be eager.
+    grad = torch.func.grad(lambda t: ReLUFunction.apply(t).sum())(x)
+    torch.testing.assert_close(grad, (x > 0).to(x.dtype))
+    assert len(recorded) <= 1
+    assert _ext.eligible((x, 0.5, "tanh")) and not _ext.eligible((x, x.double()))
+
+
+def test_no_ext_forces_the_python_path():
+    code = "import manualgrad.functional as F, manualgrad._ext as e; print(e.EXTENSION)"
+    env = {**os.environ, "MANUALGRAD_NO_EXT": "1"}
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"

@@ -10,11 +10,12 @@ forces the Python path, and so does an extension that was not built (for now the
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -59,6 +60,7 @@ _TWINS = {
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""
 
+_enabled = True
 _DTYPES = (torch.float32, torch.float64)
 _PLAIN = (Tensor, Parameter)
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
@@ -70,10 +72,23 @@ def twin(function: type) -> Callable[..., Any] | None:
     return None if EXTENSION is None or name is None else getattr(EXTENSION, name)
 
 
+@contextlib.contextmanager
+def python_path() -> Iterator[None]:
+    """Within the block every Function runs its Python implementation (the reference), as
+    without the extension (the twin-equality tests and ``manualgrad bench ops`` compare both)."""
+    global _enabled
+    previous, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = previous
+
+
 def eligible(args: tuple) -> bool:
-    """Whether a twin may run these arguments: autocast off, and every tensor a plain CPU
-    float32/float64 strided tensor (one dtype for all), not wrapped by a torch.func transform."""
-    if torch.is_autocast_enabled("cpu"):
+    """Whether a twin may run these arguments: not inside :func:`python_path`, autocast off,
+    and every tensor a plain CPU float32/float64 strided tensor (one dtype for all), not wrapped
+    by a torch.func transform."""
+    if not _enabled or torch.is_autocast_enabled("cpu"):
         return False
     dtype = None
     for arg in args:

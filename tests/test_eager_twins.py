@@ -14,13 +14,11 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 import torch
 
 from manualgrad import _ext
-from manualgrad.functional._function import Function
 from manualgrad.functional.activations import ReLUFunction
 from manualgrad.testing.calls import float_outputs, random_like
 from tests.registry import OPS
@@ -31,25 +29,6 @@ TWINNED_OPS = [
 # Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels).
 ROUNDED = {"GELUFunction", "SiLUFunction"}
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
-
-
-def _subclasses(cls: type) -> Iterator[type]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
-
-
-@contextlib.contextmanager
-def python_path() -> Iterator[None]:
-    """Every Function runs its Python implementation (the twins are detached meanwhile)."""
-    twins = {cls: cls._twin for cls in _subclasses(Function) if "_twin" in vars(cls)}
-    try:
-        for cls in twins:
-            cls._twin = None
-        yield
-    finally:
-        for cls, twin in twins.items():
-            cls._twin = twin
 
 
 def _cases(dtype: torch.dtype) -> list:
@@ -87,7 +66,7 @@ def _run(op, sample, dtype: torch.dtype) -> list[torch.Tensor | None]:
 @pytest.mark.parametrize(("op", "sample"), _cases(torch.float64))
 def test_twin_equals_python_path(op, sample, dtype):
     eager = _run(op, sample, dtype)
-    with python_path():
+    with _ext.python_path():
         reference = _run(op, sample, dtype)
     assert len(eager) == len(reference)
     exact = op.function.__name__ not in ROUNDED
@@ -126,7 +105,7 @@ def test_twin_runs_when_eager(op):
 def test_twin_errors_equal_python_path(op):
     for case in op.errors():
         outcomes = []
-        for context in (contextlib.nullcontext, python_path):
+        for context in (contextlib.nullcontext, _ext.python_path):
             with context(), pytest.raises(Exception) as raised:
                 op.op(*case.args, **case.kwargs)
             outcomes.append((type(raised.value), str(raised.value)))
@@ -143,7 +122,7 @@ def recorded(monkeypatch):
 
     def twin(x):
         calls.append(x)
-        with python_path():
+        with _ext.python_path():
             return ReLUFunction.apply(x)
 
     monkeypatch.setattr(ReLUFunction, "_twin", twin)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
+from manualgrad import _ext
 from manualgrad.bench.inputs import SIZES, make
 from manualgrad.bench.rows import Row
 from manualgrad.bench.timing import Timing, interleaved
@@ -106,7 +108,18 @@ def op_row(op: OpInfo, size: str, quick: bool) -> Row:
     return compare("ops", op.name, size, candidates, quick)
 
 
+def op_rows(op: OpInfo, size: str, quick: bool) -> list[Row]:
+    """The op's row; for an op with a compiled twin (manualgrad/_ext.py) that row times the
+    eager (C++) path, and a second one, ``<name> (python)``, the Python Function."""
+    rows = [op_row(op, size, quick)]
+    if _ext.twin(op.function) is not None:
+        with _ext.python_path():
+            rows.append(replace(op_row(op, size, quick), name=f"{op.name} (python)"))
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
-    """One ``time`` row per registry op and size (small only when ``quick``)."""
+    """One ``time`` row per registry op and size (small only when ``quick``), two for an op
+    with a compiled twin (:func:`op_rows`)."""
     sizes = ("small",) if quick else SIZES
-    return [op_row(op, size, quick) for op in OPS for size in sizes]
+    return [row for op in OPS for size in sizes for row in op_rows(op, size, quick)]

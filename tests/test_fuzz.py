@@ -33,7 +33,11 @@ SPECIAL = [float("inf"), float("-inf"), float("nan"), 1e4, -1e4, 0.0]
 NUMBERS = [0, 1, 2, -1, 0.5, 1e-3]
 # torch's float32 exact-GELU kernel gives NaN at +inf (its float64 one, and manualgrad, inf);
 # in linear_gelu an infinite input makes pre-activations of either sign
-QUIRK_VALUES = {"gelu": {float("inf")}, "linear_gelu": {float("inf"), float("-inf")}}
+QUIRK_VALUES = {
+    "gelu": {float("inf")},
+    "geglu": {float("inf")},  # gelu(a) · b: the same kernel
+    "linear_gelu": {float("inf"), float("-inf")},
+}
 # found by this test in other areas, reported to their owners (not manualgrad/functional's
 # families covered here): NaN/inf gradients of max/min/prod and attention, empty dims of
 # einsum/mm/pad/std/var, exception types of attention
@@ -43,6 +47,7 @@ KNOWN = {
     "prod": "inf/NaN input: gradient NaN positions differ from torch",
     "scaled_dot_product_attention": "inf input: gradient NaN positions; empty head dim",
     "scaled_dot_product_attention_dropout": "inf input: gradient NaN positions; empty head dim",
+    "scaled_dot_product_attention_blocks": "inf input: gradient NaN positions; empty head dim",
     "einsum": "zero-size operand raises where torch computes",
     "mm": "zero-size operand: backward reshape(-1, 0)",
     "pad": "zero-size input: IndexError where torch raises RuntimeError",

@@ -124,6 +124,24 @@ def attention(**kwargs: object) -> Maker:
     return lambda size: Sample(size, tuple(randn(*ATTENTION[size]) for _ in range(3)), kwargs)
 
 
+def rotary(size: str) -> Sample:
+    """(B, H, L, D) attention heads and their (L, D) cos/sin tables (constants)."""
+    shape = ATTENTION[size]
+    angles = torch.rand(shape[-2], shape[-1])
+    return Sample(size, (randn(*shape), angles.cos(), angles.sin()), constant=frozenset({1, 2}))
+
+
+def gate(size: str) -> Sample:
+    """Gate and up projections, (rows, cols) each."""
+    return Sample(size, (randn(*MATRIX[size]), randn(*MATRIX[size])))
+
+
+def add_norm(size: str) -> Sample:
+    """Sublayer output and residual (rows, cols), normalised over cols with affine params."""
+    rows, cols = MATRIX[size]
+    return Sample(size, (randn(rows, cols), randn(rows, cols), (cols,), randn(cols)))
+
+
 def linear_cross_entropy(**kwargs: object) -> Maker:
     """``rows`` hidden states of width ``cols`` against a (LM_VOCAB, cols) head, no bias."""
 
@@ -202,6 +220,9 @@ MAKERS: dict[str, Maker] = {
     "scaled_dot_product_attention": attention(),
     "scaled_dot_product_attention_dropout": attention(dropout_p=0.1),
     "scaled_dot_product_attention_blocks": attention(is_causal=True),
+    "apply_rotary": rotary,
+    **dict.fromkeys(("swiglu", "geglu", "geglu_tanh"), gate),
+    **dict.fromkeys(("add_rms_norm", "add_layer_norm"), add_norm),
     "batch_norm": batch_norm,
     "layer_norm": normalized("weight", "bias"),
     "rms_norm": normalized("weight"),

@@ -25,6 +25,7 @@ import manualgrad.functional.products as _products
 import manualgrad.functional.reductions as _reductions
 import manualgrad.functional.resampling as _resampling
 import manualgrad.functional.softmax as _softmax
+import manualgrad.functional.transformer as _transformer
 from manualgrad.functional.activations import *  # noqa: F403
 from manualgrad.functional.arithmetic import *  # noqa: F403
 from manualgrad.functional.attention import *  # noqa: F403
@@ -45,6 +46,7 @@ from manualgrad.functional.products import *  # noqa: F403
 from manualgrad.functional.reductions import *  # noqa: F403
 from manualgrad.functional.resampling import *  # noqa: F403
 from manualgrad.functional.softmax import *  # noqa: F403
+from manualgrad.functional.transformer import *  # noqa: F403
 
 __all__ = [
     *_activations.__all__,
@@ -67,4 +69,5 @@ __all__ = [
     *_reductions.__all__,
     *_resampling.__all__,
     *_softmax.__all__,
+    *_transformer.__all__,
 ]

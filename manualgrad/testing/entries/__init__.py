@@ -20,6 +20,7 @@ FAMILIES = (
     "dropout",
     "embedding",
     "attention",
+    "transformer",
     "losses",
     "conv",
     "pooling",

@@ -53,7 +53,6 @@ KNOWN = {
     "pad": "zero-size input: IndexError where torch raises RuntimeError",
     "std": "zero-size dim: ZeroDivisionError where torch computes",
     "var": "zero-size dim: ZeroDivisionError where torch computes",
-    "scaled_dot_product_attention_blocks": "±inf input: NaN positions; empty dims",
     "interpolate": "empty dims compute where torch raises; NaN positions with ±inf",
 }
 # found only by the long search (reported; not fixed in this change)

@@ -63,6 +63,11 @@ def test_ops_suite_has_a_time_row_per_op(quick_run):
 
 def test_memory_suite_has_saved_and_peak_rows_per_op(quick_run):
     expected = {(op.name, "small", m) for op in OPS for m in ("saved_bytes", "peak_bytes")}
+    # issue 12's rows: blocked attention vs flash and math, and a GPT-style step
+    for name in ("attention", "attention_causal"):
+        expected |= {(name, "1x2x128x16", m) for m in ("peak_bytes", "peak_vs_math", "time")}
+    expected |= {("attention_causal", "1x2x256x16", "peak_bytes")}
+    expected |= {("gpt_train_step", "T32 b2 V1024", "peak_bytes")}
     assert _keys(quick_run, "memory") == expected
 
 

@@ -4,6 +4,11 @@ Both numbers are deterministic (no allocator or OS noise), so they need no repea
 
 - ``saved_bytes``: the distinct storages autograd keeps between forward and backward
   (:func:`manualgrad.testing.memory.saved_bytes`, ``saved_tensors_hooks``, each storage once).
+- ``attention`` rows (issue 12's targets): peak fwd+bwd of manualgrad's blocked attention against
+  torch's CPU flash kernel (``peak_bytes``) and its math path (``peak_vs_math``), causal and not,
+  at 2×4×1024×64, with the time against flash; causal at 1×8×4096×64 (flash only: the math
+  path would need about 3 GiB); and the peak of a whole GPT-style training step
+  (:mod:`manualgrad.bench.train`'s ``gpt``, after the warm-up step that creates AdamW's state).
 - ``peak_bytes``: the high-water mark of *live tensor storage bytes allocated inside the measured
   call* — forward, backward and the gradients it returns. :class:`PeakMemory` is a
   ``TorchDispatchMode`` that sees every tensor an aten op returns, counts each new storage once
@@ -23,12 +28,16 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 
+import torch
+import torch.nn.functional as TF
 from torch import Tensor
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+import manualgrad.functional as F
 from manualgrad.bench.inputs import make
-from manualgrad.bench.ops import forward_backward, output_grads
+from manualgrad.bench.ops import compare, forward_backward, output_grads
 from manualgrad.bench.rows import Row
 from manualgrad.testing.entries import OPS
 from manualgrad.testing.memory import saved_bytes
@@ -103,7 +112,56 @@ def op_rows(op: OpInfo, size: str) -> list[Row]:
     ]
 
 
+def _attention_step(fn: Callable[..., Tensor], shape: tuple[int, ...], causal: bool) -> Callable:
+    """Forward + backward of ``fn`` on seeded float32 (B, H, L, D) query, key and value."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(shape, requires_grad=True) for _ in range(3))
+        grad = torch.randn(shape)
+    return lambda: torch.autograd.grad(fn(q, k, v, is_causal=causal), (q, k, v), grad)
+
+
+def _math_attention(*args: Tensor, **kwargs: object) -> Tensor:
+    """torch's SDPA restricted to its math path (the autograd composite)."""
+    with sdpa_kernel(SDPBackend.MATH):
+        return TF.scaled_dot_product_attention(*args, **kwargs)
+
+
+def attention_rows(quick: bool) -> list[Row]:
+    """Issue 12's rows (module docstring); quick runs use 1×2×128×16 and 1×2×256×16."""
+    medium, long = (
+        ((1, 2, 128, 16), (1, 2, 256, 16)) if quick else ((2, 4, 1024, 64), (1, 8, 4096, 64))
+    )
+    rows = []
+    for shape, causal in ((medium, False), (medium, True), (long, True)):
+        name = "attention_causal" if causal else "attention"
+        size = "x".join(map(str, shape))
+        ours = _attention_step(F.scaled_dot_product_attention, shape, causal)
+        native = _attention_step(TF.scaled_dot_product_attention, shape, causal)
+        rows.append(Row("memory", name, size, "peak_bytes", peak_bytes(ours), peak_bytes(native)))
+        if shape == medium:
+            math_peak = peak_bytes(_attention_step(_math_attention, shape, causal))
+            rows.append(Row("memory", name, size, "peak_vs_math", peak_bytes(ours), math_peak))
+            rows.append(
+                compare("memory", name, size, {"manualgrad": ours, "native": native}, quick)
+            )
+    return rows
+
+
+def gpt_step_row(quick: bool) -> Row:
+    """Peak of one GPT-style training step (after a warm-up step), manualgrad vs native."""
+    from manualgrad.bench.train import MODELS
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        ours, native, size = MODELS["gpt"](quick)
+    ours(), native()
+    return Row("memory", "gpt_train_step", size, "peak_bytes", peak_bytes(ours), peak_bytes(native))
+
+
 def run(quick: bool) -> list[Row]:
-    """Two rows per registry op, at the medium size (small when ``quick``)."""
+    """Two rows per registry op, at the medium size (small when ``quick``), then the attention
+    rows and the GPT-style step."""
     size = "small" if quick else "medium"
-    return [row for op in OPS for row in op_rows(op, size)]
+    rows = [row for op in OPS for row in op_rows(op, size)]
+    return [*rows, *attention_rows(quick), gpt_step_row(quick)]

@@ -120,7 +120,7 @@ def normalize(
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """``torch.nn.functional.cosine_similarity`` with the hand-derived backward of
     :class:`CosineSimilarityFunction`."""
-    ndim = max(x1.dim(), x2.dim())
+    ndim = len(torch.broadcast_shapes(x1.shape, x2.shape))  # torch broadcasts first
     return CosineSimilarityFunction.apply(x1, x2, wrap_dim(dim, ndim, "cosine_similarity"), eps)
 
 

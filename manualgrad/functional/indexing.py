@@ -525,6 +525,12 @@ def _check_pad(input: Tensor, pad: Sequence[int], mode: str, value: float | None
             f"for a {input.dim()}-d `input`"
         )
     if mode == "constant":
+        for dim, left, right in _padded_dims(input.dim(), pad):
+            if input.shape[dim] - max(-left, 0) - max(-right, 0) < 0:
+                raise RuntimeError(
+                    f"pad: negative `pad` ({left}, {right}) crops more than the size "
+                    f"{input.shape[dim]} of dimension {dim}"
+                )
         return
     if mode not in ("reflect", "replicate", "circular"):
         raise NotImplementedError(f"pad: unrecognised padding `mode` {mode}")
@@ -534,6 +540,12 @@ def _check_pad(input: Tensor, pad: Sequence[int], mode: str, value: float | None
         raise NotImplementedError(
             f"pad: `pad` of size {len(pad)} is not supported for {input.dim()}-d `input` with "
             f"mode {mode!r} (2-d or 3-d input: size 2; 3-d or 4-d: 4; 4-d or 5-d: 6)"
+        )
+    first = 1 if input.dim() == len(pad) // 2 + 2 else 0  # a batch dim may be empty
+    if mode != "circular" and 0 in input.shape[first:]:
+        raise RuntimeError(
+            f"pad: `input` of shape {list(input.shape)} must have non-zero dimensions other "
+            f"than the batch for mode {mode!r}"
         )
     for dim, left, right in _padded_dims(input.dim(), pad):
         size = input.shape[dim]

@@ -25,6 +25,7 @@ differentiable (double backward = the same formulas). Complex operands are conju
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Sequence
 from numbers import Number
@@ -81,7 +82,8 @@ class MatmulFunction(Function):
             grad_input = reduce_to(grad @ other.reshape(right).mH, left).reshape(input_shape)
         if needs_other:
             if len(right) == 2:  # no batch on B: one product over the flattened batch
-                rows = input.reshape(-1, left[-1]).mH @ grad.reshape(-1, product[-1])
+                count = math.prod(product[:-1])
+                rows = input.reshape(count, left[-1]).mH @ grad.reshape(count, product[-1])
             else:
                 rows = reduce_to(input.reshape(left).mH @ grad, right)
             grad_other = rows.reshape(other_shape)
@@ -207,7 +209,8 @@ class EinsumFunction(Function):
 def _broadcast_back(partial: Tensor, shape: torch.Size) -> Tensor:
     """``partial`` (one dim per letter of the operand) to the operand's ``shape``: summed over
     the size-1 dims the operand broadcast along, expanded over its summed-out letters."""
-    broadcast = [i for i, (s, p) in enumerate(zip(shape, partial.shape, strict=True)) if s == 1 < p]
+    pairs = zip(shape, partial.shape, strict=True)
+    broadcast = [i for i, (s, p) in enumerate(pairs) if s == 1 and p != 1]
     if broadcast:
         partial = partial.sum(broadcast, keepdim=True)
     return partial.expand(shape)

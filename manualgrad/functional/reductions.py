@@ -133,7 +133,8 @@ def _var_grad(grad: Tensor, input: Tensor, ctx) -> Tensor:
     (the x̄ terms cancel: Σ (x − x̄) = 0)."""
     divisor = builtins.max(_count(ctx.shape, ctx.dims) - ctx.correction, 0)
     centred = input - input.mean(ctx.dims, keepdim=True)
-    return centred * (restored(grad, len(ctx.shape), ctx.dims, ctx.keepdim) * (2 / divisor))
+    scale = 2 / divisor if divisor else math.inf  # n ≤ c: torch's 2/0 = inf
+    return centred * (restored(grad, len(ctx.shape), ctx.dims, ctx.keepdim) * scale)
 
 
 class VarFunction(Function):
@@ -253,10 +254,12 @@ def _norm_scale(grad: Tensor, norm: Tensor, p: float) -> Tensor:
 
 
 class ExtremumFunction(Function):
-    r"""amax / amin over ``dims`` (``largest`` picks which).  y = max_{dims} x  (or min).
+    r"""amax / amin over ``dims`` (``largest`` picks which), and max() / min() of all elements
+    (``nan_picks``).  y = max_{dims} x  (or min).
 
     y equals the x_i that attain it; ties share the gradient evenly (as torch's amax, amin and
-    max()): with m_i = 1[x_i = y] and k = Σ_{dims} m,
+    max()): with m_i = 1[x_i = y] and k = Σ_{dims} m. A NaN y: max()/min() give its gradient to
+    the NaN elements (m_i = 1[x_i is NaN]), amax/amin to none (k = 0: NaN), as torch.
     Saved: x and y.
     dL/dx = m · dL/dy / k   (dL/dy, y and k broadcast back over the reduced dims).
     """
@@ -264,12 +267,12 @@ class ExtremumFunction(Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(input: Tensor, dim: Dims, keepdim: bool, largest: bool) -> Tensor:
+    def forward(input: Tensor, dim: Dims, keepdim: bool, largest: bool, nan_picks: bool) -> Tensor:
         return (torch.amax if largest else torch.amin)(input, () if dim is None else dim, keepdim)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        input, dim, keepdim, _ = inputs
+        input, dim, keepdim, _, ctx.nan_picks = inputs
         _record(ctx, input, dim, keepdim)
         ctx.save_for_backward(input, output)
 
@@ -277,9 +280,12 @@ class ExtremumFunction(Function):
     def backward(ctx, grad: Tensor):
         input, output = ctx.saved_tensors
         ndim = len(ctx.shape)
-        hits = input == restored(output, ndim, ctx.dims, ctx.keepdim)
+        output = restored(output, ndim, ctx.dims, ctx.keepdim)
+        hits = input == output
+        if ctx.nan_picks:
+            hits = torch.where(output.isnan(), input.isnan(), hits)
         share = restored(grad, ndim, ctx.dims, ctx.keepdim) / hits.sum(ctx.dims, keepdim=True)
-        return share * hits, None, None, None
+        return share * hits, None, None, None, None
 
 
 class ExtremumIndexFunction(Function):
@@ -405,10 +411,11 @@ class CumsumFunction(Function):
 class ProdFunction(Function):
     r"""Product over one ``dim`` (``None``: over all elements).  y = Π_j x_j.
 
-    ∂y/∂x_i = Π_{j≠i} x_j, built without dividing by x_i (exact with zeros) as the product of
-    the exclusive prefix and suffix products: a_i = Π_{j<i} x_j, b_i = Π_{j>i} x_j.
-    Saved: x.
-    dL/dx = dL/dy · a · b   (dL/dy broadcast back over the reduced dim).
+    ∂y/∂x_i = Π_{j≠i} x_j: y / x_i when no x is 0 (as torch, whose choice fixes where inf and
+    NaN inputs give NaN), else without dividing (exact with zeros) as the product of the
+    exclusive prefix and suffix products a_i = Π_{j<i} x_j, b_i = Π_{j>i} x_j.
+    Saved: x and y.
+    dL/dx = dL/dy · (y / x  or  a · b)   (dL/dy and y broadcast back over the reduced dim).
     """
 
     generate_vmap_rule = True
@@ -421,17 +428,23 @@ class ProdFunction(Function):
     def setup_context(ctx, inputs, output) -> None:
         _record(ctx, *inputs)
         ctx.whole = inputs[1] is None
-        ctx.save_for_backward(inputs[0])
+        ctx.save_for_backward(inputs[0], output)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        (input,) = ctx.saved_tensors
+        input, output = ctx.saved_tensors
+        if not ctx.shape:
+            return grad, None, None
+        ndim = len(ctx.shape)
         if ctx.whole:
-            others = _others_product(input.reshape(-1), 0).reshape(ctx.shape)
-            return grad * conj(others), None, None
-        dim = ctx.dims[0] if ctx.shape else 0
-        others = _others_product(input, dim) if ctx.shape else torch.ones_like(input)
-        return restored(grad, len(ctx.shape), ctx.dims, ctx.keepdim) * conj(others), None, None
+            exclusive = _others_product(input.reshape(-1), 0).reshape(ctx.shape)
+        else:
+            exclusive = _others_product(input, ctx.dims[0])
+        zeros = input == 0
+        # the unused quotient branch divides by 1 at the zeros: no inf·0 in double backward
+        quotient = restored(output, ndim, ctx.dims, ctx.keepdim) / torch.where(zeros, 1, input)
+        others = torch.where(zeros.any(), exclusive, quotient)
+        return restored(grad, ndim, ctx.dims, ctx.keepdim) * conj(others), None, None
 
 
 def _others_product(input: Tensor, dim: int) -> Tensor:
@@ -553,7 +566,7 @@ def amax(
     """``torch.amax`` (ties share the gradient evenly), hand-derived backward."""
     if out is not None:
         return torch.amax(input, dim, keepdim, out=out)
-    return ExtremumFunction.apply(input, dim, keepdim, True)
+    return ExtremumFunction.apply(input, dim, keepdim, True, False)
 
 
 def amin(
@@ -562,7 +575,7 @@ def amin(
     """``torch.amin`` (ties share the gradient evenly), hand-derived backward."""
     if out is not None:
         return torch.amin(input, dim, keepdim, out=out)
-    return ExtremumFunction.apply(input, dim, keepdim, False)
+    return ExtremumFunction.apply(input, dim, keepdim, False, False)
 
 
 def _extremum(
@@ -574,7 +587,7 @@ def _extremum(
     if dim is None:
         if keepdim:
             raise TypeError(f"{name}: `keepdim` needs a `dim`")
-        return ExtremumFunction.apply(input, None, False, largest)
+        return ExtremumFunction.apply(input, None, False, largest, True)
     values, indices = ExtremumIndexFunction.apply(input, dim, keepdim, largest)
     result_type = torch.return_types.max if largest else torch.return_types.min
     return result_type((values, indices))

@@ -57,7 +57,8 @@ class ResampleFunction(Function):
         picked = input.index_select(dim, low)
         if weight is None:
             return picked
-        return picked + (input.index_select(dim, high) - picked) * weight
+        # x_l·(1 − w) + x_h·w, as torch's kernel: an infinite x_l with w = 0 stays infinite
+        return picked * (1 - weight) + input.index_select(dim, high) * weight
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
@@ -156,6 +157,21 @@ def _output_sizes(
     return sizes, [None] * dims if recompute_scale_factor else scales
 
 
+def _check_sizes(input: Tensor, sizes: Sequence[int]) -> None:
+    """torch's RuntimeErrors: only the batch may be empty, every size must be positive."""
+    if 0 in input.shape[1:]:
+        raise RuntimeError(
+            f"interpolate: non-empty `input` expected (only the batch may be empty), got sizes "
+            f"{list(input.shape)}"
+        )
+    for in_size, out_size in zip(input.shape[2:], sizes, strict=True):
+        if in_size <= 0 or out_size <= 0:
+            raise RuntimeError(
+                f"interpolate: input and output sizes should be greater than 0, got input "
+                f"{in_size} and output {out_size} (`size` / `scale_factor`)"
+            )
+
+
 def interpolate(
     input: Tensor,
     size: int | Sequence[int] | None = None,
@@ -177,6 +193,7 @@ def interpolate(
             f"interpolate: `mode`={mode!r} with antialias={antialias} has no hand-derived backward"
         )
     sizes, scales = _output_sizes(input, size, scale_factor, recompute_scale_factor)
+    _check_sizes(input, sizes)
     if mode == "area" and input.dim() == 4:
         return adaptive_avg_pool2d(input, sizes)
     if mode in _LINEAR_MODES and input.dim() != _LINEAR_MODES[mode]:

@@ -24,14 +24,17 @@ if BUILD_EXTENSION:  # torch is a build dependency of the extension only
 
 
 def _vector_flags() -> list[str]:
-    """AVX2 + FMA code (ATen's Vectorized, SLEEF's exp/erf/tanh from libtorch) where the building
-    machine has them, else ATen's portable Vectorized; contraction off so a*b + c rounds as
-    torch's kernels round it."""
+    """AVX-512 or AVX2 + FMA code (ATen's Vectorized, SLEEF's exp/erf/tanh from libtorch: the
+    widest the building machine has, as torch's own kernels pick at run time), else ATen's
+    portable Vectorized; contraction off so a*b + c rounds as torch's kernels round it."""
     flags = ["-O3", "-ffp-contract=off"]
     cpuinfo = Path("/proc/cpuinfo")
     if platform.machine() in ("x86_64", "AMD64") and cpuinfo.exists():
         words = set(cpuinfo.read_text().split())
-        if {"avx2", "fma"} <= words:
+        if {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma"} <= words:
+            flags += ["-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq", "-mfma"]
+            flags += ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"]
+        elif {"avx2", "fma"} <= words:
             flags += ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]
     return flags
 

@@ -508,36 +508,33 @@ def _correction(
     return dim, correction
 
 
-def var(
-    input: Tensor,
-    dim: Dims | bool = None,
-    unbiased: bool | None = None,
-    keepdim: bool = False,
-    *,
-    correction: Number | None = None,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.var`` (``correction``, default 1; legacy ``unbiased``), hand-derived backward."""
-    dim, correction = _correction("var", dim, unbiased, correction)
-    if out is not None:
-        return torch.var(input, dim, correction=correction, keepdim=keepdim, out=out)
-    return VarFunction.apply(input, dim, correction, keepdim)
+def _moment_op(name: str, function: type[Function], torch_op):
+    """``torch.var`` / ``torch.std``: the same signature, the Function of the moment."""
+
+    def op(
+        input: Tensor,
+        dim: Dims | bool = None,
+        unbiased: bool | None = None,
+        keepdim: bool = False,
+        *,
+        correction: Number | None = None,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        dim, correction = _correction(name, dim, unbiased, correction)
+        if out is not None:
+            return torch_op(input, dim, correction=correction, keepdim=keepdim, out=out)
+        return function.apply(input, dim, correction, keepdim)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = (
+        f"``torch.{name}`` (``correction``, default 1; legacy ``unbiased``, also positional), "
+        f"hand-derived backward (:class:`{function.__name__}`)."
+    )
+    return op
 
 
-def std(
-    input: Tensor,
-    dim: Dims | bool = None,
-    unbiased: bool | None = None,
-    keepdim: bool = False,
-    *,
-    correction: Number | None = None,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.std`` (``correction``, default 1; legacy ``unbiased``), hand-derived backward."""
-    dim, correction = _correction("std", dim, unbiased, correction)
-    if out is not None:
-        return torch.std(input, dim, correction=correction, keepdim=keepdim, out=out)
-    return StdFunction.apply(input, dim, correction, keepdim)
+var = _moment_op("var", VarFunction, torch.var)
+std = _moment_op("std", StdFunction, torch.std)
 
 
 def norm(

@@ -1,6 +1,6 @@
 """``MultiheadAttention``: torch.nn.MultiheadAttention's parameters, init and state_dict; the
 projections run :class:`~manualgrad.functional.LinearFunction` and the attention itself one
-:class:`~manualgrad.functional.AttentionFunction`."""
+:class:`~manualgrad.functional.AttentionFunction` (blocked, memory-efficient)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ class MultiheadAttention(torch.nn.MultiheadAttention):
     ``out_proj.weight``, ``out_proj.bias``) are torch's own, so state_dicts interchange.
 
     ``forward`` follows ``torch.nn.functional.multi_head_attention_forward``: same masks and
-    their conventions (bool True = *not* allowed, float added), same dropout draws for the same
-    seed, same returned weights (after dropout; averaged over heads if asked). Differences: the
+    their conventions (bool True = *not* allowed, float added), dropout with torch's distribution
+    (keep-masks drawn per query block from one seed, see
+    :func:`~manualgrad.functional.attention.attention`), same returned weights (after dropout;
+    averaged over heads if asked). Attention runs in query blocks (memory-efficient; the weights
+    are only materialised when ``need_weights``). Differences: the
     masks stay bool when both are bool (torch turns them into float −∞ masks), and a fully
     masked query row yields zeros in both paths (torch's ``need_weights=True`` path gives NaN).
     """

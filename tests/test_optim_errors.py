@@ -63,3 +63,30 @@ def test_second_order_single_group_and_size_limits():
         optim.Newton([torch.zeros(101, requires_grad=True)], max_params=100)
     with pytest.raises(ValueError, match="cg_max_iter"):
         optim.HessianFree(params(), cg_max_iter=0)
+
+
+@pytest.mark.parametrize(
+    "info", [info for info in OPTIMIZERS if info.torch_twin], ids=lambda info: info.name
+)
+def test_nan_lr_is_accepted_or_rejected_like_torch(info):
+    try:
+        info.reference(params(), lr=float("nan"))
+    except ValueError as expected:
+        with pytest.raises(ValueError) as raised:
+            info.ours(params(), lr=float("nan"))
+        assert str(raised.value) == str(expected)
+    else:
+        info.ours(params(), lr=float("nan"))
+
+
+@pytest.mark.parametrize(
+    "info",
+    [info for info in OPTIMIZERS if info.ours.closure_evaluations != 1 or info.ours.second_order],
+    ids=lambda info: info.name,
+)
+def test_a_group_added_to_a_single_group_optimizer_is_refused_at_step(info):
+    weight = torch.ones(2, requires_grad=True)
+    optimizer = info.ours([weight])
+    optimizer.add_param_group({"params": params()})
+    with pytest.raises(AssertionError, match="Expected exactly one param_group, but got 2"):
+        optimizer.step(lambda: (weight**2).sum())

@@ -55,11 +55,23 @@ def check_non_negative(**values: float | Tensor) -> None:
         require(value >= 0.0, f"Invalid {name} value: {value}")
 
 
-def check_lr(lr: float | Tensor) -> None:
-    """torch.optim's learning-rate checks: a 1-element tensor or a number, not negative."""
+def check_lr(lr: float | Tensor, nan_allowed: bool = False) -> None:
+    """torch.optim's learning-rate checks: a 1-element tensor or a number, not negative.
+
+    Most of torch's optimizers test ``0.0 <= lr``, which a NaN fails; SGD tests ``lr < 0.0``,
+    which a NaN passes (``nan_allowed=True`` keeps that quirk, so the same calls are accepted)."""
     if isinstance(lr, Tensor) and lr.numel() != 1:
         raise ValueError("Tensor lr must be 1-element")
-    require(lr >= 0.0, f"Invalid learning rate: {lr}")
+    require(not lr < 0.0 if nan_allowed else lr >= 0.0, f"Invalid learning rate: {lr}")
+
+
+def check_single_group(optimizer: Optimizer) -> None:
+    """torch.optim.LBFGS's ``step()`` check, for the optimizers that work on one flat parameter
+    vector: a group added after construction (``add_param_group``) would otherwise never move."""
+    if len(optimizer.param_groups) != 1:
+        raise AssertionError(
+            f"Expected exactly one param_group, but got {len(optimizer.param_groups)}"
+        )
 
 
 def check_fused_flags(defaults: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from ._base import Closure, Traits, check_lr
+from ._base import Closure, Traits, check_lr, check_single_group
 from ._line_search import strong_wolfe
 
 
@@ -166,6 +166,7 @@ class LBFGS(Traits, Optimizer):
         Args:
             closure (Callable): re-evaluates the model, calls ``backward()`` and returns the loss.
         """
+        check_single_group(self)
         closure = torch.enable_grad()(closure)
         group = self.param_groups[0]
         lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]

@@ -23,7 +23,15 @@ from torch import Tensor
 from torch.optim import Optimizer
 from tqdm import tqdm
 
-from ._base import Closure, Traits, check_lr, check_non_negative, require, scalar
+from ._base import (
+    Closure,
+    Traits,
+    check_lr,
+    check_non_negative,
+    check_single_group,
+    require,
+    scalar,
+)
 from ._line_search import backtracking
 
 LINE_SEARCHES = (None, "backtracking")
@@ -211,6 +219,7 @@ class _ClosureSecondOrder(Traits, Optimizer, abstract=True):
             closure (Callable): re-evaluates the model and returns the loss, without calling
                 ``backward()``.
         """
+        check_single_group(self)
         group = self.param_groups[0]
         state = self.state[self._params[0]]
         state.setdefault("n_iter", 0)

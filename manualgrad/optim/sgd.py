@@ -100,7 +100,7 @@ class SGD(FirstOrderOptimizer):
         differentiable: bool = False,
         fused: bool | None = None,
     ) -> None:
-        check_lr(lr)
+        check_lr(lr, nan_allowed=True)
         check_non_negative(momentum=momentum, weight_decay=weight_decay)
         defaults = {
             "lr": lr,

@@ -343,38 +343,54 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
-        input, weight, mean, rstd = ctx.saved_tensors
-        needs_input, needs_weight, needs_bias = ctx.needs_input_grad[:3]
-        grad_output = _zeros_if_none(grad_output, input)
-        rows = _Rows(grad_output, input, weight, ctx.dims)
-        mean, rstd = mean.reshape(-1, 1), rstd.reshape(-1, 1)
-        grad_input = grad_weight = grad_bias = None
-        if needs_input or needs_weight:
-            # One (R, M) temporary, reduced both ways, then overwritten by dL/dx.
-            grad_times_input = rows.grad * rows.input
-            if needs_input:
-                sum_grad_input = rows.weighted_sum(grad_times_input)
-            if needs_weight:
-                grad_weight = rows.column_sums(grad_times_input, rstd)
-                grad_weight = grad_weight - rows.column_sums(rows.grad, mean * rstd)
-                grad_weight = grad_weight.view(weight.shape)
+        grads = layer_norm_grads(
+            ctx.saved_tensors, ctx.needs_input_grad, ctx.dims, grad_output, grad_mean, grad_rstd
+        )
+        return (*grads, None, None)
+
+
+def layer_norm_grads(
+    saved: tuple,
+    needs: tuple,
+    dims: int,
+    grad_output: Tensor | None,
+    grad_mean: Tensor | None,
+    grad_rstd: Tensor | None,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """dL/dx, dL/dw, dL/db of :class:`LayerNormFunction` from its saved (x, w, μ, r) and needs
+    flags (also the norm part of the fused add + norm in ``functional/transformer.py``)."""
+    input, weight, mean, rstd = saved
+    needs_input, needs_weight, needs_bias = needs[:3]
+    grad_output = _zeros_if_none(grad_output, input)
+    rows = _Rows(grad_output, input, weight, dims)
+    mean, rstd = mean.reshape(-1, 1), rstd.reshape(-1, 1)
+    grad_input = grad_weight = grad_bias = None
+    if needs_input or needs_weight:
+        # One (R, M) temporary, reduced both ways, then overwritten by dL/dx.
+        grad_times_input = rows.grad * rows.input
         if needs_input:
-            grad_input = _input_grad(
-                rows.grad,
-                rows.input,
-                rows.weighted_sum(rows.grad),
-                sum_grad_input,
-                mean,
-                rstd,
-                rows.width,
-                None if grad_mean is None else grad_mean.reshape(-1, 1),
-                None if grad_rstd is None else grad_rstd.reshape(-1, 1),
-                rows.scales(rstd),
-                grad_times_input,
-            ).view(grad_output.shape)
-        if needs_bias:
-            grad_bias = rows.column_sums(rows.grad).view(grad_output.shape[-ctx.dims :])
-        return grad_input, grad_weight, grad_bias, None, None
+            sum_grad_input = rows.weighted_sum(grad_times_input)
+        if needs_weight:
+            grad_weight = rows.column_sums(grad_times_input, rstd)
+            grad_weight = grad_weight - rows.column_sums(rows.grad, mean * rstd)
+            grad_weight = grad_weight.view(weight.shape)
+    if needs_input:
+        grad_input = _input_grad(
+            rows.grad,
+            rows.input,
+            rows.weighted_sum(rows.grad),
+            sum_grad_input,
+            mean,
+            rstd,
+            rows.width,
+            None if grad_mean is None else grad_mean.reshape(-1, 1),
+            None if grad_rstd is None else grad_rstd.reshape(-1, 1),
+            rows.scales(rstd),
+            grad_times_input,
+        ).view(grad_output.shape)
+    if needs_bias:
+        grad_bias = rows.column_sums(rows.grad).view(grad_output.shape[-dims:])
+    return grad_input, grad_weight, grad_bias
 
 
 class _Rows:
@@ -479,32 +495,43 @@ class RMSNormFunction(Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_rstd: Tensor | None):
-        input, weight, rstd = ctx.saved_tensors
-        needs_input, needs_weight = ctx.needs_input_grad[:2]
-        grad_output = _zeros_if_none(grad_output, input)
-        rows = _Rows(grad_output, input, weight, ctx.dims)
-        rstd = rstd.reshape(-1, 1)
-        grad_input = grad_weight = None
-        # One (R, M) temporary, reduced both ways and released before dL/dx is allocated.
-        grad_times_input = rows.grad * rows.input
-        if needs_weight:
-            grad_weight = rows.column_sums(grad_times_input, rstd).view(weight.shape)
-        sum_grad_input = rows.weighted_sum(grad_times_input) if needs_input else None
-        del grad_times_input
-        if needs_input:
-            grad_input = _input_grad(
-                rows.grad,
-                rows.input,
-                None,
-                sum_grad_input,
-                None,
-                rstd,
-                rows.width,
-                None,
-                None if grad_rstd is None else grad_rstd.reshape(-1, 1),
-                rows.scales(rstd),
-            ).view(grad_output.shape)
-        return grad_input, grad_weight, None, None
+        grads = rms_norm_grads(
+            ctx.saved_tensors, ctx.needs_input_grad, ctx.dims, grad_output, grad_rstd
+        )
+        return (*grads, None, None)
+
+
+def rms_norm_grads(
+    saved: tuple, needs: tuple, dims: int, grad_output: Tensor | None, grad_rstd: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """dL/dx, dL/dw of :class:`RMSNormFunction` from its saved (x, w, r) and needs flags
+    (also the norm part of the fused add + norm in ``functional/transformer.py``)."""
+    input, weight, rstd = saved
+    needs_input, needs_weight = needs[:2]
+    grad_output = _zeros_if_none(grad_output, input)
+    rows = _Rows(grad_output, input, weight, dims)
+    rstd = rstd.reshape(-1, 1)
+    grad_input = grad_weight = None
+    # One (R, M) temporary, reduced both ways and released before dL/dx is allocated.
+    grad_times_input = rows.grad * rows.input
+    if needs_weight:
+        grad_weight = rows.column_sums(grad_times_input, rstd).view(weight.shape)
+    sum_grad_input = rows.weighted_sum(grad_times_input) if needs_input else None
+    del grad_times_input
+    if needs_input:
+        grad_input = _input_grad(
+            rows.grad,
+            rows.input,
+            None,
+            sum_grad_input,
+            None,
+            rstd,
+            rows.width,
+            None,
+            None if grad_rstd is None else grad_rstd.reshape(-1, 1),
+            rows.scales(rstd),
+        ).view(grad_output.shape)
+    return grad_input, grad_weight
 
 
 def rms_norm(

@@ -6,7 +6,6 @@ add that precedes it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from types import SimpleNamespace
 
 import torch
 from torch import Tensor
@@ -24,6 +23,8 @@ from manualgrad.functional.normalization import (
     LayerNormFunction,
     RMSNormFunction,
     _check_normalized_shape,
+    layer_norm_grads,
+    rms_norm_grads,
 )
 
 
@@ -195,22 +196,16 @@ class AddNormFunction(Function):
         total, weight, *stats = ctx.saved_tensors
         needs = ctx.needs_input_grad
         needs_total = needs[0] or needs[1]
+        saved = (total, weight, *stats)
         if ctx.kind == "rms":
-            norm = SimpleNamespace(
-                saved_tensors=(total, weight, *stats),
-                needs_input_grad=(needs_total, needs[2], False, False),
-                dims=ctx.dims,
+            grad_h, grad_weight = rms_norm_grads(
+                saved, (needs_total, needs[2]), ctx.dims, grad_output, *grad_stats
             )
-            grad_h, grad_weight, *_ = RMSNormFunction.backward(norm, grad_output, *grad_stats)
             grad_bias = None
         else:
-            norm = SimpleNamespace(
-                saved_tensors=(total, weight, *stats),
-                needs_input_grad=(needs_total, needs[2], needs[3], False, False),
-                dims=ctx.dims,
-            )
-            grad_h, grad_weight, grad_bias, *_ = LayerNormFunction.backward(
-                norm, grad_output, *grad_stats
+            norm_needs = (needs_total, needs[2], needs[3])
+            grad_h, grad_weight, grad_bias = layer_norm_grads(
+                saved, norm_needs, ctx.dims, grad_output, *grad_stats
             )
         if grad_total is not None:
             grad_h = grad_total if grad_h is None else grad_h + grad_total

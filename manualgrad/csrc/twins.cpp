@@ -46,28 +46,20 @@ inline at::Scalar constant(const Tensor&, double value) {
 
 // 1[x > t] and 1[x <= t] as 0./1. values of x's type (NaN compares false), as
 // manualgrad.functional._elementwise.indicator.
-template <typename T>
-T indicator_gt(T x, double t) {
-  return x > static_cast<T>(t) ? T(1) : T(0);
-}
-template <typename T>
-Vec<T> indicator_gt(const Vec<T>& x, double t) {
-  return x.gt(Vec<T>(static_cast<T>(t)));
-}
-inline Tensor indicator_gt(const Tensor& x, double t) {
-  return at::gt(x, t).to(x.scalar_type());
-}
-template <typename T>
-T indicator_le(T x, double t) {
-  return x <= static_cast<T>(t) ? T(1) : T(0);
-}
-template <typename T>
-Vec<T> indicator_le(const Vec<T>& x, double t) {
-  return x.le(Vec<T>(static_cast<T>(t)));
-}
-inline Tensor indicator_le(const Tensor& x, double t) {
-  return at::le(x, t).to(x.scalar_type());
-}
+#define MANUALGRAD_INDICATOR(name, op, method, aten)     \
+  template <typename T>                                  \
+  T name(T x, double t) {                                \
+    return x op static_cast<T>(t) ? T(1) : T(0);         \
+  }                                                      \
+  template <typename T>                                  \
+  Vec<T> name(const Vec<T>& x, double t) {               \
+    return x.method(Vec<T>(static_cast<T>(t)));          \
+  }                                                      \
+  inline Tensor name(const Tensor& x, double t) {        \
+    return aten(x, t).to(x.scalar_type());               \
+  }
+MANUALGRAD_INDICATOR(indicator_gt, >, gt, at::gt)
+MANUALGRAD_INDICATOR(indicator_le, <=, le, at::le)
 
 // where(x > 0, a, b), as torch.where(input > 0, a, b).
 template <typename T>
@@ -83,60 +75,38 @@ inline Tensor where_positive(const Tensor& x, const Tensor& a, const Tensor& b) 
 }
 
 // torch.maximum / torch.minimum: NaN if either operand is NaN.
-template <typename T>
-T maximum_of(T a, T b) {
-  return std::isnan(a) ? a : (std::isnan(b) ? b : (a > b ? a : b));
-}
-template <typename T>
-T minimum_of(T a, T b) {
-  return std::isnan(a) ? a : (std::isnan(b) ? b : (a < b ? a : b));
-}
-template <typename T>
-Vec<T> maximum_of(const Vec<T>& a, const Vec<T>& b) {
-  return at::vec::maximum(a, b);
-}
-template <typename T>
-Vec<T> minimum_of(const Vec<T>& a, const Vec<T>& b) {
-  return at::vec::minimum(a, b);
-}
-inline Tensor maximum_of(const Tensor& a, const Tensor& b) {
-  return at::maximum(a, b);
-}
-inline Tensor minimum_of(const Tensor& a, const Tensor& b) {
-  return at::minimum(a, b);
-}
+#define MANUALGRAD_EXTREMUM(name, op, vec, aten)                            \
+  template <typename T>                                                     \
+  T name(T a, T b) {                                                        \
+    return std::isnan(a) ? a : (std::isnan(b) ? b : (a op b ? a : b));      \
+  }                                                                         \
+  template <typename T>                                                     \
+  Vec<T> name(const Vec<T>& a, const Vec<T>& b) {                           \
+    return vec(a, b);                                                       \
+  }                                                                         \
+  inline Tensor name(const Tensor& a, const Tensor& b) {                    \
+    return aten(a, b);                                                      \
+  }
+MANUALGRAD_EXTREMUM(maximum_of, >, at::vec::maximum, at::maximum)
+MANUALGRAD_EXTREMUM(minimum_of, <, at::vec::minimum, at::minimum)
 
-template <typename T>
-T exp_of(T x) {
-  return std::exp(x);
-}
-template <typename T>
-Vec<T> exp_of(const Vec<T>& x) {
-  return x.exp();
-}
-inline Tensor exp_of(const Tensor& x) {
-  return at::exp(x);
-}
-template <typename T>
-T erf_of(T x) {
-  return std::erf(x);
-}
-template <typename T>
-Vec<T> erf_of(const Vec<T>& x) {
-  return x.erf();
-}
-inline Tensor erf_of(const Tensor& x) {
-  return at::erf(x);
-}
-template <typename T>
-T tanh_value(T x) {
-  return std::tanh(x);
-}
-template <typename T>
-Vec<T> tanh_value(const Vec<T>& x) {
-  return x.tanh();
-}
-Tensor tanh_value(const Tensor& x);  // TanhTwin: differentiable again by the same derivation
+// A transcendental: std:: on scalars, the Vectorized method (SLEEF), a tensor function.
+#define MANUALGRAD_UNARY(name, scalar, method, tensor) \
+  template <typename T>                                \
+  T name(T x) {                                        \
+    return scalar(x);                                  \
+  }                                                    \
+  template <typename T>                                \
+  Vec<T> name(const Vec<T>& x) {                       \
+    return x.method();                                 \
+  }                                                    \
+  inline Tensor name(const Tensor& x) {                \
+    return tensor(x);                                  \
+  }
+MANUALGRAD_UNARY(exp_of, std::exp, exp, at::exp)
+MANUALGRAD_UNARY(erf_of, std::erf, erf, at::erf)
+Tensor tanh_twin(const Tensor& x);  // TanhTwin: differentiable again by the same derivation
+MANUALGRAD_UNARY(tanh_value, std::tanh, tanh, tanh_twin)
 // σ(x) = 1/(1 + e^{−x}).
 template <typename T>
 T sigmoid_value(T x) {
@@ -193,17 +163,29 @@ Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivati
 
 // ---- element-wise twins -------------------------------------------------------------------
 
-// Python: manualgrad.functional.activations.ReLUFunction.
-struct ReLUTwin : public torch::autograd::Function<ReLUTwin> {
+// An activation whose derivative is a function of its output y: forward Self::value (an ATen
+// value op), save y only, dL/dz = Self::derivative(y) · dL/dy.
+template <typename Self>
+struct FromOutput : public torch::autograd::Function<Self> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input) {
-    Tensor output = at::clamp_min(input, 0);
+    Tensor output = Self::value(input);
     ctx->save_for_backward({output});
     return output;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor output = ctx->get_saved_variables()[0];
-    // dL/dz = dL/dy · (1 − 1[y ≤ 0])
-    return {chain(output, grads[0], [](auto y) { return constant(y, 1) - indicator_le(y, 0); })};
+    return {chain(output, grads[0], [](auto y) { return Self::derivative(y); })};
+  }
+};
+
+// Python: manualgrad.functional.activations.ReLUFunction.
+struct ReLUTwin : public FromOutput<ReLUTwin> {
+  static Tensor value(const Tensor& input) {
+    return at::clamp_min(input, 0);
+  }
+  template <typename V>
+  static auto derivative(const V& y) {  // 1 − 1[y ≤ 0]
+    return constant(y, 1) - indicator_le(y, 0);
   }
 };
 
@@ -287,34 +269,28 @@ struct SiLUTwin : public torch::autograd::Function<SiLUTwin> {
 };
 
 // Python: manualgrad.functional.activations.SigmoidFunction.
-struct SigmoidTwin : public torch::autograd::Function<SigmoidTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
-    Tensor output = at::sigmoid(input);
-    ctx->save_for_backward({output});
-    return output;
+struct SigmoidTwin : public FromOutput<SigmoidTwin> {
+  static Tensor value(const Tensor& input) {
+    return at::sigmoid(input);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor output = ctx->get_saved_variables()[0];
-    // dL/dz = dL/dy · y(1 − y)
-    return {chain(output, grads[0], [](auto y) { return (constant(y, 1) - y) * y; })};
+  template <typename V>
+  static auto derivative(const V& y) {  // y(1 − y)
+    return (constant(y, 1) - y) * y;
   }
 };
 
 // Python: manualgrad.functional.activations.TanhFunction.
-struct TanhTwin : public torch::autograd::Function<TanhTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
-    Tensor output = at::tanh(input);
-    ctx->save_for_backward({output});
-    return output;
+struct TanhTwin : public FromOutput<TanhTwin> {
+  static Tensor value(const Tensor& input) {
+    return at::tanh(input);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor output = ctx->get_saved_variables()[0];
-    // dL/dz = dL/dy · (1 − y²)
-    return {chain(output, grads[0], [](auto y) { return constant(y, 1) - y * y; })};
+  template <typename V>
+  static auto derivative(const V& y) {  // 1 − y²
+    return constant(y, 1) - y * y;
   }
 };
 
-Tensor tanh_value(const Tensor& x) {
+Tensor tanh_twin(const Tensor& x) {
   return TanhTwin::apply(x);
 }
 Tensor sigmoid_value(const Tensor& x) {
@@ -379,39 +355,45 @@ Tensor times(Tensor fresh, const Tensor& other) {
   return at::GradMode::is_enabled() ? fresh * other : fresh.mul_(other);
 }
 
-// Python: manualgrad.functional.softmax.SoftmaxFunction.
-struct SoftmaxTwin : public torch::autograd::Function<SoftmaxTwin> {
+// A normalisation along ``dim`` whose Jacobian is a function of its output y: forward
+// Self::value, save y only, dL/dz = Self::gradient(y, dL/dy, dim).
+template <typename Self>
+struct AlongDim : public torch::autograd::Function<Self> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, int64_t dim) {
-    Tensor exps = shifted(input, dim).exp_();
-    Tensor output = exps.div_(exps.sum(dim, true));
+    Tensor output = Self::value(input, dim);
     ctx->saved_data["dim"] = dim;
     ctx->save_for_backward({output});
     return output;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor output = ctx->get_saved_variables()[0];
-    int64_t dim = ctx->saved_data["dim"].toInt();
+    return {Self::gradient(output, grads[0], ctx->saved_data["dim"].toInt()), Tensor()};
+  }
+};
+
+// Python: manualgrad.functional.softmax.SoftmaxFunction.
+struct SoftmaxTwin : public AlongDim<SoftmaxTwin> {
+  static Tensor value(const Tensor& input, int64_t dim) {
+    Tensor exps = shifted(input, dim).exp_();
+    return exps.div_(exps.sum(dim, true));
+  }
+  static Tensor gradient(const Tensor& output, const Tensor& grad, int64_t dim) {
     // dL/dz = y ⊙ (g − Σ_dim g ⊙ y)
-    Tensor dot = (grads[0] * output).sum(dim, true);
-    return {times(grads[0] - dot, output), Tensor()};
+    Tensor dot = (grad * output).sum(dim, true);
+    return times(grad - dot, output);
   }
 };
 
 // Python: manualgrad.functional.softmax.LogSoftmaxFunction (log_softmax_values).
-struct LogSoftmaxTwin : public torch::autograd::Function<LogSoftmaxTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, int64_t dim) {
+struct LogSoftmaxTwin : public AlongDim<LogSoftmaxTwin> {
+  static Tensor value(const Tensor& input, int64_t dim) {
     Tensor values = shifted(input, dim);
-    Tensor output = values.sub_(at::exp(values).sum(dim, true).log_());
-    ctx->saved_data["dim"] = dim;
-    ctx->save_for_backward({output});
-    return output;
+    return values.sub_(at::exp(values).sum(dim, true).log_());
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor output = ctx->get_saved_variables()[0];
-    int64_t dim = ctx->saved_data["dim"].toInt();
+  static Tensor gradient(const Tensor& output, const Tensor& grad, int64_t dim) {
     // dL/dz = g − e^{y} ⊙ Σ_dim g
-    Tensor total = grads[0].sum(dim, true);
-    return {grads[0] - times(at::exp(output), total), Tensor()};
+    Tensor total = grad.sum(dim, true);
+    return grad - times(at::exp(output), total);
   }
 };
 

@@ -42,17 +42,9 @@ QUIRK_VALUES = {
 # to their owners: NaN/inf gradients of max/min/prod and attention, empty dims of
 # einsum/mm/pad/std/var/interpolate, exception types of attention
 KNOWN = {
-    "max": "NaN input: gradient NaN positions differ from torch",
-    "min": "NaN input: gradient NaN positions differ from torch",
-    "prod": "inf/NaN input: gradient NaN positions differ from torch",
     "scaled_dot_product_attention": "inf input: gradient NaN positions; empty head dim",
     "scaled_dot_product_attention_dropout": "inf input: gradient NaN positions; empty head dim",
     "scaled_dot_product_attention_blocks": "inf input: gradient NaN positions; empty head dim",
-    "einsum": "zero-size operand raises where torch computes",
-    "mm": "zero-size operand: backward reshape(-1, 0)",
-    "pad": "zero-size input: IndexError where torch raises RuntimeError",
-    "std": "zero-size dim: ZeroDivisionError where torch computes",
-    "var": "zero-size dim: ZeroDivisionError where torch computes",
     "interpolate": "empty dims compute where torch raises; NaN positions with ±inf",
 }
 # found only by the long search (reported; not fixed in this change)

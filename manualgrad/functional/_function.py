@@ -13,6 +13,12 @@ nothing to bind, so eager calls go straight to the C++ entry point. torch's ``ap
   itself, so this is only a safeguard);
 - for calls with keyword arguments or fewer arguments than ``forward`` takes (defaults).
 
+An eager call of a Function that has a compiled twin (:mod:`manualgrad._ext`: the same
+derivation as a C++ ``torch::autograd::Function``, when the extension is built) runs the twin
+instead, if its arguments are :func:`manualgrad._ext.eligible` (plain CPU float32/float64
+tensors, autocast off); the checks above run first, so transforms and tracing keep the Python
+Function.
+
 Tensors left wrapped by a transform that has exited ("dead wrappers", e.g. a ``torch.func.vjp``
 closure called later) are unwrapped first, as torch does.
 

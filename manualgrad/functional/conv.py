@@ -71,11 +71,7 @@ class ConvolutionFunction(Function):
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         input, weight, _, stride, padding, dilation, groups, extra = inputs
-        needs_input, needs_weight = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(input if needs_weight else None, weight if needs_input else None)
-        ctx.input_shape = input.shape
-        ctx.weight_shape = weight.shape
-        ctx.options = (stride, padding, dilation, groups, extra)
+        _save_operands(ctx, input, weight, (stride, padding, dilation, groups, extra))
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -96,8 +92,29 @@ class ConvolutionFunction(Function):
                 groups,
             )
         if needs_bias:
-            grad_bias = grad_output.sum([0, *range(2, grad_output.dim())])
+            grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
+
+
+def _save_operands(ctx, input: Tensor, weight: Tensor, options: tuple) -> None:
+    """The convolutions' saved state: x only if W needs a gradient, W only if x needs one (each
+    gradient needs the other operand), both shapes, and the layer ``options``."""
+    needs_input, needs_weight = ctx.needs_input_grad[:2]
+    ctx.save_for_backward(input if needs_weight else None, weight if needs_input else None)
+    ctx.input_shape, ctx.weight_shape = input.shape, weight.shape
+    ctx.options = options
+
+
+def _bias_grad(grad_output: Tensor) -> Tensor:
+    """dL/db = Σ over the batch and spatial dims of dL/dy (b is added to every output pixel)."""
+    return grad_output.sum([0, *range(2, grad_output.dim())])
+
+
+def _apply_batched(function: type[Function], input: Tensor, unbatched: bool, *args) -> Tensor:
+    """``function.apply(input, *args)`` with a batch dim of 1 put on (and taken off the result)
+    when ``input`` is ``unbatched``."""
+    output = function.apply(input.unsqueeze(0) if unbatched else input, *args)
+    return output.squeeze(0) if unbatched else output
 
 
 def _pad_after(input: Tensor, extra: tuple[int, ...]) -> Tensor:
@@ -241,8 +258,10 @@ def _convolution(
     stride = _expand(stride, dims, "stride")
     dilation = _expand(dilation, dims, "dilation")
     padding, extra = _resolve_padding(padding, weight.shape[2:], stride, dilation)
-    output = ConvolutionFunction.apply(
-        input.unsqueeze(0) if unbatched else input,
+    return _apply_batched(
+        ConvolutionFunction,
+        input,
+        unbatched,
         weight,
         bias,
         stride,
@@ -251,7 +270,6 @@ def _convolution(
         groups,
         extra,
     )
-    return output.squeeze(0) if unbatched else output
 
 
 def conv1d(

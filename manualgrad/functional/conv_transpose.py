@@ -29,7 +29,15 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._function import Function
-from manualgrad.functional.conv import IntOrTuple, _conv_weight_grad, _convolution, _expand
+from manualgrad.functional.conv import (
+    IntOrTuple,
+    _apply_batched,
+    _bias_grad,
+    _conv_weight_grad,
+    _convolution,
+    _expand,
+    _save_operands,
+)
 
 
 class ConvTransposeFunction(Function):
@@ -64,10 +72,7 @@ class ConvTransposeFunction(Function):
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
         input, weight, _, stride, padding, _, groups, dilation = inputs
-        needs_input, needs_weight = ctx.needs_input_grad[:2]
-        ctx.save_for_backward(input if needs_weight else None, weight if needs_input else None)
-        ctx.input_shape, ctx.weight_shape = input.shape, weight.shape
-        ctx.options = (stride, padding, dilation, groups)
+        _save_operands(ctx, input, weight, (stride, padding, dilation, groups))
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -85,7 +90,7 @@ class ConvTransposeFunction(Function):
                 input, grad_output, ctx.weight_shape, stride, padding, dilation, groups
             )
         if needs_bias:
-            grad_bias = grad_output.sum([0, *range(2, grad_output.dim())])
+            grad_bias = _bias_grad(grad_output)
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
 
 
@@ -116,8 +121,10 @@ def _conv_transpose(
                 f"or dilation, got output_padding={list(output_padding)}"
             )
     unbatched = input.dim() == dims + 1
-    output = ConvTransposeFunction.apply(
-        input.unsqueeze(0) if unbatched else input,
+    return _apply_batched(
+        ConvTransposeFunction,
+        input,
+        unbatched,
         weight,
         bias,
         stride,
@@ -126,7 +133,6 @@ def _conv_transpose(
         groups,
         dilation,
     )
-    return output.squeeze(0) if unbatched else output
 
 
 def _conv_transpose_op(dims: int):

@@ -92,6 +92,13 @@ def _zeros_if_none(grad: Tensor | None, like: Tensor) -> Tensor:
     return torch.zeros_like(like) if grad is None else grad
 
 
+def _save_statistics(ctx, input: Tensor, weight: Tensor | None, output: tuple[Tensor, ...]) -> None:
+    """The layer, RMS and group norms' saved state: x, w and the statistics the forward returns
+    after y (mean and 1/σ, or 1/rms); gradients not computed stay None (not materialized)."""
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(input, weight, *output[1:])
+
+
 def _moments(input: Tensor, dims: list[int], eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """x − μ (a fresh tensor the caller may overwrite), μ, v, r over ``dims`` (keepdim).
 
@@ -335,11 +342,8 @@ class LayerNormFunction(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.set_materialize_grads(False)
-        input, weight, _, dims, _ = inputs
-        _, mean, rstd = output
-        ctx.save_for_backward(input, weight, mean, rstd)
-        ctx.dims = dims
+        input, weight, _, ctx.dims, _ = inputs
+        _save_statistics(ctx, input, weight, output)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):
@@ -487,11 +491,8 @@ class RMSNormFunction(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.set_materialize_grads(False)
-        input, weight, dims, _ = inputs
-        _, rstd = output
-        ctx.save_for_backward(input, weight, rstd)
-        ctx.dims = dims
+        input, weight, ctx.dims, _ = inputs
+        _save_statistics(ctx, input, weight, output)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_rstd: Tensor | None):
@@ -583,11 +584,8 @@ class GroupNormFunction(Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        ctx.set_materialize_grads(False)
-        input, weight, _, groups, _ = inputs
-        _, mean, rstd = output
-        ctx.save_for_backward(input, weight, mean, rstd)
-        ctx.groups = groups
+        input, weight, _, ctx.groups, _ = inputs
+        _save_statistics(ctx, input, weight, output)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_mean: Tensor | None, grad_rstd: Tensor | None):

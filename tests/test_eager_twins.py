@@ -18,6 +18,7 @@ import sys
 import pytest
 import torch
 
+import manualgrad.functional as F
 from manualgrad import _ext
 from manualgrad.functional.activations import ReLUFunction
 from manualgrad.testing.calls import float_outputs, random_like
@@ -110,6 +111,23 @@ def test_twin_errors_equal_python_path(op):
                 op.op(*case.args, **case.kwargs)
             outcomes.append((type(raised.value), str(raised.value)))
         assert outcomes[0] == outcomes[1]
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "call",
+    [F.gelu, F.tanh, F.silu, lambda t: F.softmax(t, -1), lambda t: F.linear(t, t[:2])],
+    ids=["gelu", "tanh", "silu", "softmax", "linear"],
+)
+def test_twin_backward_takes_batched_grads(call):
+    """A twin's backward run under vmap (is_grads_batched, as the batched Hessian-vector
+    products of Newton) sees batched gradients: composite ops, same result as the Python path."""
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    grads = torch.randn(5, *call(x).shape, dtype=torch.float64)
+    (eager,) = torch.autograd.grad(call(x), x, grads, is_grads_batched=True)
+    with _ext.python_path():
+        (reference,) = torch.autograd.grad(call(x), x, grads, is_grads_batched=True)
+    torch.testing.assert_close(eager, reference)
 
 
 # ---- the dispatch hook, with a stand-in twin (no extension needed) ---------------------------

@@ -105,6 +105,16 @@ def image(**kwargs: object) -> Maker:
     return lambda size: Sample(size, (randn(*IMAGE[size]),), dict(kwargs))
 
 
+def line(**kwargs: object) -> Maker:
+    """The image's rows laid end to end, (N, C, H·W), with ``kwargs`` passed to the op."""
+
+    def maker(size: str) -> Sample:
+        batch, channels, height, width = IMAGE[size]
+        return Sample(size, (randn(batch, channels, height * width),), dict(kwargs))
+
+    return maker
+
+
 def conv(dims: int) -> Maker:
     """A 3-wide (3×3) convolution C → C with bias and padding 1 over the image (``dims`` = 2)
     or the image's rows laid end to end (``dims`` = 1)."""
@@ -195,6 +205,7 @@ MAKERS: dict[str, Maker] = {
     "prelu": prelu,
     "softmax": elementwise(dim=-1),
     "log_softmax": elementwise(dim=-1),
+    "glu": elementwise(dim=-1),
     "dropout": elementwise(p=0.5),
     "embedding": embedding(),
     "embedding_padding_freq": embedding(padding_idx=0, scale_grad_by_freq=True),
@@ -210,6 +221,9 @@ MAKERS: dict[str, Maker] = {
     "max_pool2d": image(kernel_size=2),
     "avg_pool2d": image(kernel_size=3, stride=2, padding=1),
     "adaptive_avg_pool2d": image(output_size=1),
+    "max_pool1d": line(kernel_size=2),
+    "avg_pool1d": line(kernel_size=3, stride=2, padding=1),
+    "adaptive_avg_pool1d": line(output_size=1),
     "linear_relu": linear,
     "linear_gelu": linear,
     "linear_cross_entropy": linear_cross_entropy(),

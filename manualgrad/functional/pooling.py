@@ -501,11 +501,94 @@ def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) 
     return AdaptiveAvgPool2dFunction.apply(input, sizes)
 
 
+def _single(value: IntPair | None, op: str, what: str, default: int | None = None) -> int:
+    """An int or a 1-sequence as an int (torch's 1-d rule), with torch's message otherwise."""
+    if value is None:
+        return default
+    if isinstance(value, int):
+        return value
+    values = tuple(value)
+    if len(values) != 1:
+        raise RuntimeError(f"{op}() argument '{what}' should contain one int (got {len(values)})")
+    return values[0]
+
+
+def _as_line(op: str, input: Tensor) -> Tensor:
+    """A 2-d (C, L) or 3-d (N, C, L) input as an image of height 1: (…, C, 1, L)."""
+    if input.dim() not in (2, 3):
+        raise RuntimeError(
+            f"{op}: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size for "
+            f"input, but got:{list(input.shape)}"
+        )
+    return input.unsqueeze(-2)
+
+
+def max_pool1d(
+    input: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``torch.nn.functional.max_pool1d`` through :class:`MaxPool2dFunction` on the input seen
+    as an image of height 1 with a (1, k) kernel: every window then lies in the single row, so
+    the 2-d derivation holds as is, and the flat index h·W + w is the 1-d index w.
+    """
+    image = _as_line("max_pool1d", input)
+    kernel = _single(kernel_size, "max_pool1d", "kernel_size")
+    window = _window(
+        "max_pool1d",
+        image,
+        (1, kernel),
+        (1, _single(stride, "max_pool1d", "stride", kernel)),
+        (0, _single(padding, "max_pool1d", "padding")),
+        (1, _single(dilation, "max_pool1d", "dilation")),
+        ceil_mode,
+    )
+    output, indices = _batched(MaxPool2dFunction, image, window)
+    output, indices = output.squeeze(-2), indices.squeeze(-2)
+    return (output, indices) if return_indices else output
+
+
+def avg_pool1d(
+    input: Tensor,
+    kernel_size: IntPair,
+    stride: IntPair | None = None,
+    padding: IntPair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+) -> Tensor:
+    """``torch.nn.functional.avg_pool1d`` through :class:`AvgPool2dFunction` on the input seen
+    as an image of height 1 with a (1, k) kernel (the row divisor is 1, so D is the 1-d one and
+    the 2-d derivation holds as is)."""
+    image = _as_line("avg_pool1d", input)
+    kernel = _single(kernel_size, "avg_pool1d", "kernel_size")
+    stride = _single(stride, "avg_pool1d", "stride", kernel)
+    padding = _single(padding, "avg_pool1d", "padding")
+    return avg_pool2d(
+        image, (1, kernel), (1, stride), (0, padding), ceil_mode, count_include_pad
+    ).squeeze(-2)
+
+
+def adaptive_avg_pool1d(input: Tensor, output_size: int | Sequence[int]) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool1d`` through :class:`AdaptiveAvgPool2dFunction`
+    on the input seen as an image of height 1 pooled to (1, output_size): A_h is then the 1×1
+    identity, so y = x · A_wᵀ and dL/dx = dL/dy · A_w, the 2-d derivation restricted to a row."""
+    image = _as_line("adaptive_avg_pool1d", input)
+    size = _single(output_size, "adaptive_avg_pool1d", "output_size")
+    return adaptive_avg_pool2d(image, (1, size)).squeeze(-2)
+
+
 __all__ = [
     "AdaptiveAvgPool2dFunction",
     "AvgPool2dFunction",
     "MaxPool2dFunction",
+    "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "avg_pool1d",
     "avg_pool2d",
+    "max_pool1d",
     "max_pool2d",
 ]

@@ -131,7 +131,98 @@ def adaptive_avg_pool2d_errors():
     yield ErrorCase((torch.randn(2, 3, 0, 5), 2), {}, RuntimeError, "dimension 2 being empty")
 
 
+def _line_samples(cases):
+    """Samples of one (N, C, L) input each: ``cases`` = [(name, shape, kwargs)], plus the shared
+    unbatched, empty-batch and non-contiguous ones (``kwargs`` of the first case)."""
+
+    def samples(dtype):
+        for name, shape, kwargs in cases:
+            yield Sample(name, (tensor(*shape, dtype=dtype),), kwargs)
+        first = cases[0][2]
+        yield Sample("unbatched", (tensor(2, 7, dtype=dtype),), first)
+        yield Sample("empty_batch", (tensor(0, 2, 6, dtype=dtype),), first)
+        yield Sample(
+            "noncontiguous",
+            (tensor(2, 3, 8, dtype=dtype, noncontiguous=True),),
+            first,
+            noncontiguous_grad=True,
+        )
+
+    return samples
+
+
+max_pool1d_samples = _line_samples(
+    [
+        ("regular", (2, 3, 8), {"kernel_size": 2}),
+        ("stride_padding", (1, 2, 9), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        ("dilation_ceil", (1, 2, 9), {"kernel_size": 2, "dilation": 2, "ceil_mode": True}),
+        ("tuple_indices", (1, 2, 7), {"kernel_size": (3,), "stride": 1, "return_indices": True}),
+    ]
+)
+
+avg_pool1d_samples = _line_samples(
+    [
+        ("regular", (2, 3, 8), {"kernel_size": 2}),
+        (
+            "exclude_pad_ceil",
+            (1, 2, 9),
+            {
+                "kernel_size": 3,
+                "stride": 2,
+                "padding": 1,
+                "ceil_mode": True,
+                "count_include_pad": False,
+            },
+        ),
+        ("tuple", (1, 2, 7), {"kernel_size": (3,), "stride": (1,), "padding": (1,)}),
+    ]
+)
+
+adaptive_avg_pool1d_samples = _line_samples(
+    [
+        ("global", (2, 3, 8), {"output_size": 1}),
+        ("uneven", (1, 2, 7), {"output_size": 3}),
+        ("tiles", (1, 2, 8), {"output_size": (4,)}),
+        ("upsample", (1, 2, 3), {"output_size": 5}),
+    ]
+)
+
+
+def _line_errors(op):
+    x = torch.randn(2, 3, 9)
+    yield ErrorCase((torch.randn(5), 2), {}, RuntimeError, "Expected 2D or 3D")
+    yield ErrorCase((x, (1, 2)), {}, RuntimeError, "should contain one int")
+    if op != "adaptive":
+        yield ErrorCase((x, 2), {"padding": 2}, RuntimeError, "pad should be at most half")
+        yield ErrorCase((x, 10), {}, RuntimeError, "Output size is too small")
+        yield ErrorCase((x, 2), {"stride": 0}, RuntimeError, "stride should not be zero")
+
+
 OPS = [
+    OpInfo(
+        "max_pool1d",
+        F.max_pool1d,
+        TF.max_pool1d,
+        F.MaxPool2dFunction,
+        max_pool1d_samples,
+        lambda: _line_errors("max"),
+    ),
+    OpInfo(
+        "avg_pool1d",
+        F.avg_pool1d,
+        TF.avg_pool1d,
+        F.AvgPool2dFunction,
+        avg_pool1d_samples,
+        lambda: _line_errors("avg"),
+    ),
+    OpInfo(
+        "adaptive_avg_pool1d",
+        F.adaptive_avg_pool1d,
+        TF.adaptive_avg_pool1d,
+        F.AdaptiveAvgPool2dFunction,
+        adaptive_avg_pool1d_samples,
+        lambda: _line_errors("adaptive"),
+    ),
     OpInfo(
         "max_pool2d",
         F.max_pool2d,
@@ -163,7 +254,32 @@ def _image(kw, dtype):
     return (tensor(2, 3, 7, 6, dtype=dtype),)
 
 
+def _line(kw, dtype):
+    return (tensor(2, 3, 11, dtype=dtype),)
+
+
 MODULES = [
+    ModuleInfo(
+        "MaxPool1d",
+        mnn.MaxPool1d,
+        torch.nn.MaxPool1d,
+        [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1, "return_indices": True}],
+        _line,
+    ),
+    ModuleInfo(
+        "AvgPool1d",
+        mnn.AvgPool1d,
+        torch.nn.AvgPool1d,
+        [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}],
+        _line,
+    ),
+    ModuleInfo(
+        "AdaptiveAvgPool1d",
+        mnn.AdaptiveAvgPool1d,
+        torch.nn.AdaptiveAvgPool1d,
+        [{"output_size": 1}, {"output_size": 4}],
+        _line,
+    ),
     ModuleInfo(
         "MaxPool2d",
         mnn.MaxPool2d,

@@ -29,6 +29,13 @@ def log_softmax_values(input: Tensor, dim: int) -> Tensor:
     return shifted.sub_(torch.exp(shifted).sum(dim, keepdim=True).log_())
 
 
+def _save_dim_and_output(ctx, inputs: tuple, output: Tensor) -> None:
+    """Softmax's and log-softmax's ``setup_context``: the dim and y only (each Jacobian is a
+    function of the output)."""
+    ctx.dim = inputs[1]
+    ctx.save_for_backward(output)
+
+
 class SoftmaxFunction(Function):
     r"""Softmax along ``dim``.  y_i = e^{z_i} / Σ_j e^{z_j}   (computed as e^{z_i − max z}/Σ).
 
@@ -44,10 +51,7 @@ class SoftmaxFunction(Function):
         exps = _shifted(input, dim).exp_()
         return exps.div_(exps.sum(dim, keepdim=True))
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.dim = inputs[1]
-        ctx.save_for_backward(output)
+    setup_context = staticmethod(_save_dim_and_output)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
@@ -70,10 +74,7 @@ class LogSoftmaxFunction(Function):
     def forward(input: Tensor, dim: int) -> Tensor:
         return log_softmax_values(input, dim)
 
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        ctx.dim = inputs[1]
-        ctx.save_for_backward(output)
+    setup_context = staticmethod(_save_dim_and_output)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):

@@ -272,37 +272,40 @@ def _convolution(
     )
 
 
-def conv1d(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: str | IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-) -> Tensor:
+def _conv_op(dims: int, doc: str):
+    """``torch.nn.functional.conv{dims}d``, same signature and defaults, documented by ``doc``."""
+
+    def op(
+        input: Tensor,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        stride: IntOrTuple = 1,
+        padding: str | IntOrTuple = 0,
+        dilation: IntOrTuple = 1,
+        groups: int = 1,
+    ) -> Tensor:
+        return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=dims)
+
+    op.__name__ = op.__qualname__ = f"conv{dims}d"
+    op.__doc__ = doc
+    return op
+
+
+conv1d = _conv_op(
+    1,
     """``torch.nn.functional.conv1d`` with the backward of :class:`ConvolutionFunction`.
 
     ``padding`` is an int, a 1-tuple, ``'valid'`` (none) or ``'same'`` (output length = input
     length; stride must be 1; an odd total d·(k − 1) puts the extra zero at the end, as torch).
-    """
-    return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=1)
-
-
-def conv2d(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: str | IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-) -> Tensor:
+    """,
+)
+conv2d = _conv_op(
+    2,
     """``torch.nn.functional.conv2d`` with the backward of :class:`ConvolutionFunction`.
 
     ``padding`` is an int, a pair, ``'valid'`` or ``'same'`` (see :func:`conv1d`).
-    """
-    return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=2)
+    """,
+)
 
 
 __all__ = ["ConvolutionFunction", "conv1d", "conv2d"]

@@ -33,8 +33,8 @@ from manualgrad.functional.conv import (
     IntOrTuple,
     _apply_batched,
     _bias_grad,
+    _conv_op,
     _conv_weight_grad,
-    _convolution,
     _expand,
     _save_operands,
 )
@@ -165,18 +165,11 @@ conv_transpose2d = _conv_transpose_op(2)
 conv_transpose3d = _conv_transpose_op(3)
 
 
-def conv3d(
-    input: Tensor,
-    weight: Tensor,
-    bias: Tensor | None = None,
-    stride: IntOrTuple = 1,
-    padding: str | IntOrTuple = 0,
-    dilation: IntOrTuple = 1,
-    groups: int = 1,
-) -> Tensor:
+conv3d = _conv_op(
+    3,
     """``torch.nn.functional.conv3d``: the N-d convolution of
-    :class:`manualgrad.functional.conv.ConvolutionFunction` over three spatial dims."""
-    return _convolution(input, weight, bias, stride, padding, dilation, groups, dims=3)
+    :class:`manualgrad.functional.conv.ConvolutionFunction` over three spatial dims.""",
+)
 
 
 __all__ = [

@@ -20,6 +20,7 @@ INPLACE = [a for a in CATALOGUE if a.inplace]
 KWARGS = {
     "leaky_relu": {"negative_slope": 0.2},
     "elu": {"alpha": 0.5},
+    "celu": {"alpha": 0.5},
     "hardtanh": {"min_val": -0.5, "max_val": 0.5},
 }
 
@@ -47,7 +48,9 @@ def test_inplace_flag_is_accepted_and_leaves_the_input_intact(entry):
 @pytest.mark.parametrize("entry", INPLACE, ids=lambda a: a.module)
 def test_inplace_modules_keep_torch_repr_and_compute_out_of_place(entry):
     module = getattr(mnn, entry.module)(inplace=True, **entry.kwargs)
-    assert "inplace=True" in repr(module)
+    # torch's repr, which shows the flag where torch's extra_repr does (not Mish, Hardswish...)
+    assert repr(module) == repr(getattr(torch.nn, entry.module)(inplace=True, **entry.kwargs))
+    assert module.inplace
     z = torch.randn(2, 3)
     before = z.clone()
     module(z)

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from manualgrad.functional._checks import require_floating, require_tensor
+from manualgrad.functional._checks import require_floating, require_tensor, wrap_dim
 from manualgrad.functional._elementwise import (
     indicator,
     indicator_not,
@@ -166,45 +166,83 @@ def prelu(input: Tensor, weight: Tensor) -> Tensor:
 
 
 class ELUFunction(Function):
-    r"""ELU.  y = z if z > 0 else α·(eᶻ − 1).
+    r"""ELU with torch's three coefficients (elu, selu and celu are all this Function).
 
-    Forward as y = max(z, 0) + α·(e^{min(z, 0)} − 1).
-    On z ≤ 0, dy/dz = α·eᶻ = y + α, a function of the output.
+    y = λ·z if z > 0 else λα·(e^{sz} − 1)   (α = alpha, λ = scale, s = input_scale;
+    elu: λ = s = 1; selu: α, λ the SELU constants, s = 1; celu: λ = 1, s = 1/α).
+    Forward as y = λ·max(z, 0) + λα·(e^{s·min(z, 0)} − 1).
+    On z ≤ 0, dy/dz = λαs·e^{sz} = s·(y + λα), a function of the output.
     Saved: y when α ≥ 0 (then y > 0 ⇔ z > 0), else z (a negative α makes y ≥ 0 for z < 0).
-        dL/dz = dL/dy · (1[z > 0] + 1[z ≤ 0]·(y + α))    (y + α = α·eᶻ; subgradient α at z = 0,
-                                                         as torch; e^{min(z, 0)} never overflows)
+        dL/dz = dL/dy · (λ·1[z > 0] + 1[z ≤ 0]·s(y + λα))   (s(y + λα) = λαs·e^{sz};
+                subgradient λαs at z = 0, as torch; e^{s·min(z, 0)} never overflows for s > 0)
     The negative-branch slope is built from fmin(·, 0) (NaN-ignoring), so it is finite where z is
-    +inf or NaN, and there the slope is 1, as torch's ``z <= 0 ? α·eᶻ : 1``.
+    +inf or NaN, and there the slope is λ, as torch's ``z <= 0 ? λαs·e^{sz} : λ``.
     """
 
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(input: Tensor, alpha: float) -> Tensor:
-        return torch.add(input.clamp_min(0), torch.expm1(input.clamp_max(0)), alpha=alpha)
+    def forward(input: Tensor, alpha: float, scale: float, input_scale: float) -> Tensor:
+        positive = input.clamp_min(0)
+        negative = input.clamp_max(0)
+        if scale != 1:
+            positive.mul_(scale)
+        if input_scale != 1:
+            negative.mul_(input_scale)
+        return torch.add(positive, torch.expm1(negative), alpha=alpha * scale)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        input, alpha = inputs
-        ctx.alpha = alpha
+        input, alpha, scale, input_scale = inputs
+        ctx.negative_coefficient = alpha * scale
+        ctx.scale, ctx.input_scale = scale, input_scale
         ctx.from_output = alpha >= 0
         ctx.save_for_backward(output if ctx.from_output else input)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         (saved,) = ctx.saved_tensors
+        zero = saved.new_zeros(())
         if ctx.from_output:
-            negative_slope = torch.fmin(saved, saved.new_zeros(())) + ctx.alpha
+            negative_slope = torch.fmin(saved, zero) + ctx.negative_coefficient
         else:
-            negative_slope = ctx.alpha * torch.exp(torch.fmin(saved, saved.new_zeros(())))
-        slope = slope_above(saved, 0, negative_slope, nan_above=True)
-        return times(slope, grad_output), None
+            negative_slope = ctx.negative_coefficient * torch.exp(
+                torch.fmin(saved, zero) * ctx.input_scale
+            )
+        if ctx.input_scale != 1:
+            negative_slope = negative_slope * ctx.input_scale
+        low = times(indicator(torch.le, saved, 0), negative_slope)
+        slope = low.add_(indicator_not(torch.le, saved, 0), alpha=ctx.scale)
+        return times(slope, grad_output), None, None, None
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``torch.nn.functional.elu`` (``inplace`` accepted, computed out of place)."""
     require_floating(input, "elu")
-    return ELUFunction.apply(input, alpha)
+    return ELUFunction.apply(input, alpha, 1.0, 1.0)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.selu``: :class:`ELUFunction` with α = 1.6732632423543772…,
+    λ = 1.0507009873554804… (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "selu")
+    (wide,) = upcast(input)
+    return downcast(ELUFunction.apply(wide, _SELU_ALPHA, _SELU_SCALE, 1.0), input.dtype)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.celu``: max(z, 0) + min(0, α(e^{z/α} − 1)), :class:`ELUFunction`
+    with input scale 1/α (``inplace`` accepted, computed out of place). α = 0 raises torch's
+    RuntimeError."""
+    if alpha == 0:
+        raise RuntimeError("celu: ZeroDivisionError: `alpha` cannot be 0 for CELU")
+    require_floating(input, "celu")
+    (wide,) = upcast(input)
+    return downcast(ELUFunction.apply(wide, alpha, 1.0, 1.0 / alpha), input.dtype)
 
 
 _SQRT1_2 = math.sqrt(0.5)
@@ -455,6 +493,196 @@ def hardtanh(
     return HardtanhFunction.apply(input, min_val, max_val)
 
 
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.relu6``: hardtanh(z, 0, 6) through :class:`HardtanhFunction`, as
+    torch (subgradient 0 at z = 0 and z = 6; ``inplace`` accepted, computed out of place)."""
+    return hardtanh(input, 0.0, 6.0)
+
+
+class HardsigmoidFunction(Function):
+    r"""Hard sigmoid.  y = clamp(z + 3, 0, 6)/6.
+
+    Saved: y only; 0 < y < 1 ⇔ −3 < z < 3.
+        dL/dz = dL/dy · 1[y > 0]·1[y < 1]/6   (subgradient 0 at z = ±3, and at z = NaN, as
+                torch's ``−3 < z < 3 ? g/6 : 0``)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return (input + 3).clamp(0, 6).div_(6)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (output,) = ctx.saved_tensors
+        inside = indicator(torch.gt, output, 0).mul_(indicator(torch.lt, output, 1))
+        return times(inside.div_(6), grad_output)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.hardsigmoid`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "hardsigmoid")
+    return HardsigmoidFunction.apply(input)
+
+
+class HardswishFunction(Function):
+    r"""Hard swish.  y = z·clamp(z + 3, 0, 6)/6.
+
+    dy/dz = 0 for z < −3, z/3 + ½ for −3 < z < 3, 1 for z > 3.
+    Saved: z (y does not determine z: hardswish is not monotone).
+        dL/dz = dL/dy · (1[−3 < z < 3]·(c/3 + ½) + 1[z ≥ 3 or z = NaN])
+                (c = z clamped to [−3, 3] by fmax/fmin, so finite at ±inf and NaN; subgradient 0
+                at z = −3 and 1 at z = 3, as torch's ``z <= −3 ? 0 : z < 3 ? g(z/3 + ½) : g``)
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return (input + 3).clamp(0, 6).mul_(input).div_(6)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (input,) = ctx.saved_tensors
+        inside = indicator(torch.gt, input, -3).mul_(indicator(torch.lt, input, 3))
+        clamped = torch.fmax(torch.fmin(input, input.new_full((), 3)), input.new_full((), -3))
+        middle = times(inside, clamped / 3 + 0.5)
+        slope = middle.add_(indicator_not(torch.lt, input, 3))
+        return times(slope, grad_output)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.hardswish`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "hardswish")
+    return HardswishFunction.apply(input)
+
+
+class MishFunction(Function):
+    r"""Mish.  y = z·tanh(ζ(z)),  ζ(z) = log(1 + eᶻ) (softplus).
+
+    dy/dz = t + z·(1 − t²)·σ(z)   (t = tanh(ζ(z)), ζ'(z) = σ(z)).
+    Saved: z (mish is not monotone); t and σ(z) are recomputed.
+        dL/dz = dL/dy · (t + z·σ(z)·(1 − t²))   (torch's formula, so NaN at z = +inf as torch)
+    float16/bfloat16 inputs are computed in float32 and the result cast back (:func:`mish`), as
+    torch's kernel.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return torch.exp(input).log1p_().tanh_().mul_(input)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (input,) = ctx.saved_tensors
+        t = TanhFunction.apply(torch.log1p(torch.exp(input)))
+        sigma = SigmoidFunction.apply(input)
+        derivative = (t * t).neg_().add_(1).mul_(sigma).mul_(input).add_(t)
+        return times(derivative, grad_output)
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    """``torch.nn.functional.mish`` (``inplace`` accepted, computed out of place)."""
+    require_floating(input, "mish")
+    (wide,) = upcast(input)
+    return downcast(MishFunction.apply(wide), input.dtype)
+
+
+class LogSigmoidFunction(Function):
+    r"""Log-sigmoid.  y = log σ(z) = min(z, 0) − log(1 + e^{−|z|})  (stable for either sign).
+
+    dy/dz = 1 − σ(z) = σ(−z).
+    Saved: z (σ(−z) = 1 − e^y loses precision as y → 0).
+        dL/dz = dL/dy · σ(−z)
+    float16/bfloat16 inputs are computed in float32 and the result cast back
+    (:func:`logsigmoid`), as torch's kernel.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor) -> Tensor:
+        return input.clamp_max(0).sub_(input.abs().neg_().exp_().log1p_())
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(inputs[0])
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        (input,) = ctx.saved_tensors
+        return times(SigmoidFunction.apply(-input), grad_output)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """``torch.nn.functional.logsigmoid``."""
+    require_floating(input, "logsigmoid")
+    (wide,) = upcast(input)
+    return downcast(LogSigmoidFunction.apply(wide), input.dtype)
+
+
+class GLUFunction(Function):
+    r"""Gated linear unit.  a, b = the two halves of z along ``dim``;  y = a·σ(b).
+
+    Saved: z (both halves are read); σ(b) is recomputed.
+        dL/da = dL/dy · σ(b)
+        dL/db = dL/dy · a·σ(b)(1 − σ(b))
+    dL/dz is the two halves concatenated back along ``dim``.
+    float16/bfloat16 inputs are computed in float32 and the result cast back (:func:`glu`).
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, dim: int) -> Tensor:
+        a, b = input.chunk(2, dim)
+        return torch.sigmoid(b).mul_(a)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        input, ctx.dim = inputs
+        ctx.save_for_backward(input)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (input,) = ctx.saved_tensors
+        a, b = input.chunk(2, ctx.dim)
+        sigma = SigmoidFunction.apply(b)
+        grad_a = sigma * grad_output
+        grad_b = (1 - sigma).mul_(sigma).mul_(a)
+        return torch.cat([grad_a, times(grad_b, grad_output)], ctx.dim), None
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    """``torch.nn.functional.glu``: halves ``input`` along ``dim`` (of even size) into a, b and
+    returns a·σ(b). A 0-d input or an odd size raises torch's RuntimeError."""
+    if input.dim() == 0:
+        raise RuntimeError("glu: `input` must not be 0-d (halving size must be even)")
+    dim = wrap_dim(dim, input.dim(), "glu")
+    if input.shape[dim] % 2:
+        raise RuntimeError(
+            f"glu: halving dimension `dim` must be even, but dimension {dim} is size "
+            f"{input.shape[dim]}"
+        )
+    require_floating(input, "glu")
+    (wide,) = upcast(input)
+    return downcast(GLUFunction.apply(wide, dim), input.dtype)
+
+
 class StepFunction(Function):
     r"""The threshold unit of the perceptron.  φ(z) = 1 if z > 0 else 0  (φ(0) = 0).
 
@@ -524,8 +752,13 @@ def step(input: Tensor, straight_through: bool = False) -> Tensor:
 __all__ = [
     "ELUFunction",
     "GELUFunction",
+    "GLUFunction",
+    "HardsigmoidFunction",
+    "HardswishFunction",
     "HardtanhFunction",
     "LeakyReLUFunction",
+    "LogSigmoidFunction",
+    "MishFunction",
     "PReLUFunction",
     "ReLUFunction",
     "SiLUFunction",
@@ -534,12 +767,20 @@ __all__ = [
     "StepFunction",
     "StraightThroughStepFunction",
     "TanhFunction",
+    "celu",
     "elu",
     "gelu",
+    "glu",
+    "hardsigmoid",
+    "hardswish",
     "hardtanh",
     "leaky_relu",
+    "logsigmoid",
+    "mish",
     "prelu",
     "relu",
+    "relu6",
+    "selu",
     "sigmoid",
     "silu",
     "softplus",

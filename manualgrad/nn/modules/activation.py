@@ -96,6 +96,71 @@ class Hardtanh(torch.nn.Hardtanh):
         return F.hardtanh(input, self.min_val, self.max_val, self.inplace)
 
 
+class ReLU6(torch.nn.ReLU6):
+    """clamp(x, 0, 6) through :class:`manualgrad.functional.HardtanhFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply ReLU6."""
+        return F.relu6(input, self.inplace)
+
+
+class Hardsigmoid(torch.nn.Hardsigmoid):
+    """clamp(x + 3, 0, 6)/6 through :class:`manualgrad.functional.HardsigmoidFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply the hard sigmoid."""
+        return F.hardsigmoid(input, self.inplace)
+
+
+class Hardswish(torch.nn.Hardswish):
+    """x·clamp(x + 3, 0, 6)/6 through :class:`manualgrad.functional.HardswishFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply hard swish."""
+        return F.hardswish(input, self.inplace)
+
+
+class Mish(torch.nn.Mish):
+    """x·tanh(softplus(x)) through :class:`manualgrad.functional.MishFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply mish."""
+        return F.mish(input, self.inplace)
+
+
+class LogSigmoid(torch.nn.LogSigmoid):
+    """log σ(x) through :class:`manualgrad.functional.LogSigmoidFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply log-sigmoid."""
+        return F.logsigmoid(input)
+
+
+class SELU(torch.nn.SELU):
+    """λ·ELU(x, α) with the SELU constants through :class:`manualgrad.functional.ELUFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply SELU."""
+        return F.selu(input, self.inplace)
+
+
+class CELU(torch.nn.CELU):
+    """max(x, 0) + min(0, α(e^{x/α} − 1)) through :class:`manualgrad.functional.ELUFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply CELU."""
+        return F.celu(input, self.alpha, self.inplace)
+
+
+class GLU(torch.nn.GLU):
+    """a·σ(b), a and b the halves of x along ``dim``, through
+    :class:`manualgrad.functional.GLUFunction`."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Apply the gated linear unit."""
+        return F.glu(input, self.dim)
+
+
 class Softmax(torch.nn.Softmax):
     """Softmax along ``dim`` through :class:`manualgrad.functional.SoftmaxFunction`."""
 
@@ -135,13 +200,21 @@ class Step(torch.nn.Module):
 
 
 __all__ = [
+    "CELU",
     "ELU",
     "GELU",
+    "GLU",
+    "SELU",
+    "Hardsigmoid",
+    "Hardswish",
     "Hardtanh",
     "LeakyReLU",
+    "LogSigmoid",
     "LogSoftmax",
+    "Mish",
     "PReLU",
     "ReLU",
+    "ReLU6",
     "SiLU",
     "Sigmoid",
     "Softmax",

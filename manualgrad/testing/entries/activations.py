@@ -80,6 +80,37 @@ def hardtanh_errors() -> Iterator[ErrorCase]:
     yield ErrorCase((torch.randn(3),), {"min_val": 2.0, "max_val": 1.0}, ValueError, "`min_val`")
 
 
+def celu_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(3),), {"alpha": 0.0}, RuntimeError, "`alpha`")
+    yield from _integer_input_error()
+
+
+def glu_samples(dtype: torch.dtype) -> Iterator[Sample]:
+    def make(*shape: int, noncontiguous: bool = False) -> Tensor:
+        return tensor(*shape, dtype=dtype, low=-3, high=3, noncontiguous=noncontiguous)
+
+    yield Sample("last_dim", (make(3, 4),))
+    yield Sample("first_dim", (make(4, 3),), {"dim": 0})
+    yield Sample("middle_dim", (make(2, 6, 3),), {"dim": 1})
+    yield Sample("negative_dim", (make(2, 4, 3),), {"dim": -2})
+    yield Sample("vector", (make(6),))
+    yield Sample("size2", (make(2),))
+    yield Sample("empty_batch", (make(0, 4),))
+    yield Sample(
+        "noncontiguous",
+        (make(2, 3, 4, noncontiguous=True),),
+        {"dim": -1},
+        noncontiguous_grad=True,
+    )
+
+
+def glu_errors() -> Iterator[ErrorCase]:
+    yield ErrorCase((torch.randn(()),), {}, RuntimeError, "`input`")
+    yield ErrorCase((torch.randn(3),), {}, RuntimeError, "`dim`")
+    yield ErrorCase((torch.randn(2, 4),), {"dim": 5}, IndexError, "`dim` out of range")
+    yield ErrorCase((torch.tensor([1, 2]),), {}, NotImplementedError, "`input`")
+
+
 def softmax_samples(dtype: torch.dtype) -> Iterator[Sample]:
     def make(*shape: int, noncontiguous: bool = False) -> Tensor:
         return tensor(*shape, dtype=dtype, low=-3, high=3, noncontiguous=noncontiguous)
@@ -241,6 +272,66 @@ OPS = [
         ],
         errors=hardtanh_errors,
     ),
+    _elementwise_op(
+        "relu6",
+        F.relu6,
+        TF.relu6,
+        F.HardtanhFunction,
+        [("default", {}, (-3, 9))],
+    ),
+    _elementwise_op(
+        "hardsigmoid",
+        F.hardsigmoid,
+        TF.hardsigmoid,
+        F.HardsigmoidFunction,
+        [("default", {}, (-5, 5))],
+        errors=_integer_input_error,
+    ),
+    _elementwise_op(
+        "hardswish",
+        F.hardswish,
+        TF.hardswish,
+        F.HardswishFunction,
+        [("default", {}, (-5, 5))],
+        errors=_integer_input_error,
+    ),
+    _elementwise_op(
+        "mish",
+        F.mish,
+        TF.mish,
+        F.MishFunction,
+        [("default", {}, (-6, 6))],
+        errors=_integer_input_error,
+    ),
+    _elementwise_op(
+        "logsigmoid",
+        F.logsigmoid,
+        TF.logsigmoid,
+        F.LogSigmoidFunction,
+        [("default", {}, (-6, 6))],
+        errors=_integer_input_error,
+    ),
+    _elementwise_op(
+        "selu",
+        F.selu,
+        TF.selu,
+        F.ELUFunction,
+        [("default", {}, _DEFAULT_RANGE)],
+        errors=_integer_input_error,
+    ),
+    _elementwise_op(
+        "celu",
+        F.celu,
+        TF.celu,
+        F.ELUFunction,
+        [
+            ("default", {}, _DEFAULT_RANGE),
+            ("alpha0.5", {"alpha": 0.5}, _DEFAULT_RANGE),
+            ("alpha2", {"alpha": 2.0}, (-4, 4)),
+        ],
+        errors=celu_errors,
+    ),
+    OpInfo("glu", F.glu, TF.glu, F.GLUFunction, glu_samples, glu_errors),
     OpInfo(
         "step",
         F.step,
@@ -337,6 +428,14 @@ MODULES = [
         torch.nn.Hardtanh,
         [{}, {"min_val": -0.5, "max_val": 1.5}, {"min_val": 0.0, "max_val": 6.0}],
     ),
+    _activation_module("ReLU6", mnn.ReLU6, torch.nn.ReLU6),
+    _activation_module("Hardsigmoid", mnn.Hardsigmoid, torch.nn.Hardsigmoid),
+    _activation_module("Hardswish", mnn.Hardswish, torch.nn.Hardswish),
+    _activation_module("Mish", mnn.Mish, torch.nn.Mish),
+    _activation_module("LogSigmoid", mnn.LogSigmoid, torch.nn.LogSigmoid),
+    _activation_module("SELU", mnn.SELU, torch.nn.SELU),
+    _activation_module("CELU", mnn.CELU, torch.nn.CELU, [{}, {"alpha": 0.5}]),
+    _activation_module("GLU", mnn.GLU, torch.nn.GLU, [{}, {"dim": 0}], shape=(4, 6)),
     _activation_module(
         "Softmax", mnn.Softmax, torch.nn.Softmax, [{"dim": 1}, {"dim": 0}, {"dim": -1}]
     ),

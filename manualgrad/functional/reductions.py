@@ -466,32 +466,28 @@ def _cast(input: Tensor, dtype: torch.dtype | None) -> Tensor:
     return input if dtype is None else input.to(dtype)
 
 
-def sum(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    dtype: torch.dtype | None = None,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.sum`` with the hand-derived backward of :class:`SumFunction`."""
-    if out is not None:
-        return torch.sum(input, dim, keepdim, dtype=dtype, out=out)
-    return SumFunction.apply(_cast(input, dtype), dim, keepdim)
+def _sum_op(name: str, function: type[Function], torch_op):
+    """``torch.sum`` / ``torch.mean``: the same signature, the Function of the reduction."""
+
+    def op(
+        input: Tensor,
+        dim: Dims = None,
+        keepdim: bool = False,
+        *,
+        dtype: torch.dtype | None = None,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        if out is not None:
+            return torch_op(input, dim, keepdim, dtype=dtype, out=out)
+        return function.apply(_cast(input, dtype), dim, keepdim)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``torch.{name}`` with the hand-derived backward of :class:`{function.__name__}`."
+    return op
 
 
-def mean(
-    input: Tensor,
-    dim: Dims = None,
-    keepdim: bool = False,
-    *,
-    dtype: torch.dtype | None = None,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.mean`` with the hand-derived backward of :class:`MeanFunction`."""
-    if out is not None:
-        return torch.mean(input, dim, keepdim, dtype=dtype, out=out)
-    return MeanFunction.apply(_cast(input, dtype), dim, keepdim)
+sum = _sum_op("sum", SumFunction, torch.sum)
+mean = _sum_op("mean", MeanFunction, torch.mean)
 
 
 def _correction(
@@ -557,22 +553,23 @@ def norm(
     return NormFunction.apply(_cast(input, dtype), order, dim, keepdim)
 
 
-def amax(
-    input: Tensor, dim: Dims = (), keepdim: bool = False, *, out: Tensor | None = None
-) -> Tensor:
-    """``torch.amax`` (ties share the gradient evenly), hand-derived backward."""
-    if out is not None:
-        return torch.amax(input, dim, keepdim, out=out)
-    return ExtremumFunction.apply(input, dim, keepdim, True, False)
+def _amax_op(name: str, largest: bool, torch_op):
+    """``torch.amax`` / ``torch.amin``: the same signature, :class:`ExtremumFunction`."""
+
+    def op(
+        input: Tensor, dim: Dims = (), keepdim: bool = False, *, out: Tensor | None = None
+    ) -> Tensor:
+        if out is not None:
+            return torch_op(input, dim, keepdim, out=out)
+        return ExtremumFunction.apply(input, dim, keepdim, largest, False)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``torch.{name}`` (ties share the gradient evenly), hand-derived backward."
+    return op
 
 
-def amin(
-    input: Tensor, dim: Dims = (), keepdim: bool = False, *, out: Tensor | None = None
-) -> Tensor:
-    """``torch.amin`` (ties share the gradient evenly), hand-derived backward."""
-    if out is not None:
-        return torch.amin(input, dim, keepdim, out=out)
-    return ExtremumFunction.apply(input, dim, keepdim, False, False)
+amax = _amax_op("amax", True, torch.amax)
+amin = _amax_op("amin", False, torch.amin)
 
 
 def _extremum(

@@ -121,13 +121,13 @@ def test_twin_errors_equal_python_path(op):
 )
 def test_twin_backward_takes_batched_grads(call):
     """A twin's backward run under vmap (is_grads_batched, as the batched Hessian-vector
-    products of Newton) sees batched gradients: composite ops, same result as the Python path."""
+    products of Newton) sees batched gradients: composite ops, the same result as one backward
+    per gradient. (The Python path's in-place ``times`` fails there for tanh, gelu, silu.)"""
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     grads = torch.randn(5, *call(x).shape, dtype=torch.float64)
-    (eager,) = torch.autograd.grad(call(x), x, grads, is_grads_batched=True)
-    with _ext.python_path():
-        (reference,) = torch.autograd.grad(call(x), x, grads, is_grads_batched=True)
-    torch.testing.assert_close(eager, reference)
+    (batched,) = torch.autograd.grad(call(x), x, grads, is_grads_batched=True)
+    rows = [torch.autograd.grad(call(x), x, grad)[0] for grad in grads]
+    torch.testing.assert_close(batched, torch.stack(rows))
 
 
 # ---- the dispatch hook, with a stand-in twin (no extension needed) ---------------------------

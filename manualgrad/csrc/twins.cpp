@@ -120,8 +120,18 @@ Tensor sigmoid_value(const Tensor& x);  // SigmoidTwin
 
 // ---- fused passes -------------------------------------------------------------------------
 
+// Not wrapped by a torch.func transform or the legacy vmap (a backward run with
+// is_grads_batched, as the batched Hessian-vector products of Newton, gets batched gradients:
+// composite ops only, nothing in place).
+bool plain(const Tensor& t) {
+  static const c10::DispatchKeySet wrappers({c10::DispatchKey::FuncTorchBatched,
+                                             c10::DispatchKey::FuncTorchGradWrapper,
+                                             c10::DispatchKey::Batched});  // legacy vmap
+  return !t.key_set().has_any(wrappers);
+}
+
 bool fusable(const Tensor& t) {
-  return t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble;
+  return plain(t) && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
 }
 
 // formula(a) element-wise in one vectorised pass (a new tensor, a's layout).
@@ -155,7 +165,8 @@ Tensor fused(const Tensor& a, const Tensor& b, const Formula& formula) {
 // differentiable) when grad mode is on.
 template <typename Derivative>
 Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivative) {
-  if (at::GradMode::is_enabled() || !fusable(grad) || grad.scalar_type() != saved.scalar_type()) {
+  if (at::GradMode::is_enabled() || !fusable(grad) || !plain(saved) ||
+      grad.scalar_type() != saved.scalar_type()) {
     return derivative(saved) * grad;
   }
   return fused(saved, grad, [&](auto x, auto g) { return derivative(x) * g; });
@@ -350,9 +361,11 @@ Tensor shifted(const Tensor& input, int64_t dim) {
   return input - input.amax(dim, true);
 }
 
-// fresh ∘ other, in place when first order (fresh is a temporary), as _elementwise.times.
+// fresh ∘ other, in place when first order and plain (fresh is a temporary), as
+// _elementwise.times.
 Tensor times(Tensor fresh, const Tensor& other) {
-  return at::GradMode::is_enabled() ? fresh * other : fresh.mul_(other);
+  bool scratch = !at::GradMode::is_enabled() && plain(fresh) && plain(other);
+  return scratch ? fresh.mul_(other) : fresh * other;
 }
 
 // A normalisation along ``dim`` whose Jacobian is a function of its output y: forward

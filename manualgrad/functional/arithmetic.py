@@ -606,18 +606,33 @@ class MaskedFillFunction(Function):
 # --- the torch-named functional ops ----------------------------------------------------------
 
 
-def add(input: Operand, other: Operand, *, alpha: Number = 1, out: Tensor | None = None) -> Tensor:
-    """``torch.add``: input + alpha·other, hand-derived backward (:class:`AddFunction`)."""
-    if out is not None:
-        return torch.add(input, other, alpha=alpha, out=out)
-    return AddFunction.apply(input, other, alpha)
+def _alpha_op(name: str, function: type[Function], torch_op, doc: str):
+    """``torch.add`` / ``torch.sub``: the same signature, ``function`` (input, other, alpha)."""
+
+    def op(
+        input: Operand, other: Operand, *, alpha: Number = 1, out: Tensor | None = None
+    ) -> Tensor:
+        if out is not None:
+            return torch_op(input, other, alpha=alpha, out=out)
+        return function.apply(input, other, alpha)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
 
 
-def sub(input: Operand, other: Operand, *, alpha: Number = 1, out: Tensor | None = None) -> Tensor:
-    """``torch.sub``: input − alpha·other, hand-derived backward (:class:`SubFunction`)."""
-    if out is not None:
-        return torch.sub(input, other, alpha=alpha, out=out)
-    return SubFunction.apply(input, other, alpha)
+add = _alpha_op(
+    "add",
+    AddFunction,
+    torch.add,
+    """``torch.add``: input + alpha·other, hand-derived backward (:class:`AddFunction`).""",
+)
+sub = _alpha_op(
+    "sub",
+    SubFunction,
+    torch.sub,
+    """``torch.sub``: input − alpha·other, hand-derived backward (:class:`SubFunction`).""",
+)
 
 
 def rsub(input: Tensor, other: Operand, *, alpha: Number = 1) -> Tensor:
@@ -681,32 +696,39 @@ def clamp_max(input: Tensor, max: Operand, *, out: Tensor | None = None) -> Tens
     return clamp(input, None, max, out=out)
 
 
-def addcmul(
-    input: Tensor,
-    tensor1: Tensor,
-    tensor2: Tensor,
-    *,
-    value: Number = 1,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.addcmul``: input + value·tensor1·tensor2, hand-derived backward."""
-    if out is not None:
-        return torch.addcmul(input, tensor1, tensor2, value=value, out=out)
-    return AddcmulFunction.apply(input, tensor1, tensor2, value)
+def _addc_op(name: str, function: type[Function], torch_op, doc: str):
+    """``torch.addcmul`` / ``torch.addcdiv``: the same signature, ``function`` (input, tensor1,
+    tensor2, value)."""
+
+    def op(
+        input: Tensor,
+        tensor1: Tensor,
+        tensor2: Tensor,
+        *,
+        value: Number = 1,
+        out: Tensor | None = None,
+    ) -> Tensor:
+        if out is not None:
+            return torch_op(input, tensor1, tensor2, value=value, out=out)
+        return function.apply(input, tensor1, tensor2, value)
+
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = doc
+    return op
 
 
-def addcdiv(
-    input: Tensor,
-    tensor1: Tensor,
-    tensor2: Tensor,
-    *,
-    value: Number = 1,
-    out: Tensor | None = None,
-) -> Tensor:
-    """``torch.addcdiv``: input + value·tensor1/tensor2, hand-derived backward."""
-    if out is not None:
-        return torch.addcdiv(input, tensor1, tensor2, value=value, out=out)
-    return AddcdivFunction.apply(input, tensor1, tensor2, value)
+addcmul = _addc_op(
+    "addcmul",
+    AddcmulFunction,
+    torch.addcmul,
+    """``torch.addcmul``: input + value·tensor1·tensor2, hand-derived backward.""",
+)
+addcdiv = _addc_op(
+    "addcdiv",
+    AddcdivFunction,
+    torch.addcdiv,
+    """``torch.addcdiv``: input + value·tensor1/tensor2, hand-derived backward.""",
+)
 
 
 def lerp(input: Tensor, end: Tensor, weight: Operand, *, out: Tensor | None = None) -> Tensor:

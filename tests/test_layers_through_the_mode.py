@@ -22,16 +22,29 @@ class Pools1d(torch.nn.Module):
         self.max = torch.nn.MaxPool1d(3, stride=2, padding=1)
         self.avg = torch.nn.AvgPool1d(2)
         self.adaptive = torch.nn.AdaptiveAvgPool1d(3)
+        self.adaptive_max = torch.nn.AdaptiveMaxPool1d(2)
+        self.adaptive_max2d = torch.nn.AdaptiveMaxPool2d((2, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.adaptive(self.avg(self.max(self.conv(x))))
         z = TF.max_pool1d(x, 2) + TF.avg_pool1d(x, 2)
-        return y.sum() + TF.adaptive_avg_pool1d(z, 1).sum()
+        planes = (
+            TF.adaptive_max_pool2d(x.unsqueeze(1), (3, None)).sum() + self.adaptive_max2d(x).sum()
+        )
+        pooled = self.adaptive_max(z) + TF.adaptive_max_pool1d(z, 2, return_indices=True)[0]
+        return y.sum() + TF.adaptive_avg_pool1d(z, 1).sum() + planes.sum() + pooled.sum()
 
 
 def test_1d_pools_have_twins():
     twins = twin_classes()
-    for name in ("MaxPool1d", "AvgPool1d", "AdaptiveAvgPool1d"):
+    names = (
+        "MaxPool1d",
+        "AvgPool1d",
+        "AdaptiveAvgPool1d",
+        "AdaptiveMaxPool1d",
+        "AdaptiveMaxPool2d",
+    )
+    for name in names:
         assert twins[getattr(torch.nn, name)] is getattr(mnn, name)
 
 

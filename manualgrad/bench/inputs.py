@@ -224,6 +224,8 @@ MAKERS: dict[str, Maker] = {
     "max_pool1d": line(kernel_size=2),
     "avg_pool1d": line(kernel_size=3, stride=2, padding=1),
     "adaptive_avg_pool1d": line(output_size=1),
+    "adaptive_max_pool1d": line(output_size=1),
+    "adaptive_max_pool2d": image(output_size=1),
     "linear_relu": linear,
     "linear_gelu": linear,
     "linear_cross_entropy": linear_cross_entropy(),

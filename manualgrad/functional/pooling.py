@@ -228,10 +228,7 @@ class MaxPool2dFunction(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor, _grad_indices: Tensor | None):
         (indices,) = ctx.saved_tensors
-        shape = ctx.input_shape
-        flat = grad_output.new_zeros(*shape[:-2], shape[-2] * shape[-1])
-        grad_input = flat.scatter_add(-1, indices.flatten(-2), grad_output.flatten(-2))
-        return grad_input.view(shape), None
+        return _scatter_to_input(grad_output, indices, ctx.input_shape), None
 
     @staticmethod
     def vmap(info, in_dims, input: Tensor, window: _Window):
@@ -241,6 +238,13 @@ class MaxPool2dFunction(Function):
         output, indices = MaxPool2dFunction.apply(input.flatten(0, 1), window)
         leading = input.shape[:2]
         return (output.unflatten(0, leading), indices.unflatten(0, leading)), (0, 0)
+
+
+def _scatter_to_input(grad_output: Tensor, indices: Tensor, shape: torch.Size) -> Tensor:
+    """dL/dx of a max pool: dL/dy scatter-added into zeros shaped like x at the flat (h·W + w)
+    argmax ``indices``. Linear in dL/dy; its own derivative is a gather."""
+    flat = grad_output.new_zeros(*shape[:-2], shape[-2] * shape[-1])
+    return flat.scatter_add(-1, indices.flatten(-2), grad_output.flatten(-2)).view(shape)
 
 
 def _window_starts(window: _Window, width: int, device: torch.device) -> Tensor:
@@ -470,34 +474,42 @@ def _averaging_matrices(
     return matrices[0], matrices[1]
 
 
-def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) -> Tensor:
-    """``torch.nn.functional.adaptive_avg_pool2d`` through :class:`AdaptiveAvgPool2dFunction`;
-    ``None`` in ``output_size`` keeps that input size."""
+def _adaptive_sizes(
+    op: str, input: Tensor, output_size: int | Sequence[int | None], empty_global: bool
+) -> tuple[int, int]:
+    """Validate an adaptive 2-d pool the way torch does; the output (h, w), ``None`` keeping
+    that input size. ``empty_global``: an empty plane is allowed for a (1, 1) output."""
     if input.dim() not in (3, 4):
-        raise RuntimeError(
-            f"adaptive_avg_pool2d(): Expected 3D or 4D tensor, but got {list(input.shape)}"
-        )
+        raise RuntimeError(f"{op}(): Expected 3D or 4D tensor, but got {list(input.shape)}")
     sizes = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
     for dim in (-2, -1):
-        if input.shape[dim] == 0 and tuple(sizes) != (1, 1):  # torch: a global pool is a mean
+        if input.shape[dim] == 0 and not (empty_global and tuple(sizes) == (1, 1)):
             raise RuntimeError(
-                "adaptive_avg_pool2d(): Expected input to have non-zero size for non-batch "
+                f"{op}(): Expected input to have non-zero size for non-batch "
                 f"dimensions, but input has sizes {list(input.shape)} with dimension "
                 f"{input.dim() + dim} being empty"
             )
     if input.dim() <= len(sizes):  # torch's _list_with_default
         raise ValueError(
-            f"adaptive_avg_pool2d: `output_size` has {len(sizes)} elements: Input dimension "
+            f"{op}: `output_size` has {len(sizes)} elements: Input dimension "
             f"should be at least {len(sizes) + 1}"
         )
     if len(sizes) != 2:
-        raise RuntimeError("adaptive_avg_pool2d: output_size must be 2")
+        raise RuntimeError(f"{op}: output_size must be 2")
     sizes = tuple(input.shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
     if min(sizes) < 0:
         raise RuntimeError(
-            "adaptive_avg_pool2d: elements of output_size must be greater than or equal to 0 "
+            f"{op}: elements of output_size must be greater than or equal to 0 "
             f"but received {{{sizes[0]}, {sizes[1]}}}"
         )
+    return sizes
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | Sequence[int | None]) -> Tensor:
+    """``torch.nn.functional.adaptive_avg_pool2d`` through :class:`AdaptiveAvgPool2dFunction`;
+    ``None`` in ``output_size`` keeps that input size (torch: a global pool of an empty plane
+    is a mean, so it is allowed)."""
+    sizes = _adaptive_sizes("adaptive_avg_pool2d", input, output_size, empty_global=True)
     return AdaptiveAvgPool2dFunction.apply(input, sizes)
 
 
@@ -581,12 +593,85 @@ def adaptive_avg_pool1d(input: Tensor, output_size: int | Sequence[int]) -> Tens
     return adaptive_avg_pool2d(image, (1, size)).squeeze(-2)
 
 
+class AdaptiveMaxPool2dFunction(Function):
+    r"""Adaptive max pooling to (h, w):  y[n, c, i, j] = max of x[n, c, R_i, C_j] over torch's
+    adaptive windows R_i = ⌊iH/h⌋ … ⌈(i+1)H/h⌉ − 1 (C_j alike along W); the flat argmax
+    h·W + w per output is a second, non-differentiable output (``return_indices``).
+
+    Forward: the maximum is separable — first the maximum of every row over each column window
+    (w slices), then of those over each row window (h slices) — and so is torch's winner, the
+    first maximum in row-major window order: the first row holding the window's maximum, at that
+    row's first maximal column (``torch.max`` along a dim returns the first maximum). The
+    column of the winner is gathered from the row stage at the winning row.
+
+    Saved: the int64 indices only (the size of y) — never x.
+
+    dL/dx = scatter-add of dL/dy into zeros shaped like x at the saved indices (windows that
+    overlap and pick the same cell add up), as for :class:`MaxPool2dFunction`.  Linear in dL/dy;
+    its own derivative is a gather.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(input: Tensor, output_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        (height, width), (out_h, out_w) = input.shape[-2:], output_size
+        if not (out_h and out_w):  # torch allows an empty output
+            shape = (*input.shape[:-2], out_h, out_w)
+            return input.new_empty(shape), input.new_empty(shape, dtype=torch.int64)
+        row_max, row_arg = [], []
+        for start, end in _window_bounds(width, out_w):
+            value, arg = input[..., start:end].max(-1, keepdim=True)
+            row_max.append(value)
+            row_arg.append(arg + start)
+        by_column = torch.cat(row_max, -1)  # (…, H, w): each row's max in each column window
+        columns = torch.cat(row_arg, -1)
+        values, indices = [], []
+        for start, end in _window_bounds(height, out_h):
+            value, arg = by_column[..., start:end, :].max(-2, keepdim=True)
+            row = arg + start
+            values.append(value)
+            indices.append(row * width + columns.gather(-2, row))
+        return torch.cat(values, -2), torch.cat(indices, -2)
+
+    # the same saved indices and the same scatter as the fixed-window max pool
+    setup_context = staticmethod(MaxPool2dFunction.setup_context)
+    backward = staticmethod(MaxPool2dFunction.backward)
+
+
+def adaptive_max_pool2d(
+    input: Tensor, output_size: int | Sequence[int | None], return_indices: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``torch.nn.functional.adaptive_max_pool2d`` through :class:`AdaptiveMaxPool2dFunction`;
+    ``None`` in ``output_size`` keeps that input size; with ``return_indices`` the flat
+    (h·W + w) argmax per output is returned too (int64, non-differentiable)."""
+    sizes = _adaptive_sizes("adaptive_max_pool2d", input, output_size, empty_global=False)
+    output, indices = AdaptiveMaxPool2dFunction.apply(input, sizes)
+    return (output, indices) if return_indices else output
+
+
+def adaptive_max_pool1d(
+    input: Tensor, output_size: int | Sequence[int], return_indices: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
+    """``torch.nn.functional.adaptive_max_pool1d`` through :class:`AdaptiveMaxPool2dFunction`
+    on the input seen as an image of height 1 pooled to (1, output_size): every window lies in
+    the single row, so the 2-d derivation holds and the flat index is the 1-d index."""
+    image = _as_line("adaptive_max_pool1d", input)
+    size = _single(output_size, "adaptive_max_pool1d", "output_size")
+    output, indices = adaptive_max_pool2d(image, (1, size), True)
+    output, indices = output.squeeze(-2), indices.squeeze(-2)
+    return (output, indices) if return_indices else output
+
+
 __all__ = [
     "AdaptiveAvgPool2dFunction",
+    "AdaptiveMaxPool2dFunction",
     "AvgPool2dFunction",
     "MaxPool2dFunction",
     "adaptive_avg_pool1d",
     "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
     "avg_pool1d",
     "avg_pool2d",
     "max_pool1d",

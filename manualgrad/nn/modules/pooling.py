@@ -97,9 +97,34 @@ class AdaptiveAvgPool2d(_AdaptivePool, torch.nn.AdaptiveAvgPool2d):
     _pool = F.adaptive_avg_pool2d
 
 
+class _AdaptiveMaxPool:
+    """``forward`` of the adaptive max pools: ``_pool`` to ``output_size``."""
+
+    _pool: ClassVar[Callable[..., Tensor | tuple[Tensor, Tensor]]]
+
+    def forward(self, input: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """Pool to ``output_size``; also return the argmax indices if ``return_indices``."""
+        return type(self)._pool(input, self.output_size, self.return_indices)
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPool, torch.nn.AdaptiveMaxPool1d):
+    """Adaptive 1-d max pooling through :func:`manualgrad.functional.adaptive_max_pool1d`."""
+
+    _pool = F.adaptive_max_pool1d
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPool, torch.nn.AdaptiveMaxPool2d):
+    """Adaptive 2-d max pooling through
+    :class:`manualgrad.functional.AdaptiveMaxPool2dFunction`."""
+
+    _pool = F.adaptive_max_pool2d
+
+
 __all__ = [
     "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
     "AvgPool1d",
     "AvgPool2d",
     "MaxPool1d",

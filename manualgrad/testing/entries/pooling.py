@@ -98,6 +98,33 @@ def adaptive_avg_pool2d_samples(dtype):
     )
 
 
+def adaptive_max_pool2d_samples(dtype):
+    yield Sample("global", (tensor(2, 2, 4, 4, dtype=dtype),), {"output_size": 1})
+    yield Sample(
+        "uneven_indices",
+        (tensor(1, 2, 5, 7, dtype=dtype),),
+        {"output_size": (3, 2), "return_indices": True},
+    )
+    yield Sample("keep_rows", (tensor(1, 2, 4, 6, dtype=dtype),), {"output_size": (None, 4)})
+    yield Sample("upsample", (tensor(1, 2, 3, 2, dtype=dtype),), {"output_size": (5, 4)})
+    yield Sample("unbatched", (tensor(2, 5, 4, dtype=dtype),), {"output_size": 2})
+    yield Sample("empty_batch", (tensor(0, 2, 4, 4, dtype=dtype),), {"output_size": 2})
+    yield Sample(
+        "noncontiguous",
+        (tensor(1, 2, 5, 6, dtype=dtype, noncontiguous=True),),
+        {"output_size": (2, 4)},
+        noncontiguous_grad=True,
+    )
+
+
+def adaptive_max_pool2d_errors():
+    x = torch.randn(2, 3, 5, 5)
+    yield ErrorCase((x, (1, 2, 3)), {}, RuntimeError, "output_size must be 2")
+    yield ErrorCase((x, -1), {}, RuntimeError, "greater than or equal to 0")
+    yield ErrorCase((torch.randn(3, 5), 2), {}, RuntimeError, "Expected 3D or 4D tensor")
+    yield ErrorCase((torch.randn(2, 3, 0, 5), 1), {}, RuntimeError, "dimension 2 being empty")
+
+
 def _window_errors(with_dilation):
     x = torch.randn(2, 3, 5, 5)
     yield ErrorCase((x, 2), {"stride": 0}, RuntimeError, "stride should not be zero")
@@ -188,6 +215,16 @@ adaptive_avg_pool1d_samples = _line_samples(
 )
 
 
+adaptive_max_pool1d_samples = _line_samples(
+    [
+        ("global", (2, 3, 8), {"output_size": 1}),
+        ("uneven_indices", (1, 2, 7), {"output_size": 3, "return_indices": True}),
+        ("tiles", (1, 2, 8), {"output_size": (4,)}),
+        ("upsample", (1, 2, 3), {"output_size": 5}),
+    ]
+)
+
+
 def _line_errors(op):
     x = torch.randn(2, 3, 9)
     yield ErrorCase((torch.randn(5), 2), {}, RuntimeError, "Expected 2D or 3D")
@@ -222,6 +259,22 @@ OPS = [
         F.AdaptiveAvgPool2dFunction,
         adaptive_avg_pool1d_samples,
         lambda: _line_errors("adaptive"),
+    ),
+    OpInfo(
+        "adaptive_max_pool1d",
+        F.adaptive_max_pool1d,
+        TF.adaptive_max_pool1d,
+        F.AdaptiveMaxPool2dFunction,
+        adaptive_max_pool1d_samples,
+        lambda: _line_errors("adaptive"),
+    ),
+    OpInfo(
+        "adaptive_max_pool2d",
+        F.adaptive_max_pool2d,
+        TF.adaptive_max_pool2d,
+        F.AdaptiveMaxPool2dFunction,
+        adaptive_max_pool2d_samples,
+        adaptive_max_pool2d_errors,
     ),
     OpInfo(
         "max_pool2d",
@@ -279,6 +332,20 @@ MODULES = [
         torch.nn.AdaptiveAvgPool1d,
         [{"output_size": 1}, {"output_size": 4}],
         _line,
+    ),
+    ModuleInfo(
+        "AdaptiveMaxPool1d",
+        mnn.AdaptiveMaxPool1d,
+        torch.nn.AdaptiveMaxPool1d,
+        [{"output_size": 1}, {"output_size": 4, "return_indices": True}],
+        _line,
+    ),
+    ModuleInfo(
+        "AdaptiveMaxPool2d",
+        mnn.AdaptiveMaxPool2d,
+        torch.nn.AdaptiveMaxPool2d,
+        [{"output_size": 1}, {"output_size": (3, None), "return_indices": True}],
+        _image,
     ),
     ModuleInfo(
         "MaxPool2d",

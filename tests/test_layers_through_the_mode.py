@@ -63,3 +63,41 @@ def test_converted_1d_pools_are_hand_derived_and_match_torch():
     torch.testing.assert_close(output, expected)
     for param, grad in zip(converted.parameters(), grads, strict=True):
         torch.testing.assert_close(param.grad, grad)
+
+
+class Dropouts(torch.nn.Module):
+    """torch's dropout variants as modules and functional calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.drops = torch.nn.Sequential(
+            torch.nn.Dropout2d(0.3), torch.nn.FeatureAlphaDropout(0.2), torch.nn.AlphaDropout(0.1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.drops(self.conv(x)).flatten(2)
+        z = TF.dropout1d(y, 0.2) + TF.alpha_dropout(y, 0.3, training=True)
+        return z.sum() + TF.dropout3d(x.unsqueeze(2), 0.5).sum()
+
+
+def test_converted_dropout_variants_are_hand_derived_and_draw_torchs_masks():
+    torch.manual_seed(0)
+    model, x = Dropouts().double(), torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.manual_seed(1)
+    expected = model(x)
+    expected.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    converted = manualgrad.convert(model)
+    names = ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+    twins = twin_classes()
+    assert all(twins[getattr(torch.nn, name)] is getattr(mnn, name) for name in names)
+    report = coverage(converted, x)
+    assert report.complete, report
+    torch.manual_seed(1)
+    output = converted(x)
+    output.backward()
+    torch.testing.assert_close(output, expected)
+    for param, grad in zip(converted.parameters(), grads, strict=True):
+        torch.testing.assert_close(param.grad, grad)

@@ -46,6 +46,36 @@ def dropout_errors():
         yield ErrorCase((torch.randn(3),), {"p": p}, ValueError, "between 0 and 1, but got")
 
 
+def _variant_samples(shapes, kwargs):
+    """Samples of a dropout variant: one per input shape, plus p = 1, eval and non-contiguous."""
+
+    def samples(dtype):
+        for shape in shapes:
+            yield Sample(
+                f"shape{len(shape)}d", (tensor(*shape, dtype=dtype),), {"p": 0.4, **kwargs}
+            )
+        yield Sample("p1", (tensor(*shapes[0], dtype=dtype),), {"p": 1.0, **kwargs})
+        yield Sample("p0", (tensor(*shapes[0], dtype=dtype),), {"p": 0.0, **kwargs})
+        yield Sample("eval", (tensor(*shapes[0], dtype=dtype),), {"p": 0.5, "training": False})
+        yield Sample("empty", (tensor(0, *shapes[0][1:], dtype=dtype),), {"p": 0.5, **kwargs})
+        yield Sample(
+            "noncontiguous",
+            (tensor(*shapes[0], dtype=dtype, noncontiguous=True),),
+            {"p": 0.3, **kwargs},
+            noncontiguous_grad=True,
+        )
+
+    return samples
+
+
+VARIANTS = [
+    ("dropout1d", F.DropoutFunction, [(3, 4, 5), (4, 5)], {}),
+    ("dropout2d", F.DropoutFunction, [(3, 4, 5, 2)], {}),
+    ("dropout3d", F.DropoutFunction, [(2, 3, 4, 2, 2), (3, 4, 2, 2)], {}),
+    ("alpha_dropout", F.AlphaDropoutFunction, [(4, 5), (2, 3, 4)], {"training": True}),
+    ("feature_alpha_dropout", F.AlphaDropoutFunction, [(3, 4, 5)], {"training": True}),
+]
+
 OPS = [
     # vmap/compile: the op draws random numbers (covered in tests/test_dropout.py instead).
     OpInfo(
@@ -56,6 +86,18 @@ OPS = [
         dropout_samples,
         dropout_errors,
         vmap=False,
+    ),
+    *(
+        OpInfo(
+            name,
+            seeded(getattr(F, name)),
+            seeded(getattr(TF, name)),
+            function,
+            _variant_samples(shapes, kwargs),
+            dropout_errors,
+            vmap=False,
+        )
+        for name, function, shapes, kwargs in VARIANTS
     ),
 ]
 
@@ -76,5 +118,21 @@ MODULES = [
         seeded_module(torch.nn.Dropout),
         [{}, {"p": 0.2}],
         lambda kw, dtype: (tensor(4, 5, dtype=dtype),),
+    ),
+    *(
+        ModuleInfo(
+            name,
+            seeded_module(getattr(mnn, name)),
+            seeded_module(getattr(torch.nn, name)),
+            [{}, {"p": 0.2}],
+            lambda kw, dtype, shape=shape: (tensor(*shape, dtype=dtype),),
+        )
+        for name, shape in [
+            ("Dropout1d", (3, 4, 5)),
+            ("Dropout2d", (2, 3, 4, 5)),
+            ("Dropout3d", (2, 3, 4, 2, 2)),
+            ("AlphaDropout", (4, 5)),
+            ("FeatureAlphaDropout", (3, 4, 5)),
+        ]
     ),
 ]

@@ -101,3 +101,19 @@ def test_converted_dropout_variants_are_hand_derived_and_draw_torchs_masks():
     torch.testing.assert_close(output, expected)
     for param, grad in zip(converted.parameters(), grads, strict=True):
         torch.testing.assert_close(param.grad, grad)
+
+
+def test_weight_norm_parametrization_is_hand_derived_on_a_converted_model():
+    torch.manual_seed(0)
+    layer = torch.nn.utils.parametrizations.weight_norm(torch.nn.Linear(3, 4).double())
+    model, x = torch.nn.Sequential(layer, torch.nn.Tanh()), torch.randn(2, 3, dtype=torch.float64)
+    model(x).sum().backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    converted = manualgrad.convert(model)
+    report = coverage(converted, x)
+    assert report.complete, report
+    assert "WeightNormFunctionBackward" in report.hand_derived
+    converted(x).sum().backward()
+    for param, grad in zip(converted.parameters(), grads, strict=True):
+        torch.testing.assert_close(param.grad, grad)

@@ -244,6 +244,7 @@ MAKERS: dict[str, Maker] = {
     **dict.fromkeys(("swiglu", "geglu", "geglu_tanh"), gate),
     **dict.fromkeys(("add_rms_norm", "add_layer_norm"), add_norm),
     "batch_norm": batch_norm,
+    "_weight_norm": lambda size: Sample(size, (randn(*MATRIX[size]), randn(MATRIX[size][0], 1))),
     "layer_norm": normalized("weight", "bias"),
     "rms_norm": normalized("weight"),
     "group_norm": group_norm,

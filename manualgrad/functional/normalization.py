@@ -666,11 +666,66 @@ def group_norm(
     return downcast(output, input.dtype)
 
 
+def _norm_dims(v: Tensor, dim: int) -> tuple[int, ...]:
+    """The dims ``_weight_norm`` reduces: all but ``dim`` (all of them for dim = −1, as torch's
+    ``norm_except_dim``)."""
+    if dim == -1:
+        return tuple(range(v.dim()))
+    return tuple(d for d in range(v.dim()) if d != dim)
+
+
+class WeightNormFunction(Function):
+    r"""Weight normalisation  w = g ⊙ v / ‖v‖,  ‖v‖ the 2-norm of v over every dim but ``dim``
+    (over all dims for dim = −1), kept as a broadcastable n; g has n's shape.
+
+    Saved: v and g (n is recomputed from v in backward).
+    With G = dL/dw and s = Σ_{reduced dims} G ⊙ v (shaped like n):
+        dL/dg = s / n
+        dL/dv = (g / n) ⊙ (G − v ⊙ s / n²)
+    (the second term removes G's component along v: w does not change when v is scaled).
+    Built from mul/sum/div/sqrt, so the backward is itself differentiable.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(v: Tensor, g: Tensor, dim: int) -> Tensor:
+        norm = v.square().sum(_norm_dims(v, dim), keepdim=True).sqrt()
+        return v * (g / norm)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        v, g, dim = inputs
+        ctx.dim = dim
+        ctx.save_for_backward(v, g)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        v, g = ctx.saved_tensors
+        dims = _norm_dims(v, ctx.dim)
+        norm = v.square().sum(dims, keepdim=True).sqrt()
+        s = (grad_output * v).sum(dims, keepdim=True)
+        grad_v = grad_g = None
+        if ctx.needs_input_grad[0]:
+            grad_v = (g / norm) * (grad_output - v * (s / norm.square()))
+        if ctx.needs_input_grad[1]:
+            grad_g = (s / norm).sum_to_size(g.shape)
+        return grad_v, grad_g, None
+
+
+def _weight_norm(v: Tensor, g: Tensor, dim: int = 0) -> Tensor:
+    """``torch._weight_norm`` (what ``torch.nn.utils.parametrizations.weight_norm`` calls)
+    through :class:`WeightNormFunction`."""
+    return WeightNormFunction.apply(v, g, dim)
+
+
 __all__ = [
     "BatchNormFunction",
     "GroupNormFunction",
     "LayerNormFunction",
     "RMSNormFunction",
+    "WeightNormFunction",
+    "_weight_norm",
     "batch_norm",
     "group_norm",
     "layer_norm",

@@ -138,6 +138,32 @@ def group_norm_errors():
     yield ErrorCase((torch.randn(3), 1), {}, RuntimeError, "Expected at least 2 dimensions")
 
 
+def weight_norm_reference(v, g, dim=0):
+    """``torch._weight_norm``; on an empty v its composite form (torch 2.13's fused CPU kernel
+    dies of a floating point exception there, taking the test process with it)."""
+    if v.numel() == 0:
+        return v * (g / torch.norm_except_dim(v, 2, dim))
+    return torch._weight_norm(v, g, dim)
+
+
+def weight_norm_samples(dtype):
+    """torch.nn.utils.parametrizations.weight_norm's call: v and g (v's shape, 1 off ``dim``)."""
+    for name, shape, dim in [
+        ("linear", (4, 3), 0),
+        ("dim1", (4, 3), 1),
+        ("conv", (3, 2, 2, 2), 0),
+        ("middle", (2, 3, 4), 1),
+        ("last", (2, 3, 4), 2),
+        ("whole", (4, 3), -1),
+    ]:
+        g_shape = (
+            [1] * len(shape) if dim == -1 else [1 if d != dim else n for d, n in enumerate(shape)]
+        )
+        yield Sample(
+            name, (tensor(*shape, dtype=dtype), tensor(*g_shape, dtype=dtype)), {"dim": dim}
+        )
+
+
 OPS = [
     OpInfo(
         "batch_norm",
@@ -170,6 +196,13 @@ OPS = [
         F.GroupNormFunction,
         group_norm_samples,
         group_norm_errors,
+    ),
+    OpInfo(
+        "_weight_norm",
+        F._weight_norm,
+        weight_norm_reference,
+        F.WeightNormFunction,
+        weight_norm_samples,
     ),
 ]
 

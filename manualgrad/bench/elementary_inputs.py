@@ -89,6 +89,8 @@ def makers(matrix: Shapes, image: Shapes) -> dict[str, Maker]:
         "prod": build(lambda r, c: (torch.rand(r, c) * 0.1 + 0.95,), dim=-1),
         **dict.fromkeys(("matmul", "mm"), build(lambda r, c: (normal(r, c), normal(c, c)))),
         "bmm": build(blocks),
+        "mv": build(lambda r, c: (normal(r, c), torch.randn(c))),
+        "vdot": build(lambda r, c: (torch.randn(r * c), torch.randn(r * c))),
         "einsum": build(lambda r, c: ("bij,bjk->bik", *blocks(r, c))),
         "addmm": build(lambda r, c: (torch.randn(c), normal(r, c), normal(c, c))),
         "baddbmm": build(lambda r, c: (torch.randn(c // 8), *blocks(r, c))),

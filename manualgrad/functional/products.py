@@ -307,6 +307,23 @@ def mm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     return matmul(input, mat2, out=out)
 
 
+def mv(input: Tensor, vec: Tensor, *, out: Tensor | None = None) -> Tensor:
+    """``torch.mv`` (a matrix times a vector), hand-derived backward (:class:`MatmulFunction`)."""
+    _require_rank("mv", "input", input, 2)
+    if vec.dim() != 1:
+        raise RuntimeError(f"mv: `vec` must be a vector, got a {vec.dim()}-d tensor")
+    return matmul(input, vec, out=out)
+
+
+def vdot(input: Tensor, other: Tensor, *, out: Tensor | None = None) -> Tensor:
+    """``torch.vdot`` (Σ conj(input) · other of two vectors; conj is a view, the identity on
+    real tensors), hand-derived backward (:class:`MatmulFunction`)."""
+    for name, tensor in (("input", input), ("other", other)):
+        if tensor.dim() != 1:
+            raise RuntimeError(f"vdot: `{name}` must be a vector, got a {tensor.dim()}-d tensor")
+    return matmul(input.conj(), other, out=out)
+
+
 def bmm(input: Tensor, mat2: Tensor, *, out: Tensor | None = None) -> Tensor:
     """``torch.bmm`` (3-d operands with equal batch sizes: no broadcasting), hand-derived
     backward (:class:`MatmulFunction`)."""
@@ -373,5 +390,7 @@ __all__ = [
     "ger",
     "matmul",
     "mm",
+    "mv",
     "outer",
+    "vdot",
 ]

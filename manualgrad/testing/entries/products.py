@@ -52,6 +52,22 @@ OPS = [
         _rank_errors((2, 2), (2, 2, 2), "`mat2`"),
     ),
     OpInfo(
+        "mv",
+        F.mv,
+        torch.mv,
+        F.MatmulFunction,
+        table(("regular", (t(2, 3), t(3, noncontiguous=True)), {})),
+        _rank_errors((2, 2), (2, 2, 2), "`vec`"),
+    ),
+    OpInfo(
+        "vdot",
+        F.vdot,
+        torch.vdot,
+        F.MatmulFunction,
+        table(("regular", (t(4), t(4, noncontiguous=True)), {})),
+        _rank_errors((3,), (3, 3), "`other`"),
+    ),
+    OpInfo(
         "bmm",
         F.bmm,
         torch.bmm,

@@ -67,12 +67,6 @@ def scratch_allowed() -> bool:
     return not (torch.is_grad_enabled() or transforms_or_tracing())
 
 
-def _legacy_batched(tensor: Tensor) -> bool:
-    """Whether ``tensor`` is batched by autograd's own vmap (``torch.autograd.grad(...,
-    is_grads_batched=True)``): there an unbatched temporary cannot absorb it in place."""
-    return torch._C._functorch.is_legacy_batchedtensor(tensor)
-
-
 def times(fresh: Tensor, other: Tensor | float) -> Tensor:
     """``fresh ∘ other``, written into ``fresh`` (a temporary the caller made and no longer
     needs) when :func:`scratch_allowed` and the result has its shape and dtype (``other`` may
@@ -81,7 +75,7 @@ def times(fresh: Tensor, other: Tensor | float) -> Tensor:
         return fresh.mul_(other) if scratch_allowed() else fresh * other
     if (
         scratch_allowed()
-        and not _legacy_batched(other)
+        and not transforms_or_tracing(other)  # a batched factor: no in-place into `fresh`
         and fresh.dtype == other.dtype
         and (
             fresh.shape == other.shape

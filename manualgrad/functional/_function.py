@@ -49,11 +49,16 @@ def transforms_or_tracing(*tensors: Tensor) -> bool:
     """True while torch.compile traces, or inside a torch.func transform: there a fresh
     temporary may be unbatched where an operand is batched, ``out=`` forms have no batching rule,
     and data cannot be branched on. With ``tensors`` given, the transform case counts only when
-    one of them is wrapped by the transform (a captured, unbatched tensor can still be read)."""
+    one of them is wrapped by the transform (a captured, unbatched tensor can still be read), or
+    batched by autograd's own vmap (``torch.autograd.grad(..., is_grads_batched=True)``)."""
     if torch.compiler.is_compiling():
         return True
     if tensors:
-        return any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors)
+        return any(
+            torch._C._functorch.is_functorch_wrapped_tensor(t)
+            or torch._C._functorch.is_legacy_batchedtensor(t)
+            for t in tensors
+        )
     return torch._C._are_functorch_transforms_active()
 
 

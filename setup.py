@@ -65,7 +65,7 @@ def _optional_build(base: type) -> type:
 if BUILD_EXTENSION:
     EXTENSION = CppExtension(
         "manualgrad._C",
-        ["manualgrad/csrc/twins.cpp"],
+        sorted(str(path) for path in Path("manualgrad/csrc").glob("*.cpp")),
         extra_compile_args=_vector_flags(),
         optional=True,
     )

@@ -1,5 +1,6 @@
 """Loader of the compiled eager path: ``manualgrad._C``, C++ twins of the hot Functions
-(``manualgrad/csrc/twins.cpp``), built by the package's own build when a compiler is there.
+(``manualgrad/csrc/``, listed in ``twins.h``), built by the package's own build when a compiler
+is there.
 
 :func:`twin` gives a Function class its twin (``Function.apply`` calls it when :func:`eligible`);
 the Python Function stays the reference and the path everywhere else (torch.func transforms,

@@ -1,4 +1,4 @@
-"""The compiled eager path (manualgrad/_ext.py, manualgrad/csrc/twins.cpp).
+"""The compiled eager path (manualgrad/_ext.py, manualgrad/csrc/).
 
 With the extension built (``make ext``): for every registry sample of a twinned op, the eager (C++)
 path and the reference (Python) path agree — forward, every gradient, the double backward — bit

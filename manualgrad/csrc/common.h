@@ -1,0 +1,197 @@
+// Shared pieces of manualgrad's C++ twins (see twins.h for what they are): the value types'
+// operations and the fused passes every element-wise twin is written with.
+//
+// An element-wise formula is written once, as a generic lambda over a "value" type V, and runs
+// three ways:
+//   - V = scalar_t and V = at::vec::Vectorized<scalar_t>: one fused, vectorised pass over a
+//     TensorIterator (at::native::cpu_kernel_vec, parallel over large tensors), used for the
+//     forward and for a first-order backward (grad mode off);
+//   - V = at::Tensor: composite differentiable ATen ops, used when grad mode is on inside
+//     backward (create_graph, double backward), so the gradient is differentiable again.
+// The lambdas spell the Python Function's operations in the same order, so on the fused path
+// the arithmetic is the same, rounding for rounding (transcendentals aside: exp, erf and tanh
+// come from SLEEF here and from torch's own kernels there). No ATen backward kernel is called.
+//
+// Kernel files include this header and ATen, not <torch/extension.h> (which pulls in all of
+// libtorch's C++ API and pybind11): only module.cpp does, which keeps the build short and lets
+// the files compile in parallel.
+
+#pragma once
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/native/TensorIterator.h>
+#include <ATen/native/cpu/Loops.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
+#include <string>
+
+namespace manualgrad {
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+// ---- the value types' operations: scalar, vector, tensor ----------------------------------
+
+template <typename T>
+T constant(const T&, double value) {
+  return T(value);
+}
+template <typename T>
+Vec<T> constant(const Vec<T>&, double value) {
+  return Vec<T>(static_cast<T>(value));
+}
+inline at::Scalar constant(const Tensor&, double value) {
+  return value;
+}
+
+// 1[x > t] and 1[x <= t] as 0./1. values of x's type (NaN compares false), as
+// manualgrad.functional._elementwise.indicator.
+#define MANUALGRAD_INDICATOR(name, op, method, aten)     \
+  template <typename T>                                  \
+  T name(T x, double t) {                                \
+    return x op static_cast<T>(t) ? T(1) : T(0);         \
+  }                                                      \
+  template <typename T>                                  \
+  Vec<T> name(const Vec<T>& x, double t) {               \
+    return x.method(Vec<T>(static_cast<T>(t)));          \
+  }                                                      \
+  inline Tensor name(const Tensor& x, double t) {        \
+    return aten(x, t).to(x.scalar_type());               \
+  }
+MANUALGRAD_INDICATOR(indicator_gt, >, gt, at::gt)
+MANUALGRAD_INDICATOR(indicator_le, <=, le, at::le)
+
+// where(x > 0, a, b), as torch.where(input > 0, a, b).
+template <typename T>
+T where_positive(T x, T a, T b) {
+  return x > T(0) ? a : b;
+}
+template <typename T>
+Vec<T> where_positive(const Vec<T>& x, const Vec<T>& a, const Vec<T>& b) {
+  return Vec<T>::blendv(b, a, x > Vec<T>(T(0)));
+}
+inline Tensor where_positive(const Tensor& x, const Tensor& a, const Tensor& b) {
+  return at::where(x > 0, a, b);
+}
+
+// torch.maximum / torch.minimum: NaN if either operand is NaN.
+#define MANUALGRAD_EXTREMUM(name, op, vec, aten)                            \
+  template <typename T>                                                     \
+  T name(T a, T b) {                                                        \
+    return std::isnan(a) ? a : (std::isnan(b) ? b : (a op b ? a : b));      \
+  }                                                                         \
+  template <typename T>                                                     \
+  Vec<T> name(const Vec<T>& a, const Vec<T>& b) {                           \
+    return vec(a, b);                                                       \
+  }                                                                         \
+  inline Tensor name(const Tensor& a, const Tensor& b) {                    \
+    return aten(a, b);                                                      \
+  }
+MANUALGRAD_EXTREMUM(maximum_of, >, at::vec::maximum, at::maximum)
+MANUALGRAD_EXTREMUM(minimum_of, <, at::vec::minimum, at::minimum)
+
+// A transcendental: std:: on scalars, the Vectorized method (SLEEF), a tensor function.
+#define MANUALGRAD_UNARY(name, scalar, method, tensor) \
+  template <typename T>                                \
+  T name(T x) {                                        \
+    return scalar(x);                                  \
+  }                                                    \
+  template <typename T>                                \
+  Vec<T> name(const Vec<T>& x) {                       \
+    return x.method();                                 \
+  }                                                    \
+  inline Tensor name(const Tensor& x) {                \
+    return tensor(x);                                  \
+  }
+MANUALGRAD_UNARY(exp_of, std::exp, exp, at::exp)
+MANUALGRAD_UNARY(erf_of, std::erf, erf, at::erf)
+Tensor tanh_twin(const Tensor& x);  // TanhTwin (activations.cpp): differentiable again by the same derivation
+MANUALGRAD_UNARY(tanh_value, std::tanh, tanh, tanh_twin)
+// σ(x) = 1/(1 + e^{−x}).
+template <typename T>
+T sigmoid_value(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+template <typename T>
+Vec<T> sigmoid_value(const Vec<T>& x) {
+  return (Vec<T>(T(1)) + x.neg().exp()).reciprocal();
+}
+Tensor sigmoid_value(const Tensor& x);  // SigmoidTwin (activations.cpp)
+
+// ---- fused passes -------------------------------------------------------------------------
+
+// Not wrapped by a torch.func transform or the legacy vmap (a backward run with
+// is_grads_batched, as the batched Hessian-vector products of Newton, gets batched gradients:
+// composite ops only, nothing in place).
+inline bool plain(const Tensor& t) {
+  static const c10::DispatchKeySet wrappers({c10::DispatchKey::FuncTorchBatched,
+                                             c10::DispatchKey::FuncTorchGradWrapper,
+                                             c10::DispatchKey::Batched});  // legacy vmap
+  return !t.key_set().has_any(wrappers);
+}
+
+inline bool fusable(const Tensor& t) {
+  return plain(t) && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
+}
+
+// formula(a) element-wise in one vectorised pass (a new tensor, a's layout).
+template <typename Formula>
+Tensor fused(const Tensor& a, const Formula& formula) {
+  Tensor output;
+  auto iter = at::TensorIteratorConfig().add_output(output).add_const_input(a).build();
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "manualgrad_map", [&] {
+    at::native::cpu_kernel_vec(
+        iter, [&](scalar_t x) -> scalar_t { return formula(x); },
+        [&](Vec<scalar_t> x) -> Vec<scalar_t> { return formula(x); });
+  });
+  return iter.output();
+}
+
+// formula(a, b) element-wise in one vectorised pass, broadcasting a against b.
+template <typename Formula>
+Tensor fused(const Tensor& a, const Tensor& b, const Formula& formula) {
+  Tensor output;
+  auto iter =
+      at::TensorIteratorConfig().add_output(output).add_const_input(a).add_const_input(b).build();
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "manualgrad_map2", [&] {
+    at::native::cpu_kernel_vec(
+        iter, [&](scalar_t x, scalar_t g) -> scalar_t { return formula(x, g); },
+        [&](Vec<scalar_t> x, Vec<scalar_t> g) -> Vec<scalar_t> { return formula(x, g); });
+  });
+  return iter.output();
+}
+
+// The gradient dL/dz = derivative(saved) · dL/dy: fused when first order, composite (and so
+// differentiable) when grad mode is on.
+template <typename Derivative>
+Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivative) {
+  if (at::GradMode::is_enabled() || !fusable(grad) || !plain(saved) ||
+      grad.scalar_type() != saved.scalar_type()) {
+    return derivative(saved) * grad;
+  }
+  return fused(saved, grad, [&](auto x, auto g) { return derivative(x) * g; });
+}
+
+// fresh ∘ other, in place when first order and plain (fresh is a temporary), as
+// _elementwise.times.
+inline Tensor times(Tensor fresh, const Tensor& other) {
+  bool scratch = !at::GradMode::is_enabled() && plain(fresh) && plain(other);
+  return scratch ? fresh.mul_(other) : fresh * other;
+}
+
+// (..., k) viewed as (N, k); N explicit, so k may be 0.
+inline Tensor flat_rows(const Tensor& t) {
+  int64_t width = t.size(-1);
+  int64_t rows = 1;
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) {
+    rows *= t.size(d);
+  }
+  return t.reshape({rows, width});
+}
+
+}  // namespace manualgrad

@@ -1,0 +1,19 @@
+// The Python module manualgrad._C: binds the twins' entry points (twins.h). The only file that
+// includes <torch/extension.h>.
+
+#include <torch/extension.h>
+
+#include "twins.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "C++ twins of manualgrad's hot Functions (the eager path; see manualgrad/_ext.py)";
+  m.def("relu", &manualgrad::relu);
+  m.def("leaky_relu", &manualgrad::leaky_relu);
+  m.def("gelu", &manualgrad::gelu);
+  m.def("silu", &manualgrad::silu);
+  m.def("sigmoid", &manualgrad::sigmoid);
+  m.def("tanh", &manualgrad::tanh);
+  m.def("linear", &manualgrad::linear);
+  m.def("softmax", &manualgrad::softmax);
+  m.def("log_softmax", &manualgrad::log_softmax);
+}

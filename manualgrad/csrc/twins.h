@@ -1,0 +1,37 @@
+// C++ twins of manualgrad's hot Functions: the eager path of Function.apply (see
+// manualgrad/_ext.py, whose _TWINS maps each Python Function to its entry point here). Each twin
+// is the same derivation as the Python Function named in its comment, whose docstring holds it;
+// the Python Function stays the reference and the path under torch.func and torch.compile.
+//
+// One file per family (activations.cpp, linear.cpp, softmax.cpp, ...), each a
+// torch::autograd::Function per twin and the entry points declared below; module.cpp binds them.
+// To add a twin: its Function and entry point in the family's file, its declaration here, one
+// m.def in module.cpp, one line in _ext._TWINS.
+
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <string>
+
+namespace manualgrad {
+
+using at::Tensor;
+
+// activations.cpp
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double slope);
+Tensor gelu(const Tensor& x, std::string approximate);
+Tensor silu(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+
+// linear.cpp
+Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);
+
+// softmax.cpp
+Tensor softmax(const Tensor& input, int64_t dim);
+Tensor log_softmax(const Tensor& input, int64_t dim);
+
+}  // namespace manualgrad

@@ -20,7 +20,9 @@ has no ``_stacklevel``; ``torch.embedding(weight, indices)`` swaps the operands;
 names are read from the aten schema (or the Python signature) once: a call whose positional
 arguments line up with the Function's parameters by name goes straight through, one whose names
 differ is passed by keyword, and one that binds a name the Function does not take (``out=``,
-``torch.embedding``'s ``indices``) runs torch's op.
+``torch.embedding``'s ``indices``) runs torch's op. ``torch.embedding_bag``, whose operands,
+``mode`` and results are aten's (weight first, an int mode, four tensors), goes through a
+function of its own form (:data:`_TORCH_FORMS`).
 
 Calls made while grad mode is off run torch's op (no backward graph is built, so the result is
 the same and the Function's overhead is saved), and so do the torch calls made by the Functions
@@ -52,6 +54,7 @@ import torch.nn.functional as TF
 from torch.overrides import TorchFunctionMode
 
 import manualgrad.functional as MF
+from manualgrad.functional.embedding import embedding_bag_aten
 
 # torch.X aliases of ops manualgrad.functional names by their main name
 _ALIASES = {
@@ -85,6 +88,9 @@ _OPERATORS = {
     "__abs__": ("abs", False),
     "__getitem__": ("index", False),  # a key without tensors stays a view inside index()
 }
+# torch.X that takes other operands and returns other results than manualgrad.functional.X:
+# the function of torch's form the call goes through (its route's target stays X)
+_TORCH_FORMS = {"embedding_bag": embedding_bag_aten}
 # a schema's argument name → the name manualgrad's (torch.nn.functional's) signature uses
 _RENAMED = {"self": "input", "train": "training"}
 # schema arguments with no effect on the result on this backend (cuDNN switches)
@@ -99,19 +105,22 @@ class _Route:
     ``direct``: how many leading positional arguments line up by name with the function's
     parameters (all of them when the two signatures are the same by contract); ``names``: the
     torch-side name of each positional argument (``None`` where overloads disagree), used to
-    pass the rest by keyword; ``accepted``: the keyword names the function takes.
+    pass the rest by keyword; ``accepted``: the keyword names the function takes; ``call``: the
+    function called, ``target`` itself or ``via``, a function of torch's form onto it.
     """
 
-    __slots__ = ("accepted", "direct", "names", "reflected", "target")
+    __slots__ = ("accepted", "call", "direct", "names", "reflected", "target")
 
     def __init__(
         self,
         target: Callable[..., Any],
         names: Sequence[str | None] | None,
         reflected: bool = False,
+        via: Callable[..., Any] | None = None,
     ) -> None:
         self.target, self.reflected = target, reflected
-        params, self.accepted, variadic = _parameters(target)
+        self.call = target if via is None else via
+        params, self.accepted, variadic = _parameters(self.call)
         if names is None or variadic:
             self.direct, self.names = 1 << 30, ()
             return
@@ -208,6 +217,9 @@ def _build_routes() -> dict[Callable[..., Any], _Route]:
             if callable(member) and not isinstance(member, type):
                 names = _torch_names(name, member, namespace is torch.Tensor)
                 routes[member] = _Route(functions[name], names)
+    for name, via in _TORCH_FORMS.items():
+        member = getattr(torch, name)
+        routes[member] = _Route(functions[name], _torch_names(name, member, False), via=via)
     for dunder, (name, reflected) in _OPERATORS.items():
         member = getattr(torch.Tensor, dunder, None)
         if name in functions and member is not None:  # an operator's operands are positional
@@ -239,7 +251,7 @@ class HandDerived(TorchFunctionMode):
         if route is not None and torch.is_grad_enabled():
             bound = route.bind(args, kwargs)
             if bound is not None:
-                return route.target(*bound[0], **bound[1])
+                return route.call(*bound[0], **bound[1])
         return func(*args, **kwargs)
 
 

@@ -1,5 +1,5 @@
-"""``Embedding``: torch.nn.Embedding's parameters, init, state_dict and ``from_pretrained``;
-manualgrad's index_add backward."""
+"""``Embedding`` and ``EmbeddingBag``: torch.nn's parameters, init, state_dict and
+``from_pretrained``; manualgrad's index_add / scatter_add backwards."""
 
 from __future__ import annotations
 
@@ -30,4 +30,35 @@ class Embedding(torch.nn.Embedding):
         )
 
 
-__all__ = ["Embedding"]
+class EmbeddingBag(torch.nn.EmbeddingBag):
+    """Bags of lookups reduced by sum, mean or max, through
+    :class:`manualgrad.functional.EmbeddingBagFunction`.
+
+    Subclasses ``torch.nn.EmbeddingBag``: constructor, ``reset_parameters``, ``extra_repr``, the
+    ``weight`` parameter and ``from_pretrained`` (a classmethod, so
+    ``EmbeddingBag.from_pretrained`` builds this class) are torch's own.
+    """
+
+    def forward(
+        self,
+        input: Tensor,
+        offsets: Tensor | None = None,
+        per_sample_weights: Tensor | None = None,
+    ) -> Tensor:
+        """Reduce the bags of ``input`` (2-d: one bag per row; 1-d: cut at ``offsets``)."""
+        return F.embedding_bag(
+            input,
+            self.weight,
+            offsets,
+            self.max_norm,
+            self.norm_type,
+            self.scale_grad_by_freq,
+            self.mode,
+            self.sparse,
+            per_sample_weights,
+            self.include_last_offset,
+            self.padding_idx,
+        )
+
+
+__all__ = ["Embedding", "EmbeddingBag"]

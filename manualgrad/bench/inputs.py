@@ -14,12 +14,12 @@ large       4096 × 1024            16 × 64 × 64 × 64            16 × 8 × 5
 
 In those terms: a linear layer (and linear + activation) maps ``cols → cols`` features of ``rows``
 inputs; a loss sees ``rows`` examples of ``cols`` classes (targets are data, without gradient);
-an embedding looks ``rows`` ids up in a (1024, cols) table; linear + cross-entropy projects
-``rows`` states of width ``cols`` onto ``LM_VOCAB`` classes; a convolution maps C → C channels
-with a 3-wide kernel, in 1-d over (N, C, H·W). Inputs are float32, seeded, on the default
-device. The element-wise activations come from the activation catalogue
-(:mod:`manualgrad.train.activations`). A registry op with no maker here fails the bench smoke
-test, so every new op gets one.
+an embedding looks ``rows`` ids up in a (1024, cols) table (an embedding bag reduces them in
+bags of 16); linear + cross-entropy projects ``rows`` states of width ``cols`` onto
+``LM_VOCAB`` classes; a convolution maps C → C channels with a 3-wide kernel, in 1-d over
+(N, C, H·W). Inputs are float32, seeded, on the default device. The element-wise activations
+come from the activation catalogue (:mod:`manualgrad.train.activations`). A registry op with no
+maker here fails the bench smoke test, so every new op gets one.
 """
 
 from __future__ import annotations
@@ -78,7 +78,19 @@ def embedding(**kwargs: object) -> Maker:
     return maker
 
 
+def embedding_bag(**kwargs: object) -> Maker:
+    """``rows`` token ids in bags of ``BAG`` (a 2-d input) reduced over a (VOCAB, cols) table."""
+
+    def maker(size: str) -> Sample:
+        rows, cols = MATRIX[size]
+        ids = classes(rows, VOCAB).reshape(rows // BAG, BAG)
+        return Sample(size, (ids, randn(VOCAB, cols)), dict(kwargs))
+
+    return maker
+
+
 VOCAB = 1024
+BAG = 16
 
 
 def loss(target: Callable[[int, int], Tensor], constant: frozenset[int] = frozenset()) -> Maker:
@@ -213,6 +225,8 @@ MAKERS: dict[str, Maker] = {
     "feature_alpha_dropout": image(p=0.5, training=True),
     "embedding": embedding(),
     "embedding_padding_freq": embedding(padding_idx=0, scale_grad_by_freq=True),
+    "embedding_bag": embedding_bag(),
+    "embedding_bag_freq": embedding_bag(mode="sum", scale_grad_by_freq=True),
     **dict.fromkeys(("mse_loss", "l1_loss", "huber_loss"), loss(randn, TARGET)),
     "hinge_loss": loss(signs, TARGET),
     **dict.fromkeys(("multi_margin_loss", "cross_entropy", "nll_loss"), loss(classes)),

@@ -126,3 +126,42 @@ def test_norm_parametrizations_are_hand_derived_on_a_converted_model(parametriza
     converted(x).sum().backward()
     for param, grad in zip(converted.parameters(), grads, strict=True):
         torch.testing.assert_close(param.grad, grad)
+
+
+class Bags(torch.nn.Module):
+    """torch's EmbeddingBag module, and embedding_bag called in ``forward`` on a second table
+    (max bags, and per-sample-weighted sums through the module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bags = torch.nn.EmbeddingBag(10, 4, mode="sum", padding_idx=0)
+        self.table = torch.nn.Parameter(torch.randn(10, 4))
+        self.head = torch.nn.Linear(4, 2)
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        weights = torch.linspace(0.5, 1.5, ids.shape[0], dtype=self.table.dtype)
+        summed = self.bags(ids, offsets, per_sample_weights=weights)
+        maxed = TF.embedding_bag(ids, self.table, offsets, mode="max")
+        averaged = TF.embedding_bag(ids.view(2, -1), self.table)
+        return TF.cross_entropy(self.head(summed + maxed), torch.tensor([0, 1])) + averaged.sum()
+
+
+def test_converted_embedding_bags_are_hand_derived_and_match_torch():
+    torch.manual_seed(0)
+    model = Bags().double()
+    ids, offsets = torch.tensor([3, 0, 7, 7, 1, 9, 2, 5]), torch.tensor([0, 3])
+    expected = model(ids, offsets)
+    expected.backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    converted = manualgrad.convert(model)
+    assert type(converted.bags) is mnn.EmbeddingBag
+    assert twin_classes()[torch.nn.EmbeddingBag] is mnn.EmbeddingBag
+    report = coverage(converted, ids, offsets)
+    assert report.complete, report
+    assert "EmbeddingBagFunctionBackward" in report.hand_derived
+    loss = converted(ids, offsets)
+    loss.backward()
+    torch.testing.assert_close(loss, expected)
+    for param, grad in zip(converted.parameters(), grads, strict=True):
+        torch.testing.assert_close(param.grad, grad)

@@ -127,6 +127,7 @@ def test_peak_bytes_counts_new_storages_once_while_alive():
 
     assert peak_bytes(work) == 2 * 256 * 4
     assert peak_bytes(lambda: x.clone().requires_grad_().square().sum().backward()) > 0
+    assert peak_bytes(lambda: x.new_empty((1024, 1024), device="meta")) == 0  # shape only
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])

@@ -13,6 +13,8 @@ import torch.nn.functional as TF
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
+from manualgrad.bench.memory import peak_bytes
+from manualgrad.functional.fused import default_chunk_size
 from manualgrad.testing.memory import saved_bytes
 
 
@@ -178,3 +180,36 @@ def test_negative_label_smoothing_is_ignored_like_torch():
     expected = TF.cross_entropy(TF.linear(x, weight, bias), target, label_smoothing=-0.1)
     torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(ours, F.cross_entropy(F.linear(x, weight, bias), target))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_batched_grad_outputs_match_one_backward_each(reduction):
+    # is_grads_batched (autograd's legacy vmap) must take the out-of-place backward
+    x, weight, target, bias = _problem()
+    loss = F.linear_cross_entropy(x, weight, target, linear_bias=bias, reduction=reduction)
+    batched = torch.randn(3, *loss.shape, dtype=loss.dtype)
+    inputs = (x, weight, bias)
+    grads = torch.autograd.grad(loss, inputs, batched, retain_graph=True, is_grads_batched=True)
+    for row, grad_output in enumerate(batched):
+        single = torch.autograd.grad(loss, inputs, grad_output, retain_graph=True)
+        for b, s in zip(grads, single, strict=True):
+            torch.testing.assert_close(b[row], s)
+
+
+@pytest.mark.parametrize("options", [None, _options()])
+def test_peak_memory_is_one_chunk_of_logits_above_the_gradients(options):
+    # forward + backward hold dL/dx, dL/dW and one default chunk's logits buffer or two, never
+    # the (N, V) logits (the GPT bench's head: a regression here doubled its peak)
+    tokens, hidden, vocab = 1024, 128, 8192
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(tokens, hidden, generator=generator, requires_grad=True)
+    weight = (0.02 * torch.randn(vocab, hidden, generator=generator)).requires_grad_()
+    target = torch.randint(0, vocab, (tokens,), generator=generator)
+
+    def step():
+        loss = F.linear_cross_entropy(x, weight, target, options=options)
+        return torch.autograd.grad(loss, (x, weight))
+
+    chunk = default_chunk_size(tokens, vocab) * vocab * 4
+    grads = (tokens * hidden + vocab * hidden) * 4
+    assert peak_bytes(step) <= 2 * grads + 2 * chunk  # the logits alone: 32 MiB

@@ -17,7 +17,7 @@ Both numbers are deterministic (no allocator or OS noise), so they need no repea
   ``max_memory_allocated`` would report above the inputs, without its rounding and caching, on
   any device; tensors that existed before the call (inputs, parameters, optimizer state) are not
   counted, and neither is scratch memory a kernel allocates internally (e.g. a matmul's packing
-  buffers), which is the same for both sides.
+  buffers), which is the same for both sides, nor meta tensors (shapes only, used for checks).
 
 ``tracemalloc`` cannot be used (torch allocates outside Python's allocator) and a process's RSS
 is blurred by the C allocator keeping freed pages.
@@ -66,6 +66,8 @@ class PeakMemory(TorchDispatchMode):
         return output
 
     def _allocated(self, tensor: Tensor, inputs: set[int]) -> None:
+        if tensor.is_meta:  # shape-only: no memory behind it (its storage reports nbytes)
+            return
         storage = tensor.untyped_storage()
         key, size = storage.data_ptr(), storage.nbytes()
         if size == 0 or key in inputs or key in self._live:

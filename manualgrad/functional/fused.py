@@ -16,7 +16,8 @@ from torch import Tensor
 from torch.nn import LinearCrossEntropyOptions
 
 from manualgrad.functional import _reduction
-from manualgrad.functional._function import Function
+from manualgrad.functional._elementwise import scratch_allowed
+from manualgrad.functional._function import Function, transforms_or_tracing
 from manualgrad.functional._loss_checks import check_class_targets, check_label_smoothing
 from manualgrad.functional._precision import downcast, upcast
 from manualgrad.functional.activations import (
@@ -28,7 +29,10 @@ from manualgrad.functional.linear import LinearFunction, affine_grads, linear
 from manualgrad.functional.losses import cross_entropy
 from manualgrad.functional.softmax import log_softmax_values
 
-_CHUNK_LOGITS = 1 << 24
+# Default chunking: about 2 MiB of float32 logits a chunk (a cache-sized working set), but at
+# least 32 rows, since every chunk's product reads all of W.
+_CHUNK_LOGITS = 1 << 19
+_MIN_CHUNK_ROWS = 32
 
 
 class LinearCrossEntropyFunction(Function):
@@ -56,7 +60,9 @@ class LinearCrossEntropyFunction(Function):
     log-probabilities autograd keeps); backward multiplies them by g. They are constants to
     autograd, so double backward is not supported (backward raises under ``create_graph=True``).
     Saved, recomputed (``needs`` None): x, W, b and t; backward recomputes each chunk's logits
-    and applies the formulas with c_i from g — plain differentiable ops, so double backward works.
+    and applies the formulas with c_i from g — in a first-order backward with the forward's
+    in-place chunk loop, under ``create_graph`` (or a transform) with plain differentiable ops,
+    so double backward works.
     """
 
     generate_vmap_rule = True
@@ -101,13 +107,16 @@ class LinearCrossEntropyFunction(Function):
         ctx.ignore_index = ignore_index
         ctx.recompute = needs is None
         ctx.mark_non_differentiable(*(grad for grad in output[1:] if grad is not None))
+        ctx.set_materialize_grads(False)  # no zero (N, H) and (V, H) for the unused grad outputs
         if ctx.recompute:
             ctx.save_for_backward(input, weight, target, bias)
         else:
             ctx.save_for_backward(*output[1:])
 
     @staticmethod
-    def backward(ctx, grad_output: Tensor, *_):
+    def backward(ctx, grad_output: Tensor | None, *_):
+        if grad_output is None:  # the loss got no (an undefined) gradient
+            return (None,) * 9
         if ctx.recompute:
             grads = _recomputed_grads(ctx, grad_output)
         else:
@@ -166,50 +175,78 @@ def _loss_and_grads(
     chunk_size: int,
     needs: tuple[bool, bool, bool],
 ) -> tuple[Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
-    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale.
-
-    Forward-only (no autograd here), so each chunk's logits buffer is reused in place: z − max,
-    exp, then c ⊙ (p − q); lse = max + log Σ exp(z − max).
-    """
+    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale, one
+    chunk at a time (:func:`_chunk_loss_and_grads`)."""
     needs_input, needs_weight, needs_bias = needs
-    grad_input = torch.empty_like(input) if needs_input else None
-    grad_weight = torch.zeros_like(weight) if needs_weight else None
-    grad_bias = torch.zeros_like(bias) if needs_bias else None
+    grads = (
+        torch.empty_like(input) if needs_input else None,
+        torch.zeros_like(weight) if needs_weight else None,
+        torch.zeros_like(bias) if needs_bias else None,
+    )
     loss = input.new_zeros(())
     for i, (x, t, v, c) in enumerate(_chunks(chunk_size, input, target, valid, row_scale)):
-        logits = _logits(x, weight, bias)
-        index = t.where(v, 0).unsqueeze(1)
-        loss -= (1 - smoothing) * logits.gather(1, index).squeeze(1).where(v, 0.0).sum()
-        if smoothing:
-            loss -= smoothing * logits.mean(1).where(v, 0.0).sum()
-        peak = logits.amax(1, keepdim=True)
-        exps = logits.sub_(peak).exp_()  # in place: one (chunk × V) buffer in all
-        total = exps.sum(1)
-        loss += (peak.squeeze(1) + total.log()).where(v, 0.0).sum()
-        if not any(needs):
-            continue
-        grad_logits = exps.mul_((c / total).unsqueeze(1))  # c ⊙ p
-        grad_logits.scatter_add_(1, index, (c * (smoothing - 1)).unsqueeze(1))  # − c (1 − ε) e_t
-        if smoothing:
-            grad_logits.sub_((c * (smoothing / weight.shape[0])).unsqueeze(1))  # − c ε / V
-        if grad_input is not None:
-            start = i * chunk_size
-            torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
-        if grad_weight is not None:
-            grad_weight.addmm_(grad_logits.t(), x)
-        if grad_bias is not None:
-            grad_bias += grad_logits.sum(0)
-    return loss, (grad_input, grad_weight, grad_bias)
+        loss += _chunk_loss_and_grads(x, weight, bias, t, v, c, smoothing, i * chunk_size, grads)
+    return loss, grads
+
+
+def _chunk_loss_and_grads(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    target: Tensor,
+    valid: Tensor,
+    row_scale: Tensor,
+    smoothing: float,
+    start: int,
+    grads: tuple[Tensor | None, Tensor | None, Tensor | None],
+) -> Tensor:
+    """Σ_i ℓ_i over one chunk of rows (first row ``start``); its terms of the gradients are
+    written into ``grads`` (dL/dx rows, += dL/dW, += dL/db; None: not needed).
+
+    Forward-only (no autograd here), so the chunk's logits buffer is reused in place: z − max,
+    exp, then c ⊙ (p − q); lse = max + log Σ exp(z − max). A function of its own, so that buffer
+    is freed on return, before the next chunk's is allocated (one chunk × V buffer at a time).
+    """
+    grad_input, grad_weight, grad_bias = grads
+    logits = _logits(x, weight, bias)
+    index = target.where(valid, 0).unsqueeze(1)
+    loss = -(1 - smoothing) * logits.gather(1, index).squeeze(1).where(valid, 0.0).sum()
+    if smoothing:
+        loss -= smoothing * logits.mean(1).where(valid, 0.0).sum()
+    peak = logits.amax(1, keepdim=True)
+    exps = logits.sub_(peak).exp_()  # in place: one (chunk × V) buffer in all
+    total = exps.sum(1)
+    loss += (peak.squeeze(1) + total.log()).where(valid, 0.0).sum()
+    if not any(grad is not None for grad in grads):
+        return loss
+    grad_logits = exps.mul_((row_scale / total).unsqueeze(1))  # c ⊙ p
+    grad_logits.scatter_add_(1, index, (row_scale * (smoothing - 1)).unsqueeze(1))  # − c(1 − ε)e_t
+    if smoothing:
+        grad_logits.sub_((row_scale * (smoothing / weight.shape[0])).unsqueeze(1))  # − c ε / V
+    if grad_input is not None:
+        torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
+    if grad_weight is not None:
+        grad_weight.addmm_(grad_logits.t(), x)
+    if grad_bias is not None:
+        grad_bias += grad_logits.sum(0)
+    return loss
 
 
 def _recomputed_grads(ctx, grad_output: Tensor):
     """The recomputing backward: the chunked formulas with c_i = dL/dℓ_i (0 on ignored rows, also
-    when every row is, where 'mean' divides by n = 0), differentiable ops."""
+    when every row is, where 'mean' divides by n = 0). A first-order backward outside
+    transforms (:func:`scratch_allowed`) runs the forward's in-place chunk loop with that c (one
+    chunk × V buffer at a time); otherwise differentiable ops, so double backward works."""
     input, weight, target, bias = ctx.saved_tensors
     needs_input, needs_weight, _, needs_bias = ctx.needs_input_grad[:4]
     valid = target != ctx.ignore_index
     scale = _reduction.unreduce(grad_output, ctx.reduction, target.shape, valid.sum())
     row_scale = torch.where(valid, scale, 0)
+    if scratch_allowed() and not transforms_or_tracing(grad_output):  # legacy-vmap grads
+        needs = (needs_input, needs_weight, needs_bias)
+        smoothing, chunk_size = ctx.label_smoothing, ctx.chunk_size
+        args = (input, weight, bias, target, valid, row_scale, smoothing, chunk_size, needs)
+        return _loss_and_grads(*args)[1]
     grad_inputs, grad_weight, grad_bias = [], None, None
     for x, t, v, c in _chunks(ctx.chunk_size, input, target, valid, row_scale):
         grad_logits = _chunk_logit_grad(_logits(x, weight, bias), t, v, c, ctx.label_smoothing)
@@ -255,9 +292,10 @@ def _check_cross_entropy(
 
 
 def default_chunk_size(rows: int, vocab: int) -> int:
-    """Rows per chunk: at most 2^24 logits per chunk (64 MiB in float32) and at least four
-    chunks, so the full (N, V) logits never exist; large chunks keep the matmuls efficient."""
-    return max(1, min(_CHUNK_LOGITS // max(vocab, 1), math.ceil(rows / 4)))
+    """Rows per chunk: about 2^19 logits (2 MiB in float32: the head's working set stays small
+    beside the model's activations), at least 32 rows so each chunk's matmul stays efficient
+    (it reads all of W), and at least four chunks, so the full (N, V) logits never exist."""
+    return max(1, min(max(_CHUNK_LOGITS // max(vocab, 1), _MIN_CHUNK_ROWS), math.ceil(rows / 4)))
 
 
 def _fused_case(

@@ -169,14 +169,23 @@ def _bag_sizes(slots: Tensor, bags: int) -> Tensor:
 
 
 def _bag_winners(rows: Tensor, input: Tensor, slots: Tensor, bags: int, num_weights: int) -> Tensor:
-    """For mode="max": m[b, d], the row of W whose entry d is the largest of bag b — the first
-    in the bag among equals, as torch — or V (one past the last row) for an empty bag."""
+    """For mode="max": m[b, d], the row of W that supplies entry d of bag b as torch's kernel
+    picks it (a running maximum from the bag's first index, replaced only by a strictly larger
+    entry): the first index reaching the bag's largest entry, a NaN entry never winning unless
+    it is the bag's first, which then stays; V (one past the last row) for an empty bag."""
     count, dim = rows.shape
     index = slots.unsqueeze(1).expand(count, dim)
-    best = rows.new_zeros(bags + 1, dim).scatter_reduce(0, index, rows, "amax", include_self=False)
-    positions = torch.arange(count, device=rows.device).unsqueeze(1)
-    first = torch.where(rows == best.gather(0, index), positions, count)
-    first = torch.full_like(best, count, dtype=torch.int64).scatter_reduce(0, index, first, "amin")
+    positions = torch.arange(count, device=rows.device).unsqueeze(1).expand(count, dim)
+    never = torch.full((bags + 1, dim), count, dtype=torch.int64, device=rows.device)
+    leads = never.scatter_reduce(0, index, positions, "amin")  # each bag's first index
+    values = rows.masked_fill(rows.isnan(), float("-inf"))
+    best = values.new_zeros(bags + 1, dim).scatter_reduce(
+        0, index, values, "amax", include_self=False
+    )
+    reaching = torch.where(values == best.gather(0, index), positions, count)
+    first = never.scatter_reduce(0, index, reaching, "amin")
+    nan_lead = torch.cat([rows, rows.new_zeros(1, dim)]).gather(0, leads).isnan()
+    first = torch.where(nan_lead, leads, first)
     candidates = torch.cat([input.long(), input.new_full((1,), num_weights, dtype=torch.int64)])
     return candidates[first[:bags]]
 

@@ -12,6 +12,15 @@ inside :func:`manualgrad.hand_derived` (forward hooks on the model), so the torc
 ``x.softmax(-1)``, ``a * b``) and those of the torch layers left as they are run manualgrad's
 Functions too, wherever manualgrad has one.
 
+Fewer nodes (issue 11): inside a plain ``torch.nn.Sequential``, a Linear directly followed by a
+ReLU or GELU runs as one fused Function (:func:`manualgrad.functional.linear_relu` /
+``linear_gelu``: one backward node instead of two, a bool mask or nothing saved instead of the
+pre-activation). The Sequential's class becomes :class:`FusedSequential`, whose ``forward`` makes
+that choice at every call; the layers themselves are not touched, so ``model[i]``, slices,
+``state_dict`` and :func:`to_torch` behave as before, and a pair where either module has hooks
+of its own (or global module hooks exist) runs unfused. ``convert(fuse=False)`` leaves the
+Sequentials alone; the report's ``fused`` lists the pairs.
+
 What is still torch's is read from the graph, not the source: with ``example_inputs``,
 :func:`manualgrad.coverage` runs one forward of the converted model and the report lists every
 native backward node by module and op; ``strict=True`` raises ``NotImplementedError`` with that
@@ -26,16 +35,24 @@ differentiable torch ops, whose backward is therefore autograd's.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
+from torch.nn.modules import module as torch_module
 
+import manualgrad.functional as F
 import manualgrad.nn as mnn
 from manualgrad.graph_coverage import Coverage, coverage
 from manualgrad.interception import (
+    _enter_mode,
+    _exit_mode,
+    _resume_mode,
+    _suspend_mode,
     run_forward_in_mode,
     run_forward_outside_mode,
     stop_forward_in_mode,
@@ -49,12 +66,15 @@ class ConvertReport:
     ``swapped``: (name, torch class, manualgrad class) for every module converted;
     ``kept``: (name, class, reason) for modules left as they are (their forward runs inside the
     hand-derived mode, so their ops are routed wherever manualgrad has them);
+    ``fused``: (Linear's name, activation's name, fused function) for every Linear + activation
+    pair of a Sequential that runs as one node (see :class:`FusedSequential`);
     ``coverage``: the :class:`~manualgrad.graph_coverage.Coverage` of one forward on the example
     inputs, ``None`` when none were given.
     """
 
     swapped: list[tuple[str, str, str]] = field(default_factory=list)
     kept: list[tuple[str, str, str]] = field(default_factory=list)
+    fused: list[tuple[str, str, str]] = field(default_factory=list)
     coverage: Coverage | None = None
 
     @property
@@ -69,6 +89,9 @@ class ConvertReport:
         if self.kept:
             lines.append(f"kept {len(self.kept)} module(s), run inside the hand-derived mode")
             lines += [f"  {_label(n)}: {cls} ({why})" for n, cls, why in self.kept]
+        if self.fused:
+            lines.append(f"fused {len(self.fused)} Linear + activation pair(s) into one node")
+            lines += [f"  {linear} + {act}: {function}" for linear, act, function in self.fused]
         if self.coverage is None:
             lines.append("no example inputs: the backward graph was not read")
         else:
@@ -142,15 +165,121 @@ def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _linear_relu(input: Tensor, linear: torch.nn.Module, activation: torch.nn.Module) -> Tensor:
+    return F.linear_relu(input, linear.weight, linear.bias)
+
+
+def _linear_gelu(input: Tensor, linear: torch.nn.Module, activation: torch.nn.Module) -> Tensor:
+    return F.linear_gelu(input, linear.weight, linear.bias, activation.approximate)
+
+
+# activation class (after the swap) → (fused function's name, its call on (x, linear, activation))
+_FUSIONS: dict[type, tuple[str, Callable[[Tensor, Any, Any], Tensor]]] = {
+    mnn.ReLU: ("linear_relu", _linear_relu),
+    mnn.GELU: ("linear_gelu", _linear_gelu),
+}
+_MODE_HOOKS = frozenset((_enter_mode, _exit_mode, _suspend_mode, _resume_mode))
+_GLOBAL_HOOKS = (
+    "_global_forward_pre_hooks",
+    "_global_forward_hooks",
+    "_global_backward_pre_hooks",
+    "_global_backward_hooks",
+)
+
+
+def _has_hooks(module: torch.nn.Module) -> bool:
+    """Whether calling ``module`` would run hooks other than the hand-derived mode's own."""
+    forward = (*module._forward_pre_hooks.values(), *module._forward_hooks.values())
+    return (
+        any(hook not in _MODE_HOOKS for hook in forward)
+        or bool(module._backward_pre_hooks)
+        or bool(module._backward_hooks)
+    )
+
+
+def _fusion(linear: Any, activation: Any) -> tuple[str, Callable[..., Tensor]] | None:
+    """The fused call for this adjacent pair, or None: ``linear`` exactly manualgrad's Linear,
+    ``activation`` exactly a ReLU or GELU of manualgrad's, neither with hooks of its own, and no
+    global module hooks (they would see both calls)."""
+    if type(linear) is not mnn.Linear or type(activation) not in _FUSIONS:
+        return None
+    if _has_hooks(linear) or _has_hooks(activation):
+        return None
+    if any(getattr(torch_module, name) for name in _GLOBAL_HOOKS):
+        return None
+    return _FUSIONS[type(activation)]
+
+
+@contextlib.contextmanager
+def _outside_mode() -> Iterator[None]:
+    """Suspend the hand-derived mode, as a manualgrad twin's call does (the fused Function is
+    manualgrad's own: nothing inside needs routing)."""
+    _suspend_mode(None, ())
+    try:
+        yield
+    finally:
+        _resume_mode(None, (), None)
+
+
+def _steps(children: list) -> Iterator[tuple[int, tuple[str, Callable[..., Tensor]] | None]]:
+    """Walk a Sequential's children: (i, None) for child i called alone, (i, fusion) for the
+    fusable pair (i, i + 1), which is then skipped past."""
+    i = 0
+    while i < len(children):
+        fusion = _fusion(children[i], children[i + 1]) if i + 1 < len(children) else None
+        yield i, fusion
+        i += 1 if fusion is None else 2
+
+
+class FusedSequential(torch.nn.Sequential):
+    """``torch.nn.Sequential`` whose ``forward`` runs each manualgrad Linear directly followed
+    by a manualgrad ReLU or GELU as one fused Function (``linear_relu`` / ``linear_gelu``), the
+    pair chosen at every call (neither with hooks of its own, no global module hooks). The
+    children are the Sequential's as they were: indexing, slicing and ``state_dict`` are
+    unchanged; :func:`to_torch` turns it back into a ``torch.nn.Sequential``."""
+
+    def forward(self, input: Any) -> Any:
+        """Each child in turn; a fusable Linear + activation pair in one call."""
+        children = list(self._modules.values())
+        for i, fusion in _steps(children):
+            if fusion is None:
+                input = children[i](input)
+                continue
+            with _outside_mode():
+                input = fusion[1](input, children[i], children[i + 1])
+        return input
+
+
+def _fuse(model: torch.nn.Module, report: ConvertReport) -> None:
+    """Swap every plain Sequential holding a fusable pair to :class:`FusedSequential` and list
+    its pairs in ``report.fused``."""
+    for name, module in model.named_modules():
+        if type(module) is not torch.nn.Sequential:
+            continue
+        prefix = f"{name}." if name else ""
+        names = [f"{prefix}{child}" for child in module._modules]
+        pairs = [
+            (names[i], names[i + 1], fusion[0])
+            for i, fusion in _steps(list(module._modules.values()))
+            if fusion is not None
+        ]
+        if pairs:
+            module.__class__ = FusedSequential
+            report.fused.extend(pairs)
+
+
 def convert(
     model: torch.nn.Module,
     inplace: bool = False,
     strict: bool = False,
     example_inputs: Any = None,
+    fuse: bool = True,
 ) -> torch.nn.Module:
     """Return ``model`` (a deep copy unless ``inplace``) with every torch.nn layer that manualgrad
     implements replaced by its manualgrad twin, holding the same parameters and buffers, and its
-    ``forward`` run inside :func:`manualgrad.hand_derived`.
+    ``forward`` run inside :func:`manualgrad.hand_derived`; with ``fuse`` (the default) every
+    plain Sequential's Linear + ReLU/GELU pairs run as one fused node (:class:`FusedSequential`,
+    listed in the report's ``fused``).
 
     ``example_inputs`` (a tensor, a tuple of positional arguments or a dict of keyword
     arguments) runs one forward through :func:`manualgrad.coverage`; the report
@@ -165,6 +294,8 @@ def convert(
     for module, twin in swaps:
         module.__class__ = twin
         run_forward_outside_mode(module)  # a twin's forward is manualgrad's own already
+    if fuse:
+        _fuse(converted, report)
     run_forward_in_mode(converted)
     if example_inputs is not None:
         args, kwargs = _arguments(example_inputs)
@@ -251,4 +382,4 @@ def to_torch(module: torch.nn.Module) -> torch.nn.Module:
     return swap(copied)
 
 
-__all__ = ["ConvertReport", "convert", "to_torch", "torch_base", "twin_classes"]
+__all__ = ["ConvertReport", "FusedSequential", "convert", "to_torch", "torch_base", "twin_classes"]

@@ -155,7 +155,7 @@ NATIVE_COMPUTE = (
 )
 FAMILIES = {
     "resnet": {"conv", "normalization", "activations", "pooling", "linear", "arithmetic"},
-    "gpt": {"embedding", "normalization", "attention", "activations", "linear", "arithmetic"},
+    "gpt": {"embedding", "normalization", "attention", "fused", "linear", "arithmetic"},
 }
 
 
@@ -279,3 +279,63 @@ def test_to_torch_of_a_converted_model_runs_torchs_backward():
     reference = manualgrad.to_torch(converted)
     nodes = graph_nodes(reference(torch.randn(3, 4)).grad_fn)
     assert all(cls is None for _, cls in nodes)
+
+
+def _mlp() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 8), nn.GELU("tanh"), nn.Linear(8, 3), nn.ReLU()
+    ).double()
+
+
+def _outputs_and_grads(model, x):
+    output = model(x)
+    return [output, *torch.autograd.grad(output.square().sum(), list(model.parameters()))]
+
+
+def test_linear_activation_pairs_fuse_into_one_node():
+    model, x = _mlp(), torch.randn(5, 6, dtype=torch.float64)
+    fused = manualgrad.convert(model, example_inputs=x)
+    unfused = manualgrad.convert(model, fuse=False)
+    assert fused.convert_report.fused == [
+        ("0", "1", "linear_relu"),
+        ("2", "3", "linear_gelu"),
+        ("4", "5", "linear_relu"),
+    ]
+    assert "0 + 1: linear_relu" in str(fused.convert_report) and fused.convert_report.complete
+    assert not unfused.convert_report.fused and type(unfused) is nn.Sequential
+    pairs = zip(_outputs_and_grads(fused, x), _outputs_and_grads(unfused, x), strict=True)
+    for got, expected in pairs:
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    nodes = [cls for _, cls in graph_nodes(fused(x).grad_fn) if cls is not None]
+    assert {cls.__name__ for cls in nodes} == {"LinearReLUFunction", "LinearGELUFunction"}
+    assert len(nodes) == 3 < len([c for _, c in graph_nodes(unfused(x).grad_fn) if c]) == 6
+    # the layers are untouched: indexing, slicing, state_dict and to_torch work as before
+    assert type(fused[0]) is manualgrad.nn.Linear and type(fused[1]) is manualgrad.nn.ReLU
+    torch.testing.assert_close(fused[1](x), x.relu())
+    torch.testing.assert_close(fused[:1](x), model[0](x))
+    assert list(fused.state_dict()) == list(model.state_dict())
+    fused.load_state_dict(model.state_dict())
+    back = manualgrad.to_torch(fused)
+    assert type(back) is nn.Sequential
+    assert [type(m) for m in back] == [type(m) for m in model]
+    assert all(cls is None for _, cls in graph_nodes(back(x).grad_fn))
+    torch.testing.assert_close(back(x), model(x))
+
+
+def test_pairs_with_hooks_run_unfused():
+    model, x = _mlp(), torch.randn(5, 6, dtype=torch.float64)
+    seen = []
+    model[1].register_forward_hook(lambda module, args, output: seen.append(output))
+    converted = manualgrad.convert(model)
+    assert [pair[:2] for pair in converted.convert_report.fused] == [("2", "3"), ("4", "5")]
+    converted[2].register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    output = converted(x)
+    assert len(seen) == 2  # both hooks ran: the pairs they sit on ran unfused, not (4, 5)
+    names = [cls.__name__ for _, cls in graph_nodes(output.grad_fn) if cls is not None]
+    assert sorted(names) == sorted(
+        ["LinearFunction", "ReLUFunction", "LinearFunction", "GELUFunction", "LinearReLUFunction"]
+    )
+    torch.testing.assert_close(output, model(x))
+    with torch.nn.modules.module.register_module_forward_hook(lambda *args: None):
+        assert not manualgrad.convert(_mlp()).convert_report.fused

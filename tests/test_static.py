@@ -83,7 +83,9 @@ def test_every_op_is_a_documented_autograd_function(op):
     assert "Saved" in doc and "dL/d" in doc, f"{function.__name__} docstring lacks its derivation"
 
 
-CSRC = sorted((FUNCTIONAL.parent / "csrc").glob("*.cpp"))
+CSRC = sorted(
+    path for path in (FUNCTIONAL.parent / "csrc").iterdir() if path.suffix in {".cpp", ".h"}
+)
 # In the C++ twins: ATen's backward kernels (``*_backward``, ``_softmax_backward_data``,
 # ``native_layer_norm_backward``, ...), autograd itself, and the ops the twins replace.
 CSRC_FORBIDDEN = re.compile(

@@ -158,19 +158,22 @@ def test_dropout_has_torchs_distribution_and_independent_blocks():
     p, shape = 0.3, (4, 8, 256, 256)
     torch.manual_seed(0)
     keep = blockwise_keep_mask(shape[:2], shape[2], shape[3], p, torch.float32)
-    rows = attention_impl.choose_block_rows(32, 256, 256, torch.float32)
-    assert 1 < rows < 256  # several blocks
+    blocks = attention_impl.Blocks.choose(shape[:2], shape[2], shape[3], torch.float32)
+    assert len(blocks.groups) > 1  # several blocks
     kept = keep.double().mean().item()
     assert abs(kept - (1 - p)) < 4 * math.sqrt(p * (1 - p) / keep.numel())
-    first, second = keep[..., :rows, :], keep[..., rows : 2 * rows, :]
+    first, second = (blocks.select(keep, group) for group in blocks.groups[:2])
     assert (first != second).double().mean().item() == pytest.approx(2 * p * (1 - p), abs=0.01)
     torch.manual_seed(0)
     assert torch.equal(keep, blockwise_keep_mask(shape[:2], shape[2], shape[3], p, torch.float32))
-    q = torch.randn(shape, requires_grad=True)
+    q, ones = torch.randn(shape, requires_grad=True), torch.ones((*shape[:-1], 1))
     torch.manual_seed(0)
-    out = F.scaled_dot_product_attention(q, q, torch.ones((*shape[:-1], 1)), dropout_p=p)
-    # the output is rowsum(P ⊙ M)/(1 − p): its mean over rows is 1 in expectation
-    assert out.mean().item() == pytest.approx(1.0, abs=0.01)
+    out = F.scaled_dot_product_attention(q, q, ones, dropout_p=p)
+    torch.manual_seed(0)
+    torch.testing.assert_close(out, sdpa_with_blockwise_dropout(q, q, ones, dropout_p=p))
+    # the output is rowsum(P ⊙ M)/(1 − p): its mean over rows is 1 in expectation (the rows'
+    # values are independent: within 4 standard errors)
+    assert abs(out.mean().item() - 1) < 4 * out.std().item() / math.sqrt(out.numel())
 
 
 def test_sdpa_saves_q_k_v_output_and_row_statistics_only():
@@ -200,14 +203,72 @@ def test_peak_memory_is_tiles_not_the_score_matrix(is_causal):
     assert ours < scores / 2
 
 
-def test_block_rows_setting_and_automatic_choice():
-    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 32
-    assert attention_impl.choose_block_rows(8, 1024, 1024, torch.bfloat16) == 32  # float32 tiles
-    assert attention_impl.choose_block_rows(1, 10, 16, torch.float32) == 10  # one block
-    assert attention_impl.choose_block_rows(64, 4096, 4096, torch.float32) == 16  # the floor
+def test_block_setting_and_automatic_choice():
+    choose = attention_impl.choose_blocks
+    assert choose(1024, 1024, torch.float32) == (1, 128)  # one head's 512 KiB tile
+    assert choose(1024, 1024, torch.bfloat16) == (1, 128)  # float32 tiles
+    assert choose(10, 16, torch.float32) == (819, 10)  # whole heads, many per block
+    assert choose(4096, 4096, torch.float32) == (1, 32)
+    assert choose(64, 1 << 16, torch.float32) == (1, 16)  # the floor
     with attention_impl.block_rows(5):
-        assert attention_impl.choose_block_rows(8, 1024, 1024, torch.float32) == 5
+        assert choose(1024, 1024, torch.float32) == (25, 5)
+        with attention_impl.block_rows(5, 2):
+            assert choose(1024, 1024, torch.float32) == (2, 5)
+        assert attention_impl.BLOCK_HEADS is None
     assert attention_impl.BLOCK_ROWS is None
+
+
+@pytest.mark.parametrize(
+    ("heads", "groups"),
+    [
+        (1, [(b, h) for b in range(2) for h in range(4)]),
+        (2, [(b, slice(h, h + 2)) for b in range(2) for h in (0, 2)]),
+        (3, [(b, slice(h, min(h + 3, 4))) for b in range(2) for h in (0, 3)]),
+        (4, [(0,), (1,)]),
+        (7, [(0,), (1,)]),
+        (8, [()]),
+    ],
+)
+def test_groups_of_heads(heads, groups):
+    blocks = attention_impl.Blocks((2, 4), 10, heads, 3)
+    assert blocks.groups == groups
+    assert list(blocks.starts) == [0, 3, 6, 9]
+    x = torch.randn(2, 4, 10, 5)
+    parts = [blocks.select(x, group) for group in blocks.groups]
+    assert torch.equal(blocks.assemble(parts), x)
+    broadcast = torch.randn(4, 1, 10, 5)[:1]  # (1, 1, 10, 5): every group sees all of it
+    assert all(
+        torch.equal(blocks.select(broadcast, g).squeeze(), broadcast.squeeze()) for g in groups
+    )
+
+
+CUT_CASES = {
+    "gqa_causal_long_key": ((1, 4, 5, 3), (1, 2, 7, 3), {"is_causal": True, "enable_gqa": True}),
+    "causal_long_query": ((2, 3, 7, 4), (2, 3, 4, 4), {"is_causal": True}),
+    "float_mask_per_batch": ((2, 3, 5, 4), (2, 3, 6, 4), {"attn_mask": (2, 1, 5, 6)}),
+    "bool_mask_broadcast_kv": ((2, 3, 5, 4), (1, 3, 6, 4), {"attn_mask": "bool"}),
+}
+
+
+@pytest.mark.parametrize("case", list(CUT_CASES))
+@pytest.mark.parametrize(("rows", "heads"), [(2, 1), (3, 2), (2, 4), (4, 5)])
+def test_every_cut_gives_the_same_output_and_gradients(case, rows, heads):
+    q_shape, kv_shape, kwargs = CUT_CASES[case]
+    torch.manual_seed(0)
+    q, k, v = (_data(*shape).requires_grad_() for shape in (q_shape, kv_shape, kv_shape))
+    mask = kwargs.get("attn_mask")
+    if mask == "bool":
+        kwargs = {**kwargs, "attn_mask": torch.rand(q_shape[-2], kv_shape[-2]) > 0.3}
+    elif mask is not None:
+        kwargs = {**kwargs, "attn_mask": _data(*mask).requires_grad_()}
+    leaves = [t for t in (q, k, v, kwargs.get("attn_mask")) if t is not None and t.requires_grad]
+    results = []
+    for cut in ((rows, heads), (1000, 1000)):
+        with attention_impl.block_rows(*cut):
+            out = F.scaled_dot_product_attention(q, k, v, **kwargs)
+        results.append((out, *torch.autograd.grad(out, leaves, torch.ones_like(out))))
+    for a, e in zip(*results, strict=True):
+        torch.testing.assert_close(a, e)
 
 
 def test_hessian_vector_product_matches_dense_attention():

@@ -1,21 +1,26 @@
 """Scaled dot-product attention, memory-efficient (FlashAttention-style), with a hand-derived
 backward that is itself differentiable.
 
-Queries are processed in blocks of rows: a block's score tile against every key it may see (a
-causal block skips the keys after its last row) is built, used and dropped before the next
-block, so no (L × S) matrix ever exists. Forward saves Q, K, V, the output O and each row's
-log-sum-exp ℓ; backward recomputes each tile's probabilities as exp(Z − ℓ).
+The call is cut into blocks: groups of heads (batch entries), each in blocks of query rows. A
+block's score tile against every key it may see (a causal block skips the keys after its last
+row) is built, used and dropped before the next block, so no (L × S) matrix ever exists.
+Forward saves Q, K, V, the output O and each row's log-sum-exp ℓ; backward recomputes each
+tile's probabilities as exp(Z − ℓ).
 
-Block size: a tile of about :data:`WORKING_SET_BYTES` (a cache-sized working set; at least
-:data:`MIN_BLOCK_ROWS` rows). Override it by setting the module attribute :data:`BLOCK_ROWS`
-(an int, ``None`` = automatic) or, for a scope, ``with block_rows(n): ...``.
+Block size (:func:`choose_blocks`): as many query rows as keep one head's tile within
+:data:`WORKING_SET_BYTES` (a cache-sized working set; at least :data:`MIN_BLOCK_ROWS`), then as
+many heads as fit that tile. One head per block makes every product a single matrix product
+(faster than a batched one on this CPU, and the per-head Kᵀ, Vᵀ copies stay small). Override
+the rows with the module attribute :data:`BLOCK_ROWS` and the heads with :data:`BLOCK_HEADS`
+(ints, ``None`` = automatic) or, for a scope, ``with block_rows(rows, heads): ...``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -26,7 +31,9 @@ from manualgrad.functional.dropout import keep_scale
 
 BLOCK_ROWS: int | None = None
 """Query rows per block for every attention call; ``None`` chooses them from the sizes."""
-WORKING_SET_BYTES = 1 << 20
+BLOCK_HEADS: int | None = None
+"""Heads (batch entries) per block for every attention call; ``None`` chooses them."""
+WORKING_SET_BYTES = 1 << 19
 """Target bytes of one score tile when the block size is chosen automatically."""
 MIN_BLOCK_ROWS = 16
 """Fewest query rows of an automatically chosen block (bounds the per-block Python cost)."""
@@ -34,12 +41,12 @@ MIN_BLOCK_ROWS = 16
 
 class AttentionFunction(Function):
     r"""Attention  O = A V,  A = P ⊙ M / (1 − p),  P = softmax_rows(Z),  Z = s·Q Kᵀ + B,
-    computed in blocks of query rows.
+    computed in blocks (groups of heads × blocks of query rows, :class:`Blocks`).
 
     Q: (..., L, E), K: (..., S, E), V: (..., S, Ev) (batch dims broadcast); s the scale; B the
     mask bias (a float mask added as is; a bool mask or the causal triangle adds −∞ where
     attention is not allowed); M the bool dropout keep-mask, drawn tile by tile from a generator
-    seeded by (``seed``, block index) — regenerated in backward, never stored whole.
+    seeded by (``seed``, block number) — regenerated in backward, never stored whole.
     Outputs: O, the row log-sum-exp ℓ = log Σ_j exp Z_ij (−∞ for a fully masked row, whose P
     is taken as 0, as torch does), and A itself when ``need_weights``.
 
@@ -59,12 +66,16 @@ class AttentionFunction(Function):
         dL/dZ = P ⊙ (dL/dP − D)                              (softmax and log-sum-exp rules)
         dL/dQ_b = s · dL/dZ K_{C_b},   dL/dK += s · (dL/dZ)ᵀ Q_b,   dL/dB_b = dL/dZ
 
-    Double backward: the backward is built from differentiable tensor ops (matmul, exp, products,
-    row sums, slice accumulation) of the saved tensors and the incoming gradients; O and ℓ are
-    outputs, so their dependence on Q, K, V comes back through G and Gℓ. Memory: first-order
-    backward holds O(tile) temporaries; double backward (create_graph) records every block's
-    tiles, so it needs O(L·S) per head, as the dense path does (about four tiles per block:
-    scores, P, dL/dP, dL/dZ).
+    The shifts go inside the products: Z − ℓ is one ``addmm`` (``baddbmm``) of −ℓ and Q (s·Kᵀ),
+    and, without dropout or GA, dL/dP − D one of −D and G Vᵀ, so each costs no pass of its own
+    over the tile. D's first term is computed once for all rows.
+
+    Double backward: the backward is built from differentiable tensor ops (products, exp,
+    element-wise products, row sums, slice accumulation) of the saved tensors and the incoming
+    gradients; O and ℓ are outputs, so their dependence on Q, K, V comes back through G and Gℓ.
+    Memory: first-order backward holds O(tile) temporaries; double backward (create_graph)
+    records every block's tiles, so it needs O(L·S) per head, as the dense path does (about four
+    tiles per block: scores, P, dL/dP, dL/dZ).
     """
 
     generate_vmap_rule = True
@@ -79,21 +90,21 @@ class AttentionFunction(Function):
         is_causal: bool,
         dropout_p: float,
         seed: int,
-        rows: int,
+        blocks: tuple[int, int],
         need_weights: bool,
     ):
-        tiles = _Tiles(query, key, attn_mask, scale, is_causal, dropout_p, seed, rows)
-        value = value.to(tiles.dtype)
-        blocks = [tiles.forward_block(block, value, need_weights) for block in tiles.blocks()]
-        output, lse, *weights = (torch.cat(parts, -2) for parts in zip(*blocks, strict=True))
+        plan = _Plan(query, key, attn_mask, (scale, is_causal, dropout_p, seed), blocks)
+        value = value.to(plan.dtype)
+        parts = [tiles.forward(value, need_weights) for tiles in plan.tiles()]
+        output, lse, *weights = (plan.blocks.assemble(p) for p in zip(*parts, strict=True))
         output, lse = output.to(query.dtype), lse.squeeze(-1)
         return (output, lse, weights[0].to(query.dtype)) if need_weights else (output, lse)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:
-        query, key, value, attn_mask, scale, is_causal, dropout_p, seed, rows, need = inputs
-        ctx.options = (scale, is_causal, dropout_p, seed, rows)
-        ctx.need_weights = need
+        query, key, value, attn_mask, scale, is_causal, dropout_p, seed, blocks, need = inputs
+        ctx.options = (scale, is_causal, dropout_p, seed)
+        ctx.blocks, ctx.need_weights = blocks, need
         # An empty query or key sequence: every gradient is zero, nothing needs saving.
         ctx.empty = query.shape[-2] == 0 or key.shape[-2] == 0
         inputs = (query, key, value, attn_mask)
@@ -111,26 +122,97 @@ class AttentionFunction(Function):
             return (*zeros, None, None, None, None, None, None)
         query, key, value, output, lse, attn_mask = ctx.saved_tensors
         inputs = (query, key, value, attn_mask)
-        tiles = _Tiles(query, key, attn_mask, *ctx.options)
-        dtype = tiles.dtype
+        plan = _Plan(query, key, attn_mask, ctx.options, ctx.blocks)
+        dtype = plan.dtype
+        grad_output = grad_output.to(dtype)
+        # −D's first part, before the accumulators exist (its G ⊙ O temporary is freed first)
+        neg_delta = grad_lse.unsqueeze(-1) - (grad_output * output.to(dtype)).sum(-1, keepdim=True)
         grads = [
             torch.zeros_like(t, dtype=dtype, memory_format=torch.contiguous_format)
             if needed
             else None
             for t, needed in zip(inputs, ctx.needs_input_grad[:4], strict=True)
         ]
-        grad_output = grad_output.to(dtype)
-        delta = (grad_output * output.to(dtype)).sum(-1, keepdim=True) - grad_lse.unsqueeze(-1)
-        incoming = (grad_output, delta, grad_weights if ctx.need_weights else None)
-        value_t = _transposed(value.to(dtype))
-        for block in tiles.blocks():
-            tiles.backward_block(block, value_t, lse, incoming, grads)
+        shift = _finite(lse).neg().unsqueeze(-1)
+        incoming = (grad_output, neg_delta, grad_weights if ctx.need_weights else None)
+        value = value.to(dtype)
+        for tiles in plan.tiles():
+            tiles.backward(value, shift, incoming, grads)
         grads = [g if g is None else g.to(t.dtype) for g, t in zip(grads, inputs, strict=True)]
         return (*grads, None, None, None, None, None, None)
 
 
+Group = tuple[int | slice, ...]
+
+
+class Blocks:
+    """How a call is cut: ``groups`` of batch entries (index tuples over the broadcast batch
+    dims, :func:`_groups`), each in blocks of ``rows`` query rows starting at ``starts``.
+    Block (g, r) — group g, row block r — has the number g·len(starts) + r (its dropout seed
+    offset)."""
+
+    def __init__(self, batch: Sequence[int], length: int, heads: int, rows: int) -> None:
+        self.batch, self.rows = tuple(batch), rows
+        self.groups = _groups(self.batch, heads)
+        self.starts = range(0, max(length, 1), rows)
+
+    @classmethod
+    def choose(cls, batch: Sequence[int], length: int, source: int, dtype: torch.dtype) -> Blocks:
+        """The cut :func:`choose_blocks` gives a call with these sizes."""
+        return cls(batch, length, *choose_blocks(length, source, dtype))
+
+    def select(self, tensor: Tensor, group: Group) -> Tensor:
+        """``tensor``'s entries of ``group`` (its batch dims aligned right with the call's; a
+        size-1 or missing dim broadcasts), a view."""
+        missing = len(self.batch) - (tensor.dim() - 2)
+        index = [
+            (0 if isinstance(i, int) else slice(None)) if tensor.shape[dim - missing] == 1 else i
+            for dim, i in enumerate(group)
+            if dim >= missing
+        ]
+        return tensor[tuple(index)]
+
+    def group_batch(self, group: Group) -> tuple[int, ...]:
+        """The batch shape of ``group``'s tiles."""
+        spans = [
+            len(range(*i.indices(self.batch[d])))
+            for d, i in enumerate(group)
+            if isinstance(i, slice)
+        ]
+        return (*spans, *self.batch[len(group) :])
+
+    def assemble(self, parts: Sequence[Tensor]) -> Tensor:
+        """One (..., L, X) tensor per group, in order → the call's (*batch, L, X)."""
+        if self.groups == [()]:
+            return parts[0]
+        parts = [
+            part if isinstance(group[-1], slice) else part.unsqueeze(0)
+            for part, group in zip(parts, self.groups, strict=True)
+        ]
+        whole = torch.cat(parts, 0)
+        return whole.reshape(*self.batch, *whole.shape[-2:])
+
+
+def _groups(batch: tuple[int, ...], heads: int) -> list[Group]:
+    """Index tuples over the batch dims, each selecting at most ``heads`` entries (at least one):
+    integers on the leading dims, then a range of one dim (an integer for a range of one), the
+    trailing dims whole; ``[()]`` (everything at once) when the whole batch fits or is empty."""
+    trailing = 1
+    for dim in reversed(range(len(batch))):
+        if trailing * batch[dim] > heads and math.prod(batch) > 0:
+            span = max(1, heads // trailing)
+            spans = [
+                start if span == 1 else slice(start, min(start + span, batch[dim]))
+                for start in range(0, batch[dim], span)
+            ]
+            leading = itertools.product(*map(range, batch[:dim]))
+            return [(*lead, part) for lead in leading for part in spans]
+        trailing *= batch[dim]
+    return [()]
+
+
 class _Block:
-    """Query rows ``rows`` (a slice), the keys ``[0, keys)`` they may see, the block's index."""
+    """Query rows ``rows`` (a slice), the keys ``[0, keys)`` they may see, the block's number."""
 
     __slots__ = ("index", "keys", "rows", "start")
 
@@ -138,98 +220,143 @@ class _Block:
         self.index, self.start, self.rows, self.keys = index, start, slice(start, stop), keys
 
 
-class _Tiles:
-    """What forward and backward share: the inputs in the computation dtype, the blocks, and
-    each block's score tile and dropout keep-mask."""
+class _Plan:
+    """What every block of one call shares: the inputs in the computation dtype, the options,
+    the cut (:class:`Blocks`) and the causal diagonal's bias."""
 
     def __init__(
         self,
         query: Tensor,
         key: Tensor,
         mask: Tensor | None,
-        scale: float,
-        is_causal: bool,
-        dropout_p: float,
-        seed: int,
-        rows: int,
+        options: tuple[float, bool, float, int],
+        blocks: tuple[int, int],
     ) -> None:
         self.dtype = _computation_dtype(query.dtype)
-        self.query, self.key = query.to(self.dtype), key.to(self.dtype)
-        self.key_t = _transposed(self.key)
-        self.mask, self.scale, self.is_causal = mask, scale, is_causal
-        self.dropout_p, self.seed, self.rows = dropout_p, seed, rows
-        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+        self.query, self.key, self.mask = query.to(self.dtype), key.to(self.dtype), mask
+        self.scale, self.is_causal, self.dropout_p, self.seed = options
         self.length, self.source = query.shape[-2], key.shape[-2]
-        self.tile_shape = (*batch, self.source)
+        batch = torch.broadcast_shapes(query.shape[:-2], key.shape[:-2])
+        self.blocks = Blocks(batch, self.length, *blocks)
+        rows = self.blocks.rows
+        self.bias = None
+        if self.is_causal:  # j > i on a block's diagonal square
+            self.bias = torch.full((rows, rows), -math.inf, dtype=self.dtype, device=query.device)
+            self.bias.triu_(1)
+        # a row may have no finite score (a mask, or no keys at all): guard its max and sum
+        self.guarded = mask is not None or self.source == 0
+
+    def tiles(self) -> Iterator[_Tiles]:
+        """Each group's :class:`_Tiles`, in order."""
+        for number, group in enumerate(self.blocks.groups):
+            yield _Tiles(self, number, group)
+
+
+class _Tiles:
+    """One group of heads: its views of the inputs, s·Kᵀ, its blocks, and each block's score
+    tile and dropout keep-mask."""
+
+    def __init__(self, plan: _Plan, number: int, group: Group) -> None:
+        self.plan, self.number, self.group = plan, number, group
+        self.query = self.select(plan.query)
+        self.key = self.select(plan.key)
+        self.mask = self.select(plan.mask)
+        self.key_t = _transposed(self.key * plan.scale)  # fresh: never a view of the key
+        self.tile_shape = (*plan.blocks.group_batch(group), plan.source)
+
+    def select(self, tensor: Tensor | None) -> Tensor | None:
+        """The group's view of ``tensor`` (None stays None)."""
+        return None if tensor is None else self.plan.blocks.select(tensor, self.group)
 
     def blocks(self) -> Iterator[_Block]:
         """Blocks of ``rows`` query rows (one empty block for an empty query)."""
-        for index, start in enumerate(range(0, max(self.length, 1), self.rows)):
-            stop = min(start + self.rows, self.length)
-            keys = min(self.source, stop) if self.is_causal else self.source
-            yield _Block(index, start, stop, keys)
+        plan, starts = self.plan, self.plan.blocks.starts
+        for row, start in enumerate(starts):
+            stop = min(start + starts.step, plan.length)
+            keys = min(plan.source, stop) if plan.is_causal else plan.source
+            yield _Block(self.number * len(starts) + row, start, stop, keys)
 
-    def scores(self, block: _Block) -> Tensor:
-        """Z = (s·Q) Kᵀ + B on the block's rows and keys (a fresh tensor; s scales the block's
-        few query rows, not the tile)."""
-        keys = block.keys
-        scores = self.scaled_query(block).matmul(self.key_t[..., :keys])
-        if self.is_causal and keys > block.start + 1:
-            rows = block.rows.stop - block.start
-            bias = torch.full((rows, keys), -math.inf, dtype=self.dtype, device=scores.device)
-            scores = _into(scores, "add", bias.triu_(block.start + 1))
+    def scores(self, block: _Block, shift: Tensor | None = None) -> Tensor:
+        """Z = Q (s·Kᵀ) + B on the block's rows and keys, plus ``shift`` (..., rows, 1) when
+        given (added inside the product); a fresh tensor."""
+        plan, keys = self.plan, block.keys
+        query, key_t = self.query[..., block.rows, :], self.key_t[..., :keys]
+        scores = query.matmul(key_t) if shift is None else _affine(shift, query, key_t)
+        if plan.bias is not None and keys > block.start + 1:
+            width = block.rows.stop - block.start
+            scores = _add_columns(scores, block.start, plan.bias[:width, : keys - block.start])
         if self.mask is None:
             return scores
         tile = self.mask if self.mask.shape[-2] == 1 else self.mask[..., block.rows, :]
         tile = tile[..., :keys]
         if tile.dtype == torch.bool:
             return _into(scores, "masked_fill", tile.logical_not(), -math.inf)
-        return _into(scores, "add", tile.to(self.dtype))
-
-    def scaled_query(self, block: _Block) -> Tensor:
-        """s·Q on the block's rows."""
-        return self.query[..., block.rows, :] * self.scale
+        return _into(scores, "add", tile.to(plan.dtype))
 
     def keep(self, block: _Block) -> Tensor | None:
         """M / (1 − p) on the block's rows and keys, or None without dropout."""
-        if self.dropout_p == 0.0:
+        plan = self.plan
+        if plan.dropout_p == 0.0:
             return None
         rows = block.rows.stop - block.start
-        mask = keep_mask(self.tile_shape, rows, self.dropout_p, self.seed, block.index)
-        return keep_scale(mask[..., : block.keys], self.dropout_p, self.dtype)
+        mask = keep_mask(self.tile_shape, rows, plan.dropout_p, plan.seed, block.index)
+        return keep_scale(mask[..., : block.keys], plan.dropout_p, plan.dtype)
+
+    def forward(self, value: Tensor, need_weights: bool) -> tuple[Tensor, ...]:
+        """The group's output (..., L, Ev), log-sum-exp (..., L, 1) and, if asked, weights."""
+        value = self.select(value)
+        parts = [self.forward_block(block, value, need_weights) for block in self.blocks()]
+        return tuple(torch.cat(part, -2) for part in zip(*parts, strict=True))
 
     def forward_block(self, block: _Block, value: Tensor, need_weights: bool) -> tuple[Tensor, ...]:
         """The block's output rows (..., rows, Ev), log-sum-exp (..., rows, 1) and, if asked,
         weights (..., rows, S); its tiles are freed on return."""
         scores = self.scores(block)
-        row_max = _finite(_row_max(scores))
+        row_max = _row_max(scores)
+        if self.plan.guarded:
+            row_max = _finite(row_max)
         probs = _into(_into(scores, "sub", row_max), "exp")
         total = probs.sum(-1, keepdim=True)
         keep = self.keep(block)
         kept = probs if keep is None else _into(probs, "mul", keep)
         # l ≥ 1 on every row with a finite score (its maximum contributes exp 0 = 1); l = 0
         # only on a fully masked row, whose numerator is 0 too: clamping gives O = 0.
-        norm = total.clamp_min(1.0)
+        norm = total.clamp_min(1.0) if self.plan.guarded else total
         output = _into(kept.matmul(value[..., : block.keys, :]), "div", norm)
         lse = row_max.add(total.log())
         if not need_weights:
             return output, lse
         return output, lse, self.padded(_into(kept, "div", norm))
 
+    def backward(
+        self,
+        value: Tensor,
+        shift: Tensor,
+        incoming: tuple[Tensor, Tensor, Tensor | None],
+        grads: list[Tensor | None],
+    ) -> None:
+        """Add the group's terms to ``grads`` (dL/dQ, dL/dK, dL/dV, dL/dB; None where not
+        needed), from V, −ℓ (``shift``) and ``incoming`` = (G, −D, GA or None)."""
+        value_t = _transposed(self.select(value))
+        shift = self.select(shift)
+        incoming = tuple(self.select(t) for t in incoming)
+        grads = [self.select(g) for g in grads]
+        for block in self.blocks():
+            self.backward_block(block, value_t, shift, incoming, grads)
+
     def backward_block(
         self,
         block: _Block,
         value_t: Tensor,
-        lse: Tensor,
+        shift: Tensor,
         incoming: tuple[Tensor, Tensor, Tensor | None],
         grads: list[Tensor | None],
     ) -> None:
-        """Add the block's terms to ``grads`` (dL/dQ, dL/dK, dL/dV, dL/dB; None where not
-        needed), from ``incoming`` = (G, D, GA or None)."""
+        """Add the block's terms to the group's ``grads``."""
         grad_query, grad_key, grad_value, grad_mask = grads
-        grad_output, delta, grad_weights = incoming
-        rows, keys = block.rows, slice(0, block.keys)
-        probs = _into(_into(self.scores(block), "sub", _finite(lse[..., rows, None])), "exp")
+        grad_output, neg_delta, grad_weights = incoming
+        rows, keys, scale = block.rows, slice(0, block.keys), self.plan.scale
+        probs = _into(self.scores(block, shift[..., rows, :]), "exp")
         keep = self.keep(block)
         weights = probs if keep is None else probs * keep
         grad_rows = grad_output[..., rows, :]
@@ -237,27 +364,31 @@ class _Tiles:
             _accumulate_product(grad_value, keys, weights.transpose(-2, -1), grad_rows, 1.0)
         if grad_query is None and grad_key is None and grad_mask is None:
             return
-        grad_probs = grad_rows.matmul(value_t[..., keys])
-        row_delta = delta[..., rows, :]
-        if grad_weights is not None:
-            grad_a = grad_weights[..., rows, keys].to(self.dtype)
-            grad_probs = _into(grad_probs, "add", grad_a)
-            row_delta = row_delta + (grad_a * weights).sum(-1, keepdim=True)
-        if keep is not None:
-            grad_probs = _into(grad_probs, "mul", keep)
-        grad_scores = _into(_into(grad_probs, "sub", row_delta), "mul", probs)
+        row_delta = neg_delta[..., rows, :]
+        if grad_weights is None and keep is None:  # dL/dP − D in one product
+            grad_scores = _affine(row_delta, grad_rows, value_t[..., keys])
+        else:
+            grad_probs = grad_rows.matmul(value_t[..., keys])
+            if grad_weights is not None:
+                grad_a = grad_weights[..., rows, keys].to(self.plan.dtype)
+                grad_probs = _into(grad_probs, "add", grad_a)
+                row_delta = row_delta - (grad_a * weights).sum(-1, keepdim=True)
+            if keep is not None:
+                grad_probs = _into(grad_probs, "mul", keep)
+            grad_scores = _into(grad_probs, "add", row_delta)
+        grad_scores = _into(grad_scores, "mul", probs)
         if grad_query is not None:
             key = self.key[..., keys, :]
-            _accumulate_product(grad_query, rows, grad_scores, key, self.scale)
+            _accumulate_product(grad_query, rows, grad_scores, key, scale)
         if grad_key is not None:
-            query = self.scaled_query(block)
-            _accumulate_product(grad_key, keys, grad_scores.transpose(-2, -1), query, 1.0)
+            query = self.query[..., rows, :]
+            _accumulate_product(grad_key, keys, grad_scores.transpose(-2, -1), query, scale)
         if grad_mask is not None:
             _accumulate(grad_mask, slice(None) if grad_mask.shape[-2] == 1 else rows, grad_scores)
 
     def padded(self, tile: Tensor) -> Tensor:
         """A (..., rows, keys) tile as (..., rows, S), zeros for the keys a causal block skips."""
-        missing = self.source - tile.shape[-1]
+        missing = self.plan.source - tile.shape[-1]
         if missing == 0:
             return tile
         return torch.cat([tile, tile.new_zeros((*tile.shape[:-1], missing))], -1)
@@ -273,7 +404,7 @@ def keep_mask(shape: tuple[int, ...], rows: int, p: float, seed: int, index: int
 
 
 def _transposed(tensor: Tensor) -> Tensor:
-    """(..., S, E) → a contiguous (..., E, S) copy. One copy per call: products with a
+    """(..., S, E) → a contiguous (..., E, S) copy. One copy per group: products with a
     transposed *view* as right operand run 2–8× slower on this CPU (MKL, 64×64 · 64×1024)."""
     return tensor.transpose(-2, -1).contiguous()
 
@@ -288,6 +419,33 @@ def _into(fresh: Tensor, method: str, *args: object) -> Tensor:
     :func:`scratch_allowed`; out of place while a graph is recorded or under transforms."""
     name = f"{method}_" if scratch_allowed() else method
     return getattr(fresh, name)(*args)
+
+
+def _add_columns(tile: Tensor, start: int, bias: Tensor) -> Tensor:
+    """``tile`` with ``bias`` added to its columns from ``start`` on (the causal diagonal square:
+    the columns before it need nothing); in place when :func:`scratch_allowed`."""
+    if scratch_allowed():
+        tile[..., start:].add_(bias)
+        return tile
+    return torch.cat((tile[..., :start], tile[..., start:] + bias), -1)
+
+
+def _affine(shift: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """shift + a b for a (..., M, K), b (..., K, N), shift (..., M, 1): one ``addmm`` or
+    ``baddbmm`` (the product kernel adds the shift as it writes) when a, b and shift share their
+    batch shape, else a product and an addition."""
+    if a.dim() == b.dim() == 2:
+        return torch.addmm(shift, a, b)
+    batch = a.shape[:-2]
+    if not b.shape[:-2] == shift.shape[:-2] == batch:
+        return _into(a.matmul(b), "add", shift)
+    n = math.prod(batch)
+    flat = torch.baddbmm(
+        shift.reshape(n, *shift.shape[-2:]),
+        a.reshape(n, *a.shape[-2:]),
+        b.reshape(n, *b.shape[-2:]),
+    )
+    return flat.view(*batch, *flat.shape[-2:])
 
 
 def _row_max(scores: Tensor) -> Tensor:
@@ -310,11 +468,14 @@ def _accumulate(total: Tensor, rows: slice, contribution: Tensor) -> None:
 
 def _accumulate_product(total: Tensor, rows: slice, a: Tensor, b: Tensor, alpha: float) -> None:
     """total[..., rows, :] += alpha · a b. In a first-order backward, when a b has the part's
-    batch shape, one ``baddbmm_`` into the (contiguous) accumulator: no (keys × E) temporary
-    per block, where dL/dK and dL/dV get a full-size term from every query block."""
+    batch shape, one ``addmm_`` / ``baddbmm_`` into the (contiguous) accumulator: no (keys × E)
+    temporary per block, where dL/dK and dL/dV get a full-size term from every query block."""
     part = total[..., rows, :]
     if not (scratch_allowed() and a.shape[:-2] == b.shape[:-2] == part.shape[:-2]):
         _accumulate(total, rows, _into(a.matmul(b), "mul", alpha))
+        return
+    if part.dim() == 2:
+        part.addmm_(a, b, alpha=alpha)
         return
     batch = math.prod(part.shape[:-2])
     flat = part.view(batch, *part.shape[-2:])
@@ -407,27 +568,32 @@ def _group_heads(tensor: Tensor, heads: int, groups: int) -> Tensor:
     return tensor.unsqueeze(-3)
 
 
-def choose_block_rows(batch: int, length: int, source: int, dtype: torch.dtype) -> int:
-    """Query rows per block: :data:`BLOCK_ROWS` if set, else as many as keep one score tile
-    (``batch`` heads × rows × ``source`` keys, in the computation dtype of ``dtype`` inputs)
-    within :data:`WORKING_SET_BYTES`, at least :data:`MIN_BLOCK_ROWS`, at most ``length``."""
-    if BLOCK_ROWS is not None:
-        return max(1, BLOCK_ROWS)
+def choose_blocks(length: int, source: int, dtype: torch.dtype) -> tuple[int, int]:
+    """(heads, rows) per block: :data:`BLOCK_ROWS` rows if set, else as many as keep one head's
+    score tile (rows × ``source`` keys, in the computation dtype of ``dtype`` inputs) within
+    :data:`WORKING_SET_BYTES`, at least :data:`MIN_BLOCK_ROWS`, at most ``length``; then
+    :data:`BLOCK_HEADS` heads if set, else as many as fit that tile (at least one)."""
     element_size = torch.empty((), dtype=_computation_dtype(dtype)).element_size()
-    row_bytes = max(1, batch * source * element_size)
-    return max(1, min(max(length, 1), max(MIN_BLOCK_ROWS, WORKING_SET_BYTES // row_bytes)))
+    row_bytes = max(1, source * element_size)
+    rows = BLOCK_ROWS
+    if rows is None:
+        rows = min(max(length, 1), max(MIN_BLOCK_ROWS, WORKING_SET_BYTES // row_bytes))
+    rows = max(1, rows)
+    heads = BLOCK_HEADS if BLOCK_HEADS is not None else WORKING_SET_BYTES // (rows * row_bytes)
+    return max(1, heads), rows
 
 
 @contextlib.contextmanager
-def block_rows(rows: int | None) -> Iterator[None]:
-    """Within the ``with`` block, attention uses ``rows`` query rows per block (``None``:
-    automatic); :data:`BLOCK_ROWS` is restored afterwards."""
-    global BLOCK_ROWS
-    previous, BLOCK_ROWS = BLOCK_ROWS, rows
+def block_rows(rows: int | None, heads: int | None = None) -> Iterator[None]:
+    """Within the ``with`` block, attention uses ``rows`` query rows and ``heads`` heads per
+    block (``None``: automatic); :data:`BLOCK_ROWS` and :data:`BLOCK_HEADS` are restored
+    afterwards."""
+    global BLOCK_ROWS, BLOCK_HEADS
+    previous, (BLOCK_ROWS, BLOCK_HEADS) = (BLOCK_ROWS, BLOCK_HEADS), (rows, heads)
     try:
         yield
     finally:
-        BLOCK_ROWS = previous
+        BLOCK_ROWS, BLOCK_HEADS = previous
 
 
 def draw_seed() -> int:
@@ -451,8 +617,9 @@ def attention(
 
     Grouped-query attention (``enable_gqa``, Hq = g·Hk heads) never repeats K and V: Q is viewed
     as (..., Hk, g, L, E) against K, V viewed as (..., Hk, 1, S, E), and backward sums over g.
-    Dropout draws one seed from torch's global generator; block b's keep-mask over
-    (..., Hq, rows, S) comes from a generator seeded by seed + b (:func:`keep_mask`).
+    Dropout draws one seed from torch's global generator; block b's keep-mask over its group's
+    (heads, rows, S) comes from a generator seeded by seed + b (:func:`keep_mask`, block numbers
+    as :class:`Blocks` gives them; with GQA the heads are the (Hk, g) grid Q is viewed as).
     """
     _check(query, key, value, attn_mask, dropout_p, is_causal)
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
@@ -468,9 +635,9 @@ def attention(
         query = query.unflatten(-3, (kv_heads, groups))
         key, value = key.unsqueeze(-3), value.unsqueeze(-3)
         attn_mask = None if attn_mask is None else _group_heads(attn_mask, kv_heads, groups)
-    rows = choose_block_rows(math.prod(batch), query.shape[-2], key.shape[-2], query.dtype)
+    blocks = choose_blocks(query.shape[-2], key.shape[-2], query.dtype)
     outputs = AttentionFunction.apply(
-        query, key, value, attn_mask, scale, is_causal, dropout_p, seed, rows, need_weights
+        query, key, value, attn_mask, scale, is_causal, dropout_p, seed, blocks, need_weights
     )
     output, weights = outputs[0], outputs[2] if need_weights else None
     if groups > 1:

@@ -65,11 +65,12 @@ def sdpa_dropout_samples(dtype):
     yield Sample("dropout_1", _qkv(dtype), {"dropout_p": 1.0})
 
 
-def in_blocks(fn, rows=2):
-    """``fn`` run with attention in blocks of ``rows`` query rows (several blocks per sample)."""
+def in_blocks(fn, rows=2, heads=1):
+    """``fn`` run with attention in blocks of ``heads`` heads × ``rows`` query rows (several
+    blocks per sample)."""
 
     def call(*args, **kwargs):
-        with attention_impl.block_rows(rows):
+        with attention_impl.block_rows(rows, heads):
             return fn(*args, **kwargs)
 
     call.__name__ = getattr(fn, "__name__", "in_blocks")
@@ -116,15 +117,20 @@ def sdpa_errors():
 
 def blockwise_keep_mask(batch, length, source, dropout_p, dtype):
     """The whole (*batch, L, S) keep-mask manualgrad's attention draws block by block for
-    ``dtype`` inputs, from the seed it draws first (tests only: the library never builds it)."""
+    ``dtype`` inputs, from the seed it draws first (tests only: the library never builds it).
+    ``batch`` is the batch the blocks cut: with GQA, the (..., Hk, g) grid of query heads."""
     seed = attention_impl.draw_seed()
-    rows = attention_impl.choose_block_rows(math.prod(batch), length, source, dtype)
-    starts = range(0, max(length, 1), rows)
-    tiles = [
-        attention_impl.keep_mask((*batch, source), min(rows, length - start), dropout_p, seed, i)
-        for i, start in enumerate(starts)
-    ]
-    return torch.cat(tiles, -2)
+    blocks = attention_impl.Blocks.choose(batch, length, source, dtype)
+    parts, number = [], 0
+    for group in blocks.groups:
+        shape = (*blocks.group_batch(group), source)
+        tiles = []
+        for start in blocks.starts:
+            rows = min(blocks.rows, length - start)
+            tiles.append(attention_impl.keep_mask(shape, rows, dropout_p, seed, number))
+            number += 1
+        parts.append(torch.cat(tiles, -2))
+    return blocks.assemble(parts)
 
 
 _TORCH_SDPA = TF.scaled_dot_product_attention  # kept: tests patch the module attribute
@@ -140,11 +146,15 @@ def sdpa_with_blockwise_dropout(
         return _TORCH_SDPA(
             query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
         )
-    key_batch = key.shape[:-2]
-    if enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]:
-        key_batch = (*key.shape[:-3], query.shape[-3])
-    batch = torch.broadcast_shapes(query.shape[:-2], key_batch)
+    query_batch, key_batch = query.shape[:-2], key.shape[:-2]
+    grouped = enable_gqa and query.dim() >= 3 and query.shape[-3] != key.shape[-3]
+    if grouped:  # the blocks cut the (..., Hk, g) grid the query heads are viewed as
+        query_batch = (*query_batch[:-1], key.shape[-3], query.shape[-3] // key.shape[-3])
+        key_batch = (*key_batch, 1)
+    batch = torch.broadcast_shapes(query_batch, key_batch)
     keep = blockwise_keep_mask(batch, query.shape[-2], key.shape[-2], dropout_p, query.dtype)
+    if grouped:
+        keep = keep.flatten(-4, -3)  # (..., Hk, g, L, S) → (..., Hq, L, S)
     if attn_mask is not None and attn_mask.dtype == torch.bool:  # the public op converts it
         attn_mask = torch.zeros(attn_mask.shape, dtype=query.dtype).masked_fill(
             ~attn_mask, -math.inf

@@ -118,19 +118,6 @@ BATCHED_GRAD_GAPS = frozenset(
     {
         "scaled_dot_product_attention",
         "scaled_dot_product_attention_blocks",
-        "add_layer_norm",
-        "conv2d",
-        "conv_transpose2d",
-        "max_pool1d",
-        "avg_pool1d",
-        "adaptive_max_pool1d",
-        "adaptive_max_pool2d",
-        "max_pool2d",
-        "avg_pool2d",
-        "batch_norm",
-        "layer_norm",
-        "group_norm",
-        "einsum",
     }
 )
 

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import pad
 
-from manualgrad.functional._function import Function
+from manualgrad.functional._function import Function, transforms_or_tracing
 
 IntOrTuple = int | Sequence[int]
 
@@ -185,8 +185,10 @@ def _conv_weight_grad(
     filters = grad_output.transpose(0, 1)  # (C_out, N, *S_out)
     zeros = (0,) * len(stride)
     # Dense copies for the kernel; channels-last (the N "channels" innermost) is the fast layout
-    # for this short-and-wide convolution in 2-d.
-    layout = torch.channels_last if images.dim() == 4 else torch.contiguous_format
+    # for this short-and-wide convolution in 2-d, but a batched operand (autograd's vmap over
+    # the incoming gradients) cannot be asked for a layout other than the contiguous one.
+    channels_last = images.dim() == 4 and not transforms_or_tracing(grad_output, input)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     full = torch.convolution(
         images.contiguous(memory_format=layout),
         filters.contiguous(memory_format=layout),

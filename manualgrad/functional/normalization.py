@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._elementwise import scratch_allowed
-from manualgrad.functional._function import Function
+from manualgrad.functional._function import Function, transforms_or_tracing
 from manualgrad.functional._precision import accumulation_dtype, downcast, upcast
 
 
@@ -80,8 +80,14 @@ def _input_grad(
 def _product(left: Tensor, right: Tensor, workspace: Tensor | None) -> Tensor:
     """left ∘ right, written into the spent temporary ``workspace`` (of ``left``'s shape) in a
     first-order backward (:func:`scratch_allowed`), since a fresh full-size allocation costs
-    more than the pass itself."""
-    if workspace is None or not scratch_allowed() or workspace.shape != left.shape:
+    more than the pass itself; out of place when an operand is batched by a transform (``out=``
+    has no batching rule)."""
+    if (
+        workspace is None
+        or not scratch_allowed()
+        or workspace.shape != left.shape
+        or transforms_or_tracing(left, right, workspace)
+    ):
         return left * right
     return torch.mul(left, right, out=workspace)
 
@@ -228,8 +234,8 @@ class BatchNormFunction(Function):
         elif needs_input:
             grad_input = _product(grad_output, scale, grad_times_input)
         if needs_weight:
-            grad_weight = (rstd * (sum_grad_input - mean * sum_grad)).flatten()
-        grad_bias = sum_grad.flatten() if needs_bias else None
+            grad_weight = (rstd * (sum_grad_input - mean * sum_grad)).reshape(-1)
+        grad_bias = sum_grad.reshape(-1) if needs_bias else None
         return grad_input, grad_weight, grad_bias, None, None, None, None, None
 
 
@@ -627,8 +633,8 @@ class GroupNormFunction(Function):
                 grad_times_input,
             ).view(grad_output.shape)
         if needs_weight:
-            grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).flatten()
-        grad_bias = sum_grad.sum(0).flatten() if needs_bias else None
+            grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).reshape(-1)
+        grad_bias = sum_grad.sum(0).reshape(-1) if needs_bias else None
         return grad_input, grad_weight, grad_bias, None, None
 
 

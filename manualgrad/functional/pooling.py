@@ -242,9 +242,12 @@ class MaxPool2dFunction(Function):
 
 def _scatter_to_input(grad_output: Tensor, indices: Tensor, shape: torch.Size) -> Tensor:
     """dL/dx of a max pool: dL/dy scatter-added into zeros shaped like x at the flat (h·W + w)
-    argmax ``indices``. Linear in dL/dy; its own derivative is a gather."""
+    argmax ``indices``. Linear in dL/dy; its own derivative is a gather. The flat views are
+    reshapes of the saved indices' shape: ``flatten`` has no batching rule in autograd's vmap
+    (``is_grads_batched``), whose batch dim is hidden from ``grad_output.shape``."""
     flat = grad_output.new_zeros(*shape[:-2], shape[-2] * shape[-1])
-    return flat.scatter_add(-1, indices.flatten(-2), grad_output.flatten(-2)).view(shape)
+    planes = (*indices.shape[:-2], indices.shape[-2] * indices.shape[-1])
+    return flat.scatter_add(-1, indices.reshape(planes), grad_output.reshape(planes)).view(shape)
 
 
 def _window_starts(window: _Window, width: int, device: torch.device) -> Tensor:
@@ -336,7 +339,10 @@ class AvgPool2dFunction(Function):
             ctx.input_shape[-3],
             window.dilation,
         )
-        return grad_input[..., :height, :width], None, None
+        # Cropped only when needed: a no-op crop is an alias, which autograd's vmap cannot batch.
+        if grad_input.shape[-2:] != (height, width):
+            grad_input = grad_input[..., :height, :width]
+        return grad_input, None, None
 
 
 def _ones_kernel(like: Tensor, window: _Window) -> Tensor:
@@ -345,8 +351,9 @@ def _ones_kernel(like: Tensor, window: _Window) -> Tensor:
 
 
 def _divisor(divisors: tuple[tuple[int, ...], ...], like: Tensor) -> Tensor:
-    """The (H_out, W_out) divisor D_rows ⊗ D_cols in ``like``'s dtype."""
-    rows, cols = (like.new_tensor(d) for d in divisors)
+    """The (H_out, W_out) divisor D_rows ⊗ D_cols in ``like``'s dtype (``torch.tensor``, not
+    ``like.new_tensor``: ``like`` may be batched by autograd's vmap, which has no device)."""
+    rows, cols = (torch.tensor(d, dtype=like.dtype, device=like.device) for d in divisors)
     return rows.unsqueeze(1) * cols
 
 

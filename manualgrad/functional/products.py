@@ -33,7 +33,7 @@ from numbers import Number
 import torch
 from torch import Tensor
 
-from manualgrad.functional._function import Function
+from manualgrad.functional._function import Function, transforms_or_tracing
 from manualgrad.functional.arithmetic import conj, reduce_to
 
 
@@ -198,12 +198,73 @@ class EinsumFunction(Function):
             seen = set(output).union(*(t for t, _ in others))
             kept = "".join(letter for letter in term if letter in seen)
             inner = ",".join([output, *(t for t, _ in others)])
-            partial = torch.einsum(f"{inner}->{kept}", grad, *(o.conj() for _, o in others))
+            # aten::einsum has no batching rule in autograd's vmap (is_grads_batched): there the
+            # same sum is taken as the matrix products torch.einsum decomposes into.
+            product = _pairwise_einsum if transforms_or_tracing(grad) else torch.einsum
+            partial = product(f"{inner}->{kept}", grad, *(o.conj() for _, o in others))
             for position, letter in enumerate(term):
                 if letter not in seen:
                     partial = partial.unsqueeze(position)
             grads.append(_broadcast_back(partial, shape))
         return None, *grads
+
+
+def _pairwise_einsum(equation: str, *operands: Tensor) -> Tensor:
+    """``torch.einsum`` of an explicit equation without repeated letters, contracted left to
+    right one pair at a time as ``torch.einsum`` does (:func:`_contract_pair`), from ops that
+    autograd's vmap can batch: sums, permutes, reshapes and ``bmm``."""
+    terms, output = _split(equation)
+    result, letters = operands[0], terms[0]
+    for k in range(1, len(terms)):
+        needed = set(output).union(*terms[k + 1 :])
+        result, letters = _contract_pair(result, letters, operands[k], terms[k], needed)
+    summed = [i for i, letter in enumerate(letters) if letter not in output]
+    if summed:
+        result = result.sum(summed)
+        letters = "".join(letter for letter in letters if letter in output)
+    return result.permute([letters.index(letter) for letter in output])
+
+
+def _contract_pair(
+    left: Tensor, left_letters: str, right: Tensor, right_letters: str, needed: set[str]
+) -> tuple[Tensor, str]:
+    """Σ over the letters not ``needed`` of left ∘ right (letters aligned by name, size-1 dims
+    broadcast) as one ``bmm``: shared needed letters are its batch, shared unneeded ones its
+    inner dim, each operand's own needed letters its rows and columns (own unneeded letters
+    are summed first). Returns the product and its letters (batch, rows, columns)."""
+    left, left_letters = _sum_letters(left, left_letters, needed | set(right_letters))
+    right, right_letters = _sum_letters(right, right_letters, needed | set(left_letters))
+    sizes = {}
+    for tensor, letters in ((left, left_letters), (right, right_letters)):
+        for letter, size in zip(letters, tensor.shape, strict=True):
+            if sizes.get(letter, 1) == 1:  # a size-1 dim broadcasts (to 0 as well)
+                sizes[letter] = size
+    shared = [letter for letter in left_letters if letter in right_letters]
+    batch = [letter for letter in shared if letter in needed]
+    inner = [letter for letter in shared if letter not in needed]
+    rows = [letter for letter in left_letters if letter not in shared]
+    columns = [letter for letter in right_letters if letter not in shared]
+
+    def as_batch_of_matrices(tensor: Tensor, letters: str, first: list, second: list) -> Tensor:
+        order = [letters.index(letter) for letter in (*batch, *first, *second)]
+        aligned = tensor.permute(order).expand([sizes[letters[i]] for i in order])
+        counts = [math.prod(sizes[letter] for letter in group) for group in (batch, first, second)]
+        return aligned.reshape(counts)
+
+    product = torch.bmm(
+        as_batch_of_matrices(left, left_letters, rows, inner),
+        as_batch_of_matrices(right, right_letters, inner, columns),
+    )
+    letters = [*batch, *rows, *columns]
+    return product.reshape([sizes[letter] for letter in letters]), "".join(letters)
+
+
+def _sum_letters(tensor: Tensor, letters: str, kept: set[str]) -> tuple[Tensor, str]:
+    """``tensor`` summed over its letters not in ``kept``, and the letters left."""
+    summed = [i for i, letter in enumerate(letters) if letter not in kept]
+    if not summed:
+        return tensor, letters
+    return tensor.sum(summed), "".join(letter for letter in letters if letter in kept)
 
 
 def _broadcast_back(partial: Tensor, shape: torch.Size) -> Tensor:

@@ -82,7 +82,17 @@ def _weight_grad(
         return torch.sparse_coo_tensor(indices.unsqueeze(0), rows, shape, check_invariants=False)
     if keep is not None:
         rows = rows * keep.unsqueeze(1)
-    return rows.new_zeros(shape).index_add(0, indices, rows)
+    return _add_into(rows.new_zeros(shape), "index_add", indices, rows)
+
+
+def _add_into(zeros: Tensor, method: str, index: Tensor, source: Tensor) -> Tensor:
+    """``zeros.index_add(0, index, source)`` or ``.scatter_add(…)`` (``method``), written into
+    ``zeros`` (a fresh tensor of the caller's) — out of place only when a transform batches
+    ``source``, which cannot be written into an unbatched tensor. Either way autograd records
+    it, so a double backward differentiates it."""
+    if transforms_or_tracing(source):
+        return getattr(zeros, method)(0, index, source)
+    return getattr(zeros, f"{method}_")(0, index, source)
 
 
 def renorm_rows_(weight: Tensor, input: Tensor, max_norm: float, norm_type: float) -> None:
@@ -153,8 +163,9 @@ def _bag_slots(
     at or after the last offset with include_last_offset). int64, for scatter and index_add."""
     bags = offsets.shape[0] - int(include_last_offset)
     positions = torch.arange(input.shape[0], device=input.device)
-    # offsets[0] = 0, so only an empty offsets gives −1 here, and then the slot is B = 0
-    slots = (torch.searchsorted(offsets.long(), positions, right=True) - 1).clamp_min(0)
+    slots = torch.searchsorted(offsets.long(), positions, right=True) - 1
+    if offsets.shape[0] == 0:  # no bags: every index gets slot B = 0 (offsets[0] = 0 otherwise)
+        slots = slots.clamp_min(0)
     if padding_idx >= 0:
         slots = slots.masked_fill(input == padding_idx, bags)
     return slots, bags
@@ -168,26 +179,30 @@ def _bag_sizes(slots: Tensor, bags: int) -> Tensor:
     ]
 
 
-def _bag_winners(rows: Tensor, input: Tensor, slots: Tensor, bags: int, num_weights: int) -> Tensor:
-    """For mode="max": m[b, d], the row of W that supplies entry d of bag b as torch's kernel
-    picks it (a running maximum from the bag's first index, replaced only by a strictly larger
-    entry): the first index reaching the bag's largest entry, a NaN entry never winning unless
-    it is the bag's first, which then stays; V (one past the last row) for an empty bag."""
+def _bag_argmax(padded: Tensor, slots: Tensor, bags: int) -> Tensor:
+    """For mode="max", from the gathered rows R (``padded``: R and a zero row after them):
+    the position k of the index that supplies entry d of bag b, as torch's kernel picks it (a
+    running maximum from the bag's first index, replaced only by a strictly larger entry): the
+    first position reaching the bag's largest entry, a NaN never winning unless it is the
+    bag's first, which then stays; n (the zero row) for an empty bag. Shape (B, D)."""
+    rows = padded[:-1]
     count, dim = rows.shape
     index = slots.unsqueeze(1).expand(count, dim)
     positions = torch.arange(count, device=rows.device).unsqueeze(1).expand(count, dim)
     never = torch.full((bags + 1, dim), count, dtype=torch.int64, device=rows.device)
-    leads = never.scatter_reduce(0, index, positions, "amin")  # each bag's first index
-    values = rows.masked_fill(rows.isnan(), float("-inf"))
+    nan = rows.isnan()
+    # eager: the NaN rules cost only an input that has NaN (the same result either way)
+    with_nan = transforms_or_tracing(rows) or bool(nan.any())
+    values = rows.masked_fill(nan, float("-inf")) if with_nan else rows
     best = values.new_zeros(bags + 1, dim).scatter_reduce(
         0, index, values, "amax", include_self=False
     )
     reaching = torch.where(values == best.gather(0, index), positions, count)
     first = never.scatter_reduce(0, index, reaching, "amin")
-    nan_lead = torch.cat([rows, rows.new_zeros(1, dim)]).gather(0, leads).isnan()
-    first = torch.where(nan_lead, leads, first)
-    candidates = torch.cat([input.long(), input.new_full((1,), num_weights, dtype=torch.int64)])
-    return candidates[first[:bags]]
+    if with_nan:
+        leads = never.scatter_reduce(0, index, positions, "amin")  # each bag's first position
+        first = torch.where(padded.gather(0, leads).isnan(), leads, first)
+    return first[:bags]
 
 
 class EmbeddingBagFunction(Function):
@@ -242,12 +257,14 @@ class EmbeddingBagFunction(Function):
         slots, bags = _bag_slots(input, offsets, include_last_offset, padding_idx)
         rows = weight.index_select(0, input)
         if mode == "max":
-            winners = _bag_winners(rows, input, slots, bags, weight.shape[0])
-            padded = torch.cat([weight, weight.new_zeros(1, weight.shape[1])])
-            return padded.gather(0, winners), winners
+            padded = torch.cat([rows, rows.new_zeros(1, rows.shape[1])])
+            first = _bag_argmax(padded, slots, bags)
+            rows_of = torch.cat([input.long(), input.new_full((1,), weight.shape[0]).long()])
+            return padded.gather(0, first), rows_of[first]
         if per_sample_weights is not None:
             rows = rows * per_sample_weights.unsqueeze(1)
-        output = rows.new_zeros(bags + 1, weight.shape[1]).index_add(0, slots, rows)[:bags]
+        sums = _add_into(rows.new_zeros(bags + 1, weight.shape[1]), "index_add", slots, rows)
+        output = sums[:bags]
         if mode == "mean":
             output = output / _bag_sizes(slots, bags).clamp_min(1).unsqueeze(1).to(output.dtype)
         return output, slots.new_empty(0)
@@ -277,8 +294,9 @@ class EmbeddingBagFunction(Function):
             if not ctx.needs_input_grad[1]:
                 return None, None, *nothing
             (winners,) = ctx.saved_tensors
-            grad_weight = grad_output.new_zeros(ctx.num_weights + 1, grad_output.shape[1])
-            return None, grad_weight.scatter_add(0, winners, grad_output)[:-1], *nothing
+            zeros = grad_output.new_zeros(ctx.num_weights + 1, grad_output.shape[1])
+            grad_weight = _add_into(zeros, "scatter_add", winners, grad_output)[:-1]
+            return None, grad_weight, *nothing
         input, offsets, weight, per_sample_weights = ctx.saved_tensors
         slots, bags = _bag_slots(input, offsets, ctx.include_last_offset, ctx.padding_idx)
         per_bag = grad_output
@@ -326,25 +344,28 @@ def _check_bags(
             f"but got {padding_idx}"
         )
     if not transforms_or_tracing(input, offsets) and offsets.shape[0] > 0:
-        if offsets[0] != 0:
+        first, last = int(offsets[0]), int(offsets[-1])
+        if first != 0:
             raise RuntimeError(
                 "offsets[0] has to be 0, i.e., the first sequence in the mini-batch has to "
-                f"start from position 0. However, got {int(offsets[0])}"
+                f"start from position 0. However, got {first}"
             )
-        if (offsets < 0).any():
-            raise IndexError("embedding_bag: offsets hold a negative position")
-        if offsets[-1] > input.shape[0]:
+        if last > input.shape[0]:
             raise RuntimeError(
                 f"offsets[-1] can not be greater than input's length {input.shape[0]} but got "
-                f"offsets[-1] of {int(offsets[-1])}"
+                f"offsets[-1] of {last}"
             )
-        if (offsets.diff() < 0).any():
+        if (offsets.diff() < 0).any():  # offsets[0] = 0: a negative offset is a decrease too
+            if (offsets < 0).any():
+                raise IndexError("embedding_bag: offsets hold a negative position")
             raise RuntimeError("embedding_bag: offsets must be non-decreasing")
-    readable = not transforms_or_tracing(input) and input.numel() > 0
-    if readable and (input.min() < 0 or input.max() >= rows):
-        raise RuntimeError(
-            f"embedding_bag: input holds an index out of range for a weight of {rows} rows"
-        )
+    if not transforms_or_tracing(input) and input.numel() > 0:
+        low, high = (int(bound) for bound in input.aminmax())
+        if low < 0 or high >= rows:
+            raise RuntimeError(
+                f"embedding_bag: input holds index {low if low < 0 else high}, out of range "
+                f"for a weight of {rows} rows"
+            )
     if padding_idx is None:
         return -1
     return padding_idx + rows if padding_idx < 0 else padding_idx

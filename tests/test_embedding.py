@@ -268,3 +268,19 @@ def test_bag_from_pretrained_builds_the_manualgrad_class():
     assert type(layer) is mnn.EmbeddingBag and not layer.weight.requires_grad
     input, offsets = torch.tensor([3, 1, 0, 2]), torch.tensor([0, 2])
     torch.testing.assert_close(layer(input, offsets), torch.stack([table[3] + table[1], table[2]]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("ids", [[0, 1, 2], [2, 1, 0], [3, 4], [4, 3], [1, 2, 3, 0], [5, 3, 0]])
+def test_bag_max_with_nan_and_inf_picks_torchs_winner(dtype, ids):
+    """torch's running maximum: a NaN entry wins only as its bag's first, which then stays."""
+    nan, inf = float("nan"), float("inf")
+    table = [[nan, 1.0], [2.0, nan], [3.0, -inf], [-inf, -inf], [nan, nan], [inf, 1.0]]
+    weight, input = torch.tensor(table, dtype=dtype), torch.tensor(ids)
+    results = [
+        _bag_grads(fn, weight, input, torch.tensor([0]), mode="max")
+        for fn in (F.embedding_bag, TF.embedding_bag)
+    ]
+    (out, grads), (expected, expected_grads) = results
+    torch.testing.assert_close(out, expected, equal_nan=True)
+    torch.testing.assert_close(grads[0], expected_grads[0])

@@ -190,10 +190,10 @@ def _bag_argmax(padded: Tensor, slots: Tensor, bags: int) -> Tensor:
     index = slots.unsqueeze(1).expand(count, dim)
     positions = torch.arange(count, device=rows.device).unsqueeze(1).expand(count, dim)
     never = torch.full((bags + 1, dim), count, dtype=torch.int64, device=rows.device)
-    nan = rows.isnan()
-    # eager: the NaN rules cost only an input that has NaN (the same result either way)
-    with_nan = transforms_or_tracing(rows) or bool(nan.any())
-    values = rows.masked_fill(nan, float("-inf")) if with_nan else rows
+    # eager: the NaN rules cost only rows that may hold NaN (a NaN sum: NaN, or inf − inf),
+    # with the same result either way; bool reductions are slow on CPU, a float sum is not
+    with_nan = transforms_or_tracing(rows) or bool(rows.sum().isnan())
+    values = rows.masked_fill(rows.isnan(), float("-inf")) if with_nan else rows
     best = values.new_zeros(bags + 1, dim).scatter_reduce(
         0, index, values, "amax", include_self=False
     )

@@ -173,10 +173,8 @@ def _bag_slots(
 
 def _bag_sizes(slots: Tensor, bags: int) -> Tensor:
     """c_b: how many indices each bag reduces (padding excluded), int64 of shape (B,)."""
-    ones = torch.ones_like(slots)
-    return torch.zeros(bags + 1, dtype=slots.dtype, device=slots.device).index_add(0, slots, ones)[
-        :bags
-    ]
+    counts = torch.zeros(bags + 1, dtype=slots.dtype, device=slots.device)
+    return counts.index_add(0, slots, torch.ones_like(slots))[:bags]
 
 
 def _bag_argmax(padded: Tensor, slots: Tensor, bags: int) -> Tensor:
@@ -289,14 +287,14 @@ class EmbeddingBagFunction(Function):
 
     @staticmethod
     def backward(ctx, grad_output: Tensor, grad_winners: Tensor | None):
-        nothing = (None,) * 7
+        options = (None,) * 5  # mode, include_last_offset, padding_idx, scale_grad…, sparse
         if ctx.mode == "max":
             if not ctx.needs_input_grad[1]:
-                return None, None, *nothing
+                return None, None, None, None, *options
             (winners,) = ctx.saved_tensors
             zeros = grad_output.new_zeros(ctx.num_weights + 1, grad_output.shape[1])
             grad_weight = _add_into(zeros, "scatter_add", winners, grad_output)[:-1]
-            return None, grad_weight, *nothing
+            return None, grad_weight, None, None, *options
         input, offsets, weight, per_sample_weights = ctx.saved_tensors
         slots, bags = _bag_slots(input, offsets, ctx.include_last_offset, ctx.padding_idx)
         per_bag = grad_output
@@ -314,7 +312,7 @@ class EmbeddingBagFunction(Function):
             )
         if ctx.needs_input_grad[3]:
             grad_psw = (weight.index_select(0, input) * rows).sum(1)
-        return None, grad_weight, None, grad_psw, *(None,) * 5
+        return None, grad_weight, None, grad_psw, *options
 
 
 def _check_bags(

@@ -242,12 +242,12 @@ class MaxPool2dFunction(Function):
 
 def _scatter_to_input(grad_output: Tensor, indices: Tensor, shape: torch.Size) -> Tensor:
     """dL/dx of a max pool: dL/dy scatter-added into zeros shaped like x at the flat (h·W + w)
-    argmax ``indices``. Linear in dL/dy; its own derivative is a gather. The flat views are
-    reshapes of the saved indices' shape: ``flatten`` has no batching rule in autograd's vmap
-    (``is_grads_batched``), whose batch dim is hidden from ``grad_output.shape``."""
+    argmax ``indices``. Linear in dL/dy; its own derivative is a gather. dL/dy is reshaped to
+    the flat indices' shape: ``flatten`` has no batching rule in autograd's vmap
+    (``is_grads_batched``)."""
     flat = grad_output.new_zeros(*shape[:-2], shape[-2] * shape[-1])
-    planes = (*indices.shape[:-2], indices.shape[-2] * indices.shape[-1])
-    return flat.scatter_add(-1, indices.reshape(planes), grad_output.reshape(planes)).view(shape)
+    flat_indices = indices.flatten(-2)
+    return flat.scatter_add(-1, flat_indices, grad_output.reshape(flat_indices.shape)).view(shape)
 
 
 def _window_starts(window: _Window, width: int, device: torch.device) -> Tensor:

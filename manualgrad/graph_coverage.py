@@ -5,7 +5,9 @@ One forward runs (grad mode on); the graph is walked from its outputs through
 ``grad_fn.next_functions``, and every node is put in one of three kinds:
 
 - **hand-derived**: the node of a manualgrad Function (its class, ``<Name>Backward``, has a
-  ``_forward_cls`` defined in ``manualgrad``);
+  ``_forward_cls`` defined in ``manualgrad``), or of its compiled twin (manualgrad/csrc/: a C++
+  node, ``torch::autograd::CppNode<manualgrad::<Name>Twin>``); a twin's node is reported under
+  its Python Function's name (:func:`node_name`), so a report reads the same on both paths;
 - **view/cast**: a node that moves data and does no arithmetic (:data:`VIEW_NODES`, listed by
   name; ``AccumulateGrad`` at the leaves is one too); these are left out of every share;
 - **native**: everything else, i.e. torch's own derivative formula.
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from manualgrad import _ext
 
 # Backward nodes of ops that only move or reinterpret data (views, copies, dtype/device casts)
 # and the leaves' gradient accumulators; names as torch prints them, without the overload digit.
@@ -60,6 +64,25 @@ VIEW_NODES = frozenset(
 )
 
 _OVERLOAD = re.compile(r"\d+$")
+# The node of a C++ torch::autograd::Function in manualgrad's namespace: a compiled twin.
+_TWIN_NODE = re.compile(r"torch::autograd::CppNode<manualgrad::(\w+)>")
+# A twin's struct name → the Python Function it twins (``ReLUTwin`` ↔ ``ReLUFunction``).
+_TWIN_OF = {
+    qualname.rsplit(".", 1)[-1].removesuffix("Function") + "Twin": qualname.rsplit(".", 1)[-1]
+    for qualname in _ext.TWINNED
+}
+
+
+def node_name(node: Any) -> str:
+    """The op name of one autograd node: its class name (``AddmmBackward0``,
+    ``LinearFunctionBackward``), and for a compiled twin's node the name of the Python Function's
+    node (``CppNode<manualgrad::LinearTwin>`` → ``LinearFunctionBackward``; a helper twin that
+    stands for no Function keeps its C++ name, ``TanhTwin``)."""
+    twin = _TWIN_NODE.fullmatch(node.name())
+    if twin is None:
+        return type(node).__name__
+    function = _TWIN_OF.get(twin.group(1))
+    return twin.group(1) if function is None else f"{function}Backward"
 
 
 def node_kind(node: Any) -> str:
@@ -67,6 +90,8 @@ def node_kind(node: Any) -> str:
     docstring)."""
     forward_cls = getattr(type(node), "_forward_cls", None)
     if forward_cls is not None and forward_cls.__module__.startswith("manualgrad."):
+        return "hand-derived"
+    if _TWIN_NODE.fullmatch(node.name()):
         return "hand-derived"
     if _OVERLOAD.sub("", type(node).__name__) in VIEW_NODES:
         return "view"
@@ -231,7 +256,7 @@ def coverage(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Coverage:
     hand_elements: Counter[str] = Counter()
     views: Counter[str] = Counter()
     for node in _walk(roots):
-        op, kind = type(node).__name__, node_kind(node)
+        op, kind = node_name(node), node_kind(node)
         elements = sum(_numel(meta.shape) for meta in node._input_metadata)
         if kind == "view":
             views[op] += 1
@@ -287,4 +312,4 @@ def _walk(roots: list[Any]) -> Iterator[Any]:
         stack.extend(child for child, _ in node.next_functions)
 
 
-__all__ = ["VIEW_NODES", "Coverage", "Row", "coverage", "node_kind"]
+__all__ = ["VIEW_NODES", "Coverage", "Row", "coverage", "node_kind", "node_name"]

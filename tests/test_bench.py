@@ -13,6 +13,7 @@ import torch
 
 import manualgrad
 import manualgrad.nn as mnn
+from manualgrad import _ext
 from manualgrad.bench import train as train_suite
 from manualgrad.bench.inputs import MAKERS, make
 from manualgrad.bench.memory import peak_bytes
@@ -57,8 +58,10 @@ def test_quick_run_writes_json_with_settings(quick_run):
         assert {"suite", "name", "size", "metric", "manualgrad", "native", "ratio"} <= row.keys()
 
 
-def test_ops_suite_has_a_time_row_per_op(quick_run):
-    assert _keys(quick_run, "ops") == {(op.name, "small", "time") for op in OPS}
+def test_ops_suite_has_a_time_row_per_op_and_a_python_row_per_built_twin(quick_run):
+    python = {f"{op.name} (python)" for op in OPS if _ext.twin(op.function) is not None}
+    names = {op.name for op in OPS} | python
+    assert _keys(quick_run, "ops") == {(name, "small", "time") for name in names}
 
 
 def test_memory_suite_has_saved_and_peak_rows_per_op(quick_run):

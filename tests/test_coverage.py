@@ -7,8 +7,14 @@ import pytest
 import torch
 
 import manualgrad.nn as mnn
+from manualgrad import _ext
 from manualgrad import interception as hd
-from manualgrad.graph_coverage import VIEW_NODES, Coverage, coverage, node_kind
+from manualgrad.graph_coverage import VIEW_NODES, Coverage, _walk, coverage, node_kind
+from tests.registry import OPS
+
+TWINNED_OPS = [
+    op for op in OPS if f"{op.function.__module__}.{op.function.__qualname__}" in _ext.TWINNED
+]
 
 
 class _Block(torch.nn.Module):
@@ -102,6 +108,35 @@ def test_node_kinds():
     assert node_kind(x.exp().grad_fn) == "native"
     assert node_kind(mnn.functional.relu(x).grad_fn) == "hand-derived"
     assert "TransposeBackward" in VIEW_NODES and "AddBackward" not in VIEW_NODES
+
+
+class _Call(torch.nn.Module):
+    """One registry op as a model, for coverage()."""
+
+    def __init__(self, op, kwargs: dict) -> None:
+        super().__init__()
+        self.op, self.kwargs = op, kwargs
+
+    def forward(self, *args):
+        return self.op.op(*args, **self.kwargs)
+
+
+@pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS])
+def test_a_twins_nodes_are_hand_derived_and_reported_as_the_python_functions(op):
+    twin_ran = False
+    for sample in op.seeded_samples(torch.float64):
+        model = _Call(op, sample.kwargs)
+        with _ext.python_path():
+            reference = coverage(model, *sample.prepared(torch.float64))
+        output = model(*sample.prepared(torch.float64))
+        roots = [t.grad_fn for t in (output if isinstance(output, tuple) else (output,))]
+        cpp = [node for node in _walk(roots) if node.name().startswith("torch::autograd::CppNode")]
+        assert all(node_kind(node) == "hand-derived" for node in cpp)
+        twin_ran = twin_ran or bool(cpp)
+        report = coverage(model, *sample.prepared(torch.float64))  # names as the Python path's
+        assert (report.hand_derived, report.native) == (reference.hand_derived, reference.native)
+    assert twin_ran, f"no sample of {op.name} ran its twin"
 
 
 def test_bad_model_raises_type_error():

@@ -162,7 +162,9 @@ class EinsumFunction(Function):
         dL/dX_k[s_k] = Σ G[out] · Π_{j≠k} X_j[s_j]  = einsum("out, s_j (j≠k) -> s_k'", G, X_j)
     where s_k' drops the letters that occur in X_k alone (summed inside X_k only: their
     gradient is the same for every index, so it is broadcast back), and size-1 letters that
-    broadcast are summed back (``sum_to_size``).
+    broadcast are summed back (``sum_to_size``). Under transforms (``torch.autograd.grad(...,
+    is_grads_batched=True)`` included) that einsum is taken pair by pair as batched matrix
+    products (:func:`_pairwise_einsum`), the same sum.
     Saved: every operand some *other* operand's gradient needs.
     """
 
@@ -189,6 +191,9 @@ class EinsumFunction(Function):
     def backward(ctx, grad: Tensor):
         operands = ctx.saved_tensors
         terms, output = _split(ctx.equation)
+        # aten::einsum has no batching rule in autograd's vmap (is_grads_batched): there the
+        # same sums are taken as the matrix products torch.einsum decomposes into.
+        product = _pairwise_einsum if transforms_or_tracing(grad) else torch.einsum
         grads = []
         for k, (term, shape) in enumerate(zip(terms, ctx.shapes, strict=True)):
             if not ctx.needs_input_grad[k + 1]:
@@ -198,9 +203,6 @@ class EinsumFunction(Function):
             seen = set(output).union(*(t for t, _ in others))
             kept = "".join(letter for letter in term if letter in seen)
             inner = ",".join([output, *(t for t, _ in others)])
-            # aten::einsum has no batching rule in autograd's vmap (is_grads_batched): there the
-            # same sum is taken as the matrix products torch.einsum decomposes into.
-            product = _pairwise_einsum if transforms_or_tracing(grad) else torch.einsum
             partial = product(f"{inner}->{kept}", grad, *(o.conj() for _, o in others))
             for position, letter in enumerate(term):
                 if letter not in seen:

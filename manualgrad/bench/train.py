@@ -12,8 +12,11 @@ Models:
   torch.nn one (strict: every layer swapped).
 - ``gpt``: a nanoGPT-style stack (token + position embeddings, pre-norm blocks of causal
   self-attention and a GELU MLP, final layer norm) whose head and loss are one
-  ``manualgrad.functional.linear_cross_entropy`` call (native: ``cross_entropy(linear(h, W))``),
-  AdamW.
+  ``manualgrad.functional.linear_cross_entropy`` call with ``options`` (torch's switch to the
+  chunked path that computes the gradients in the forward pass: a training step needs no double
+  backward), AdamW. The native twin is the same torch.nn model with torch's SDPA at the same
+  call, ``cross_entropy(linear(h, W))`` (torch's ``linear_cross_entropy`` with
+  ``options=None``, its reference path) and torch.optim.AdamW (its CPU default, the for-loop).
 - ``digits_mlp_compiled``: ``digits_mlp`` through :func:`manualgrad.compile` (Inductor; the
   quick smoke run uses the ``aot_eager`` backend) against the eager native twin, timed after the
   compiling warm-up.
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as TF
 from torch import Tensor
+from torch.nn import LinearCrossEntropyOptions
 
 import manualgrad
 import manualgrad.functional as mF
@@ -208,13 +212,18 @@ def unfused_linear_cross_entropy(input: Tensor, weight: Tensor, target: Tensor) 
     return TF.cross_entropy(TF.linear(input, weight), target)
 
 
+def chunked_linear_cross_entropy(input: Tensor, weight: Tensor, target: Tensor) -> Tensor:
+    """manualgrad's ``linear_cross_entropy`` on its chunked path, gradients computed in forward."""
+    return mF.linear_cross_entropy(input, weight, target, options=LinearCrossEntropyOptions())
+
+
 def gpt(quick: bool) -> tuple[Step, Step, str]:
     """The GPT-style stack, fused head + loss (manualgrad) vs unfused (native), AdamW."""
     config = GPTConfig(vocab=1024, context=32, layers=1, batch=2) if quick else GPTConfig()
     shape = (config.batch, config.context)
     index, target = torch.randint(0, config.vocab, shape), torch.randint(0, config.vocab, shape)
     twins = (
-        (mnn, mF, mF.linear_cross_entropy, manualgrad.optim),
+        (mnn, mF, chunked_linear_cross_entropy, manualgrad.optim),
         (torch.nn, TF, unfused_linear_cross_entropy, torch.optim),
     )
     steps = []

@@ -137,9 +137,13 @@ def _chunks(size: int, *tensors: Tensor):
     return zip(*(t.split(size) for t in tensors), strict=True)
 
 
-def _logits(input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """z = x Wᵀ + b for a chunk of rows."""
-    return input.matmul(weight.t()) if bias is None else torch.addmm(bias, input, weight.t())
+def _logits(
+    input: Tensor, weight: Tensor, bias: Tensor | None, out: Tensor | None = None
+) -> Tensor:
+    """z = x Wᵀ + b for a chunk of rows (written into ``out`` when given)."""
+    if bias is None:
+        return torch.mm(input, weight.t(), out=out)
+    return torch.addmm(bias, input, weight.t(), out=out)
 
 
 def _chunk_loss(logits: Tensor, target: Tensor, valid: Tensor, smoothing: float) -> Tensor:
@@ -175,61 +179,41 @@ def _loss_and_grads(
     chunk_size: int,
     needs: tuple[bool, bool, bool],
 ) -> tuple[Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
-    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale, one
-    chunk at a time (:func:`_chunk_loss_and_grads`)."""
+    """Σ_i ℓ_i and, for the gradients in ``needs``, the sums above with c = row_scale.
+
+    Forward-only (no autograd here), so one (chunk × V) buffer serves every chunk's logits, in
+    place: z, z − max, exp, then c ⊙ (p − q); lse = max + log Σ exp(z − max).
+    """
     needs_input, needs_weight, needs_bias = needs
-    grads = (
-        torch.empty_like(input) if needs_input else None,
-        torch.zeros_like(weight) if needs_weight else None,
-        torch.zeros_like(bias) if needs_bias else None,
-    )
+    grad_input = torch.empty_like(input) if needs_input else None
+    grad_weight = torch.zeros_like(weight) if needs_weight else None
+    grad_bias = torch.zeros_like(bias) if needs_bias else None
+    buffer = input.new_empty((min(chunk_size, input.shape[0]), weight.shape[0]))
     loss = input.new_zeros(())
     for i, (x, t, v, c) in enumerate(_chunks(chunk_size, input, target, valid, row_scale)):
-        loss += _chunk_loss_and_grads(x, weight, bias, t, v, c, smoothing, i * chunk_size, grads)
-    return loss, grads
-
-
-def _chunk_loss_and_grads(
-    x: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    target: Tensor,
-    valid: Tensor,
-    row_scale: Tensor,
-    smoothing: float,
-    start: int,
-    grads: tuple[Tensor | None, Tensor | None, Tensor | None],
-) -> Tensor:
-    """Σ_i ℓ_i over one chunk of rows (first row ``start``); its terms of the gradients are
-    written into ``grads`` (dL/dx rows, += dL/dW, += dL/db; None: not needed).
-
-    Forward-only (no autograd here), so the chunk's logits buffer is reused in place: z − max,
-    exp, then c ⊙ (p − q); lse = max + log Σ exp(z − max). A function of its own, so that buffer
-    is freed on return, before the next chunk's is allocated (one chunk × V buffer at a time).
-    """
-    grad_input, grad_weight, grad_bias = grads
-    logits = _logits(x, weight, bias)
-    index = target.where(valid, 0).unsqueeze(1)
-    loss = -(1 - smoothing) * logits.gather(1, index).squeeze(1).where(valid, 0.0).sum()
-    if smoothing:
-        loss -= smoothing * logits.mean(1).where(valid, 0.0).sum()
-    peak = logits.amax(1, keepdim=True)
-    exps = logits.sub_(peak).exp_()  # in place: one (chunk × V) buffer in all
-    total = exps.sum(1)
-    loss += (peak.squeeze(1) + total.log()).where(valid, 0.0).sum()
-    if not any(grad is not None for grad in grads):
-        return loss
-    grad_logits = exps.mul_((row_scale / total).unsqueeze(1))  # c ⊙ p
-    grad_logits.scatter_add_(1, index, (row_scale * (smoothing - 1)).unsqueeze(1))  # − c(1 − ε)e_t
-    if smoothing:
-        grad_logits.sub_((row_scale * (smoothing / weight.shape[0])).unsqueeze(1))  # − c ε / V
-    if grad_input is not None:
-        torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
-    if grad_weight is not None:
-        grad_weight.addmm_(grad_logits.t(), x)
-    if grad_bias is not None:
-        grad_bias += grad_logits.sum(0)
-    return loss
+        logits = _logits(x, weight, bias, out=buffer[: x.shape[0]])
+        index = t.where(v, 0).unsqueeze(1)
+        loss -= (1 - smoothing) * logits.gather(1, index).squeeze(1).where(v, 0.0).sum()
+        if smoothing:
+            loss -= smoothing * logits.mean(1).where(v, 0.0).sum()
+        peak = logits.amax(1, keepdim=True)
+        exps = logits.sub_(peak).exp_()
+        total = exps.sum(1)
+        loss += (peak.squeeze(1) + total.log()).where(v, 0.0).sum()
+        if not any(needs):
+            continue
+        grad_logits = exps.mul_((c / total).unsqueeze(1))  # c ⊙ p
+        grad_logits.scatter_add_(1, index, (c * (smoothing - 1)).unsqueeze(1))  # − c (1 − ε) e_t
+        if smoothing:
+            grad_logits.sub_((c * (smoothing / weight.shape[0])).unsqueeze(1))  # − c ε / V
+        if grad_input is not None:
+            start = i * chunk_size
+            torch.mm(grad_logits, weight, out=grad_input[start : start + x.shape[0]])
+        if grad_weight is not None:
+            grad_weight.addmm_(grad_logits.t(), x)
+        if grad_bias is not None:
+            grad_bias += grad_logits.sum(0)
+    return loss, (grad_input, grad_weight, grad_bias)
 
 
 def _recomputed_grads(ctx, grad_output: Tensor):

@@ -27,8 +27,18 @@ from tests.registry import OPS
 TWINNED_OPS = [
     op for op in OPS if f"{op.function.__module__}.{op.function.__qualname__}" in _ext.TWINNED
 ]
-# Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels).
-ROUNDED = {"GELUFunction", "SiLUFunction"}
+# Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels),
+# or whose row kernels sum in another order (softmax's and log-softmax's row sums).
+ROUNDED = {
+    "GELUFunction",
+    "SiLUFunction",
+    "ELUFunction",
+    "SoftplusFunction",
+    "MishFunction",
+    "LogSigmoidFunction",
+    "SoftmaxFunction",
+    "LogSoftmaxFunction",
+}
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
 
 

@@ -65,6 +65,8 @@ inline at::Scalar constant(const Tensor&, double value) {
   }
 MANUALGRAD_INDICATOR(indicator_gt, >, gt, at::gt)
 MANUALGRAD_INDICATOR(indicator_le, <=, le, at::le)
+MANUALGRAD_INDICATOR(indicator_lt, <, lt, at::lt)
+MANUALGRAD_INDICATOR(indicator_ge, >=, ge, at::ge)
 
 // where(x > 0, a, b), as torch.where(input > 0, a, b).
 template <typename T>
@@ -77,6 +79,19 @@ Vec<T> where_positive(const Vec<T>& x, const Vec<T>& a, const Vec<T>& b) {
 }
 inline Tensor where_positive(const Tensor& x, const Tensor& a, const Tensor& b) {
   return at::where(x > 0, a, b);
+}
+
+// where(x > t, a, b), as torch.where(input > t, a, b).
+template <typename T>
+T where_above(T x, double t, T a, T b) {
+  return x > static_cast<T>(t) ? a : b;
+}
+template <typename T>
+Vec<T> where_above(const Vec<T>& x, double t, const Vec<T>& a, const Vec<T>& b) {
+  return Vec<T>::blendv(b, a, x > Vec<T>(static_cast<T>(t)));
+}
+inline Tensor where_above(const Tensor& x, double t, const Tensor& a, const Tensor& b) {
+  return at::where(x > t, a, b);
 }
 
 // torch.maximum / torch.minimum: NaN if either operand is NaN.
@@ -95,6 +110,23 @@ inline Tensor where_positive(const Tensor& x, const Tensor& a, const Tensor& b) 
 MANUALGRAD_EXTREMUM(maximum_of, >, at::vec::maximum, at::maximum)
 MANUALGRAD_EXTREMUM(minimum_of, <, at::vec::minimum, at::minimum)
 
+// torch.fmin / torch.fmax against a number t: NaN-ignoring (t where x is NaN).
+#define MANUALGRAD_NAN_IGNORING(name, op, scalar, aten)                        \
+  template <typename T>                                                        \
+  T name(T x, double t) {                                                      \
+    return scalar(x, static_cast<T>(t));                                       \
+  }                                                                            \
+  template <typename T>                                                        \
+  Vec<T> name(const Vec<T>& x, double t) {                                     \
+    Vec<T> bound(static_cast<T>(t));                                           \
+    return Vec<T>::blendv(bound, x, x op bound);                               \
+  }                                                                            \
+  inline Tensor name(const Tensor& x, double t) {                              \
+    return aten(x, at::scalar_tensor(t, x.options()));                         \
+  }
+MANUALGRAD_NAN_IGNORING(fmin_of, <=, std::fmin, at::fmin)
+MANUALGRAD_NAN_IGNORING(fmax_of, >=, std::fmax, at::fmax)
+
 // A transcendental: std:: on scalars, the Vectorized method (SLEEF), a tensor function.
 #define MANUALGRAD_UNARY(name, scalar, method, tensor) \
   template <typename T>                                \
@@ -110,6 +142,9 @@ MANUALGRAD_EXTREMUM(minimum_of, <, at::vec::minimum, at::minimum)
   }
 MANUALGRAD_UNARY(exp_of, std::exp, exp, at::exp)
 MANUALGRAD_UNARY(erf_of, std::erf, erf, at::erf)
+MANUALGRAD_UNARY(expm1_of, std::expm1, expm1, at::expm1)
+MANUALGRAD_UNARY(log1p_of, std::log1p, log1p, at::log1p)
+MANUALGRAD_UNARY(abs_of, std::abs, abs, at::abs)
 Tensor tanh_twin(const Tensor& x);  // TanhTwin (activations.cpp): differentiable again by the same derivation
 MANUALGRAD_UNARY(tanh_value, std::tanh, tanh, tanh_twin)
 // σ(x) = 1/(1 + e^{−x}).

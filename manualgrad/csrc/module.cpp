@@ -14,6 +14,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("silu", &manualgrad::silu);
   m.def("sigmoid", &manualgrad::sigmoid);
   m.def("tanh", &manualgrad::tanh);
+  m.def("elu", &manualgrad::elu);
+  m.def("hardtanh", &manualgrad::hardtanh);
+  m.def("hardsigmoid", &manualgrad::hardsigmoid);
+  m.def("hardswish", &manualgrad::hardswish);
+  m.def("softplus", &manualgrad::softplus);
+  m.def("mish", &manualgrad::mish);
+  m.def("logsigmoid", &manualgrad::logsigmoid);
   m.def("linear", &manualgrad::linear);
   m.def("softmax", &manualgrad::softmax);
   m.def("log_softmax", &manualgrad::log_softmax);

@@ -26,6 +26,13 @@ Tensor gelu(const Tensor& x, std::string approximate);
 Tensor silu(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
 Tensor tanh(const Tensor& x);
+Tensor elu(const Tensor& x, double alpha, double scale, double input_scale);
+Tensor hardtanh(const Tensor& x, double min_val, double max_val);
+Tensor hardsigmoid(const Tensor& x);
+Tensor hardswish(const Tensor& x);
+Tensor softplus(const Tensor& x, double beta, double threshold);
+Tensor mish(const Tensor& x);
+Tensor logsigmoid(const Tensor& x);
 
 // linear.cpp
 Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);

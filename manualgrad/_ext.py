@@ -64,6 +64,11 @@ _TWINS = {
     "manualgrad.functional.linear.LinearFunction": "linear",
     "manualgrad.functional.softmax.SoftmaxFunction": "softmax",
     "manualgrad.functional.softmax.LogSoftmaxFunction": "log_softmax",
+    "manualgrad.functional.normalization.LayerNormFunction": "layer_norm",
+    "manualgrad.functional.normalization.RMSNormFunction": "rms_norm",
+    "manualgrad.functional.normalization.GroupNormFunction": "group_norm",
+    "manualgrad.functional.normalization.BatchNormFunction": "batch_norm",
+    "manualgrad.functional.transformer.AddNormFunction": "add_norm",
 }
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""

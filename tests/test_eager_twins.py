@@ -1,11 +1,13 @@
 """The compiled eager path (manualgrad/_ext.py, manualgrad/csrc/).
 
 With the extension built (``make ext``): for every registry sample of a twinned op, the eager (C++)
-path and the reference (Python) path agree — forward, every gradient, the double backward — bit
-for bit where the arithmetic is the same, within float32 rounding where a transcendental comes
-from another kernel (SLEEF's exp/erf/tanh in the twin, torch's own in the Python Function); bad
-input raises the same exception type and message on both paths. Without it those tests skip, and
-the dispatch tests below check ``Function.apply``'s hook with a stand-in twin.
+path and the reference (Python) path agree — forward, every gradient (first order alone, the
+fused kernels a training step runs, and with a graph), the double backward — bit for bit where
+the arithmetic is the same, within float32 rounding where a transcendental comes from another
+kernel (SLEEF's exp/erf/tanh in the twin, torch's own in the Python Function) or a sum runs in
+another order (the norms' row kernels); bad input raises the same exception type and message
+on both paths. Without it those tests skip, and the dispatch tests below check
+``Function.apply``'s hook with a stand-in twin.
 """
 
 from __future__ import annotations
@@ -28,10 +30,16 @@ TWINNED_OPS = [
     op for op in OPS if f"{op.function.__module__}.{op.function.__qualname__}" in _ext.TWINNED
 ]
 # Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels),
-# or whose row kernels sum in another order (softmax's and log-softmax's row sums).
+# or whose row kernels sum in another order (the norms' statistics and gradient sums, softmax's
+# and log-softmax's row sums).
 ROUNDED = {
     "GELUFunction",
     "SiLUFunction",
+    "LayerNormFunction",
+    "RMSNormFunction",
+    "GroupNormFunction",
+    "BatchNormFunction",
+    "AddNormFunction",
     "ELUFunction",
     "SoftplusFunction",
     "MishFunction",
@@ -50,8 +58,10 @@ def _cases(dtype: torch.dtype) -> list:
     ]
 
 
-def _run(op, sample, dtype: torch.dtype) -> list[torch.Tensor | None]:
-    """Outputs, first-order gradients and a double-backward gradient of ``op`` on ``sample``."""
+def _run(op, sample, dtype: torch.dtype, create_graph: bool = True) -> list[torch.Tensor | None]:
+    """Outputs, first-order gradients and (``create_graph``) a double-backward gradient of
+    ``op`` on ``sample``; without ``create_graph`` the first-order backward is the one a
+    training step runs (a twin's fused kernels, not its composite ops)."""
     args = sample.prepared(dtype)
     leaves = [args[i] for i in sample.differentiable()]
     outputs = float_outputs(op.op(*args, **sample.kwargs))
@@ -60,7 +70,11 @@ def _run(op, sample, dtype: torch.dtype) -> list[torch.Tensor | None]:
     if not pairs or not leaves:
         return [o.detach() for o in outputs]
     grads = torch.autograd.grad(
-        [o for o, _ in pairs], leaves, [g for _, g in pairs], create_graph=True, allow_unused=True
+        [o for o, _ in pairs],
+        leaves,
+        [g for _, g in pairs],
+        create_graph=create_graph,
+        allow_unused=True,
     )
     used = [g for g in grads if g is not None and g.requires_grad]
     second = []
@@ -73,12 +87,13 @@ def _run(op, sample, dtype: torch.dtype) -> list[torch.Tensor | None]:
 
 
 @needs_extension
+@pytest.mark.parametrize("create_graph", [True, False], ids=["double", "first_order"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("op", "sample"), _cases(torch.float64))
-def test_twin_equals_python_path(op, sample, dtype):
-    eager = _run(op, sample, dtype)
+def test_twin_equals_python_path(op, sample, dtype, create_graph):
+    eager = _run(op, sample, dtype, create_graph)
     with _ext.python_path():
-        reference = _run(op, sample, dtype)
+        reference = _run(op, sample, dtype, create_graph)
     assert len(eager) == len(reference)
     exact = op.function.__name__ not in ROUNDED
     for got, expected in zip(eager, reference, strict=True):

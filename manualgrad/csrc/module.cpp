@@ -6,6 +6,17 @@
 
 #include "twins.h"
 
+namespace {
+
+// A twin of several outputs (a std::vector) bound to return them as a tuple, as
+// torch.autograd.Function.apply does (torch.func's rules for an autograd.Function need one).
+template <typename... Args>
+auto as_tuple(std::vector<at::Tensor> (*twin)(Args...)) {
+  return [twin](Args... args) { return pybind11::tuple(pybind11::cast(twin(args...))); };
+}
+
+}  // namespace
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "C++ twins of manualgrad's hot Functions (the eager path; see manualgrad/_ext.py)";
   m.def("relu", &manualgrad::relu);
@@ -24,4 +35,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("linear", &manualgrad::linear);
   m.def("softmax", &manualgrad::softmax);
   m.def("log_softmax", &manualgrad::log_softmax);
+  m.def("layer_norm", as_tuple(&manualgrad::layer_norm));
+  m.def("rms_norm", as_tuple(&manualgrad::rms_norm));
+  m.def("add_norm", as_tuple(&manualgrad::add_norm));
+  m.def("group_norm", as_tuple(&manualgrad::group_norm));
+  m.def("batch_norm", as_tuple(&manualgrad::batch_norm));
 }

@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace manualgrad {
 
@@ -40,5 +41,22 @@ Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Ten
 // softmax.cpp
 Tensor softmax(const Tensor& input, int64_t dim);
 Tensor log_softmax(const Tensor& input, int64_t dim);
+
+// normalization.cpp: each returns the Python Function's outputs (y and its statistics)
+std::vector<Tensor> layer_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t dims, double eps);
+std::vector<Tensor> rms_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                             int64_t dims, double eps);
+std::vector<Tensor> add_norm(const Tensor& input, const Tensor& residual,
+                             const std::optional<Tensor>& weight,
+                             const std::optional<Tensor>& bias, int64_t dims, double eps,
+                             std::string kind);
+std::vector<Tensor> group_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t groups, double eps);
+std::vector<Tensor> batch_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias,
+                               const std::optional<Tensor>& running_mean,
+                               const std::optional<Tensor>& running_var, bool training,
+                               double momentum, double eps);
 
 }  // namespace manualgrad

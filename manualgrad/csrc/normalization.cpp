@@ -1,0 +1,1024 @@
+// C++ twins of manualgrad.functional.normalization (see twins.h): layer, RMS, group and batch
+// norm, the derivation of that module's docstring (and of each Function's docstring).
+//
+// The forward and a first-order backward (grad mode off, plain float32/float64 tensors) are
+// vectorised row kernels: per row (a layer norm's row, a group of a sample, a column of batch
+// norm's (N, C·L) matrix) the statistics once — μ, then v = (1/M) Σ (x − μ)² or the mean square,
+// r = (v + ε)^(−1/2) — and the normalisation in the same visit, the row still in cache;
+// backward the row sums Σ ĝ, Σ ĝ x once, then dL/dx = r ĝ + B x + C in one pass. Rows run in
+// parallel (at::parallel_for), each thread summing the column sums (dL/dw, dL/db of layer norm,
+// batch norm's statistics) into its own buffer. Sums accumulate in the data's type (float32
+// lanes for float32, as torch's reductions), so results equal the Python path's within float32
+// rounding — not bit for bit, the summation order differs. Element-wise the operations run in
+// the Python Function's order (e.g. ((x − μ)·r)·w + b).
+//
+// With grad mode on inside backward (double backward), or batched gradients, the backward is
+// the Python Function's, written with composite differentiable ATen ops; μ and r are outputs,
+// saved as such, so that backward stays connected to x.
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "common.h"
+#include "twins.h"
+
+namespace manualgrad {
+
+namespace {
+
+// ---- row kernels: a body run on vectors, then on the scalar tail ---------------------------
+
+template <typename T>
+Vec<T> load(const T* data, const Vec<T>&) {
+  return Vec<T>::loadu(data);
+}
+template <typename T>
+T load(const T* data, const T&) {
+  return *data;
+}
+template <typename T>
+void store(T* data, const Vec<T>& value) {
+  value.store(data);
+}
+template <typename T>
+void store(T* data, T value) {
+  *data = value;
+}
+
+// body(i, V()) for i = 0, step, 2·step, ... (V = Vec<T>, step its width), then body(i, T())
+// for the tail.
+template <typename T, typename Body>
+void strip(int64_t n, const Body& body) {
+  constexpr int64_t step = Vec<T>::size();
+  int64_t i = 0;
+  for (; i + step <= n; i += step) {
+    body(i, Vec<T>());
+  }
+  for (; i < n; ++i) {
+    body(i, T());
+  }
+}
+
+// A factor of a row formula: one value per element (data), or one for all (value).
+template <typename T>
+struct Operand {
+  const T* data = nullptr;
+  T value = T(0);
+  template <typename V>
+  V at(int64_t i, const V& tag) const {
+    return data != nullptr ? load(data + i, tag) : V(value);
+  }
+};
+template <typename T>
+Operand<T> each(const T* data) {
+  return {data, T(0)};
+}
+template <typename T>
+Operand<T> all(T value) {
+  return {nullptr, value};
+}
+
+// Σ_{i<n} term(i, V), in lanes of Vec<T>, then the lanes and the tail.
+template <typename T, typename Term>
+T row_sum(int64_t n, const Term& term) {
+  Vec<T> lanes(T(0));
+  T tail(0);
+  strip<T>(n, [&](int64_t i, auto tag) {
+    if constexpr (std::is_same_v<decltype(tag), T>) {
+      tail += term(i, tag);
+    } else {
+      lanes += term(i, tag);
+    }
+  });
+  T parts[Vec<T>::size()];
+  lanes.store(parts);
+  T total(0);
+  for (T part : parts) {
+    total += part;
+  }
+  return total + tail;
+}
+
+// out[i] = term(i, V) for i < n.
+template <typename T, typename Term>
+void write(T* out, int64_t n, const Term& term) {
+  strip<T>(n, [&](int64_t i, auto tag) { store(out + i, term(i, tag)); });
+}
+
+// sums[i] += term(i, V) for i < n.
+template <typename T, typename Term>
+void add_to(T* sums, int64_t n, const Term& term) {
+  strip<T>(n, [&](int64_t i, auto tag) { store(sums + i, load(sums + i, tag) + term(i, tag)); });
+}
+
+// μ (0 unless centred: RMS norm) and r = (v + ε)^(−1/2) of n values, v = (1/n) Σ (x − μ)².
+template <typename T>
+std::pair<T, T> moments(const T* x, int64_t n, bool centred, double eps) {
+  T mean(0);
+  if (centred) {
+    mean = row_sum<T>(n, [&](int64_t i, auto tag) { return load(x + i, tag); }) / T(n);
+  }
+  T var = row_sum<T>(n, [&](int64_t i, auto tag) {
+            auto c = load(x + i, tag) - decltype(tag)(mean);
+            return c * c;
+          }) /
+          T(n);
+  return {mean, T(1) / std::sqrt(var + static_cast<T>(eps))};
+}
+
+// y = ((x − m)·s)·w + t over n values (the forward's normalisation and affine map).
+template <typename T>
+void normalise(T* y, const T* x, int64_t n, Operand<T> m, Operand<T> s, Operand<T> w,
+               Operand<T> t) {
+  write<T>(y, n, [&](int64_t i, auto tag) {
+    return ((load(x + i, tag) - m.at(i, tag)) * s.at(i, tag)) * w.at(i, tag) + t.at(i, tag);
+  });
+}
+
+// dL/dx = ((dL/dy·s)·w + x·B) + C over n values (s·w = r ∘ w: the module docstring's r ĝ).
+template <typename T>
+void input_grad_row(T* dx, const T* g, Operand<T> x, int64_t n, Operand<T> s, Operand<T> w,
+                    Operand<T> b, Operand<T> c) {
+  write<T>(dx, n, [&](int64_t i, auto tag) {
+    return ((load(g + i, tag) * s.at(i, tag)) * w.at(i, tag) + x.at(i, tag) * b.at(i, tag)) +
+           c.at(i, tag);
+  });
+}
+
+// B and C of dL/dx = r ĝ + B x + C for one set of M cells (module docstring, as
+// normalization._input_grad computes them): B = −r³ (Σ ĝ x − μ Σ ĝ)/M − r³ dL/dr/M,
+// C = −r Σ ĝ/M − μ B + dL/dμ/M; not centred (RMS): μ ≡ 0 and C = 0.
+template <typename T>
+std::pair<T, T> coefficients(T sum_grad, T sum_grad_input, T mean, T rstd, int64_t count,
+                             T grad_mean, T grad_rstd, bool centred) {
+  T cubed = (rstd * rstd * rstd) / T(-count);
+  T centred_sum = centred ? sum_grad_input - mean * sum_grad : sum_grad_input;
+  T coef_x = centred_sum * cubed + grad_rstd * cubed;
+  if (!centred) {
+    return {coef_x, T(0)};
+  }
+  T coef_1 = (rstd * sum_grad) / T(-count) - mean * coef_x + grad_mean * T(1.0 / count);
+  return {coef_x, coef_1};
+}
+
+constexpr int64_t kGrain = 32768;  // elements per thread at least
+
+// body(i, sums) for each row i < rows of an (rows, width) matrix, the rows in chunks run in
+// parallel (one per thread at most), each chunk with its own zeroed (count, width) sums; returns
+// the sums added over the chunks, (count, width) (undefined for count 0).
+template <typename T, typename Body>
+Tensor over_rows(const at::TensorOptions& options, int64_t rows, int64_t width, int64_t count,
+                 const Body& body) {
+  int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  int64_t chunks = std::clamp<int64_t>(rows * width / kGrain, 1, threads);
+  Tensor sums = count > 0 ? at::zeros({chunks, count, width}, options) : Tensor();
+  T* data = count > 0 ? sums.data_ptr<T>() : nullptr;
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t chunk = begin; chunk < end; ++chunk) {
+      T* own = data + chunk * count * width;
+      for (int64_t i = rows * chunk / chunks; i < rows * (chunk + 1) / chunks; ++i) {
+        body(i, own);
+      }
+    }
+  });
+  if (count == 0) {
+    return sums;
+  }
+  return chunks == 1 ? sums[0] : sums.sum(0);
+}
+
+template <typename T>
+const T* pointer(const Tensor& t) {
+  return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+template <typename T>
+T value_at(const T* data, int64_t i) {
+  return data != nullptr ? data[i] : T(0);
+}
+
+// Whether a backward may take the row kernels: first order, every defined tensor plain and of
+// the first's floating dtype (float32/float64).
+bool first_order(std::initializer_list<Tensor> tensors) {
+  if (at::GradMode::is_enabled()) {
+    return false;
+  }
+  auto dtype = tensors.begin()->scalar_type();
+  return std::all_of(tensors.begin(), tensors.end(), [dtype](const Tensor& t) {
+    return !t.defined() || (fusable(t) && t.scalar_type() == dtype);
+  });
+}
+
+// needs_input_grad per tensor argument: an absent optional tensor has no edge
+// (custom_function.h), so the edges of the present ones are counted.
+std::vector<bool> needs(AutogradContext* ctx, std::initializer_list<bool> present) {
+  std::vector<bool> result;
+  size_t edge = 0;
+  for (bool here : present) {
+    result.push_back(here && ctx->needs_input_grad(edge));
+    edge += here ? 1 : 0;
+  }
+  return result;
+}
+
+Tensor value_or_undefined(const std::optional<Tensor>& t) {
+  return t.has_value() ? *t : Tensor();
+}
+
+Tensor contiguous(const Tensor& t) {
+  return t.defined() ? t.contiguous() : t;
+}
+
+// dL/dy, or zeros when only the statistics were reached (their gradients are not materialised).
+Tensor grad_or_zeros(const Tensor& grad, const Tensor& like) {
+  return grad.defined() ? grad : at::zeros_like(like);
+}
+
+// ---- composite backward (grad mode on: differentiable again) -------------------------------
+
+// normalization._input_grad: dL/dx = r ĝ + B x + C from the per-set sums Σ ĝ (undefined for RMS
+// norm) and Σ ĝ x, r ĝ = dL/dy ∘ scale (∘ weight when defined).
+Tensor composite_input_grad(const Tensor& grad, const Tensor& input, const Tensor& sum_grad,
+                            const Tensor& sum_grad_input, const Tensor& mean, const Tensor& rstd,
+                            int64_t count, const Tensor& grad_mean, const Tensor& grad_rstd,
+                            const Tensor& scale, const Tensor& weight) {
+  Tensor centred =
+      mean.defined() ? at::addcmul(sum_grad_input, mean, sum_grad, -1) : sum_grad_input;
+  Tensor cubed = rstd.pow(3) / static_cast<double>(-count);
+  Tensor coef_x = centred * cubed;
+  if (grad_rstd.defined()) {  // dr/dx = −r³ (x − μ)/M
+    coef_x = at::addcmul(coef_x, grad_rstd, cubed);
+  }
+  Tensor result = grad * scale;
+  if (weight.defined()) {
+    result = result * weight;
+  }
+  result = at::addcmul(result, input, coef_x);
+  if (!mean.defined()) {
+    return result;
+  }
+  Tensor coef_1 = at::addcmul(rstd * sum_grad / static_cast<double>(-count), mean, coef_x, -1);
+  if (grad_mean.defined()) {  // dμ/dx = 1/M
+    coef_1 = coef_1 + grad_mean * (1.0 / static_cast<double>(count));
+  }
+  return result + coef_1;
+}
+
+// ---- layer norm, RMS norm -----------------------------------------------------------------
+
+// The forward of a norm over the last `dims` dims (centred: layer norm; else RMS norm):
+// (y, μ, r) with μ, r of the input's leading shape and 1 per normalised dim.
+std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                     int64_t dims, double eps, bool centred) {
+  Tensor x = input.contiguous();
+  std::vector<int64_t> stat_shape(input.sizes().begin(), input.sizes().end());
+  int64_t width = 1;
+  for (int64_t d = input.dim() - dims; d < input.dim(); ++d) {
+    width *= stat_shape[d];
+    stat_shape[d] = 1;
+  }
+  int64_t rows = c10::multiply_integers(stat_shape);
+  Tensor output = at::empty_like(x);
+  Tensor mean = at::empty(stat_shape, x.options());
+  Tensor rstd = at::empty(stat_shape, x.options());
+  Tensor w = contiguous(weight);
+  Tensor b = contiguous(bias);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_norm_forward", [&] {
+    const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    scalar_t* ys = output.data_ptr<scalar_t>();
+    scalar_t* means = mean.data_ptr<scalar_t>();
+    scalar_t* rstds = rstd.data_ptr<scalar_t>();
+    Operand<scalar_t> scale = weight.defined() ? each(pointer<scalar_t>(w)) : all(scalar_t(1));
+    Operand<scalar_t> shift = bias.defined() ? each(pointer<scalar_t>(b)) : all(scalar_t(0));
+    over_rows<scalar_t>(x.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
+      const scalar_t* row = xs + i * width;
+      auto [mu, r] = moments(row, width, centred, eps);
+      means[i] = mu;
+      rstds[i] = r;
+      normalise(ys + i * width, row, width, all(mu), all(r), scale, shift);
+    });
+  });
+  return {output, centred ? mean : Tensor(), rstd};
+}
+
+// The first-order backward of a norm over the last `dims` dims (mean undefined: RMS norm), in
+// one pass per row: Σ ĝ, Σ ĝ x, then dL/dx = r ĝ + B x + C, and dL/dw = Σ_rows dL/dy ∘ x̂,
+// dL/db = Σ_rows dL/dy into per-thread column sums.
+std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
+                                           const Tensor& weight, const Tensor& mean,
+                                           const Tensor& rstd, const Tensor& grad_mean,
+                                           const Tensor& grad_rstd, int64_t dims,
+                                           const std::vector<bool>& need) {
+  bool centred = mean.defined();
+  at::IntArrayRef shape = input.sizes().slice(input.dim() - dims);
+  int64_t width = c10::multiply_integers(shape);
+  int64_t rows = rstd.numel();
+  Tensor g = grad.contiguous();
+  Tensor x = input.contiguous();
+  Tensor w = contiguous(weight);
+  Tensor mu = contiguous(mean);
+  Tensor r = rstd.contiguous();
+  Tensor gm = contiguous(grad_mean);
+  Tensor gr = contiguous(grad_rstd);
+  Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
+  int64_t count = (need[1] || need[2]) ? 2 : 0;
+  Tensor sums;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_norm_grads", [&] {
+    const scalar_t* gs = g.const_data_ptr<scalar_t>();
+    const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    const scalar_t* ws = pointer<scalar_t>(w);
+    const scalar_t* means = pointer<scalar_t>(mu);
+    const scalar_t* rstds = r.const_data_ptr<scalar_t>();
+    const scalar_t* grad_means = pointer<scalar_t>(gm);
+    const scalar_t* grad_rstds = pointer<scalar_t>(gr);
+    scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
+    Operand<scalar_t> w_op = ws != nullptr ? each(ws) : all(scalar_t(1));
+    sums = over_rows<scalar_t>(x.options(), rows, width, count, [&](int64_t i, scalar_t* own) {
+      const scalar_t* gi = gs + i * width;
+      const scalar_t* xi = xs + i * width;
+      scalar_t mu = value_at(means, i);
+      scalar_t r = rstds[i];
+      if (dx != nullptr) {
+        scalar_t sum_grad(0);
+        if (centred) {
+          sum_grad = row_sum<scalar_t>(
+              width, [&](int64_t j, auto tag) { return load(gi + j, tag) * w_op.at(j, tag); });
+        }
+        scalar_t sum_grad_input = row_sum<scalar_t>(width, [&](int64_t j, auto tag) {
+          return (load(gi + j, tag) * load(xi + j, tag)) * w_op.at(j, tag);
+        });
+        auto [b, c] = coefficients(sum_grad, sum_grad_input, mu, r, width,
+                                   value_at(grad_means, i), value_at(grad_rstds, i), centred);
+        input_grad_row(dx + i * width, gi, each(xi), width, all(r), w_op, all(b), all(c));
+      }
+      if (need[1]) {
+        add_to(own, width, [&](int64_t j, auto tag) {
+          using V = decltype(tag);
+          return load(gi + j, tag) * ((load(xi + j, tag) - V(mu)) * V(r));
+        });
+      }
+      if (need[2]) {
+        add_to(own + width, width, [&](int64_t j, auto tag) { return load(gi + j, tag); });
+      }
+    });
+  });
+  Tensor grad_weight = need[1] ? sums[0].view(shape) : Tensor();
+  Tensor grad_bias = need[2] ? sums[1].view(shape) : Tensor();
+  return {need[0] ? grad_input.view(input.sizes()) : Tensor(), grad_weight, grad_bias};
+}
+
+// normalization.layer_norm_grads / rms_norm_grads (mean undefined) in composite ops.
+std::vector<Tensor> trailing_grads_composite(const Tensor& grad, const Tensor& input,
+                                                const Tensor& weight, const Tensor& mean,
+                                                const Tensor& rstd, const Tensor& grad_mean,
+                                                const Tensor& grad_rstd, int64_t dims,
+                                                const std::vector<bool>& need) {
+  at::IntArrayRef shape = input.sizes().slice(input.dim() - dims);
+  int64_t width = c10::multiply_integers(shape);
+  int64_t rows = rstd.numel();
+  Tensor g = grad.reshape({rows, width});
+  Tensor x = input.reshape({rows, width});
+  Tensor w = weight.defined() ? weight.reshape({width}) : weight;
+  Tensor mu = mean.defined() ? mean.reshape({-1, 1}) : mean;
+  Tensor r = rstd.reshape({-1, 1});
+  auto weighted_sum = [&](const Tensor& matrix) {  // Σ_row matrix ∘ w, (R, 1)
+    return w.defined() ? matrix.matmul(w).unsqueeze(1) : matrix.sum(1, true);
+  };
+  Tensor grad_input, grad_weight, grad_bias;
+  if (need[0] || need[1]) {
+    Tensor grad_times_input = g * x;
+    if (need[1]) {
+      grad_weight = grad_times_input.t().matmul(r).squeeze(1);
+      if (mu.defined()) {
+        grad_weight = grad_weight - g.t().matmul(mu * r).squeeze(1);
+      }
+      grad_weight = grad_weight.view(shape);
+    }
+    if (need[0]) {
+      grad_input = composite_input_grad(
+          g, x, mu.defined() ? weighted_sum(g) : Tensor(), weighted_sum(grad_times_input), mu, r,
+          width, grad_mean.defined() ? grad_mean.reshape({-1, 1}) : grad_mean,
+          grad_rstd.defined() ? grad_rstd.reshape({-1, 1}) : grad_rstd, r, w);
+      grad_input = grad_input.view(grad.sizes());
+    }
+  }
+  if (need[2]) {
+    grad_bias = g.sum(0).view(shape);
+  }
+  return {grad_input, grad_weight, grad_bias};
+}
+
+std::vector<Tensor> trailing_grads(const Tensor& grad, const Tensor& input,
+                                      const Tensor& weight, const Tensor& mean,
+                                      const Tensor& rstd, const Tensor& grad_mean,
+                                      const Tensor& grad_rstd, int64_t dims,
+                                      const std::vector<bool>& need) {
+  Tensor g = grad_or_zeros(grad, input);
+  if (first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd})) {
+    return trailing_grads_rows(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+  }
+  return trailing_grads_composite(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims,
+                                     need);
+}
+
+}  // namespace
+
+// A norm with the statistics (μ, r) and an optional affine w, b, of one integer parameter
+// (layer norm's dims, group norm's groups): forward Self::outputs (y, μ, r), saving x, w, μ, r;
+// backward Self::gradients (dL/dx, dL/dw, dL/db).
+template <typename Self>
+struct CentredNorm : public torch::autograd::Function<Self> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+                               const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t parameter, double eps) {
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["weight"] = weight.has_value();
+    ctx->saved_data["bias"] = bias.has_value();
+    ctx->saved_data["parameter"] = parameter;
+    Tensor w = value_or_undefined(weight);
+    auto outputs = Self::outputs(input, w, value_or_undefined(bias), parameter, eps);
+    ctx->save_for_backward({input, w, outputs[1], outputs[2]});
+    return outputs;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(),
+                            ctx->saved_data["bias"].toBool()});
+    auto result = Self::gradients(grads[0], saved[0], saved[1], saved[2], saved[3], grads[1],
+                                  grads[2], ctx->saved_data["parameter"].toInt(), need);
+    return {result[0], result[1], result[2], Tensor(), Tensor()};
+  }
+};
+
+// Python: manualgrad.functional.normalization.LayerNormFunction.
+struct LayerNormTwin : public CentredNorm<LayerNormTwin> {
+  static std::vector<Tensor> outputs(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                     int64_t dims, double eps) {
+    return trailing_forward(input, weight, bias, dims, eps, true);
+  }
+  static std::vector<Tensor> gradients(const Tensor& grad, const Tensor& input,
+                                       const Tensor& weight, const Tensor& mean,
+                                       const Tensor& rstd, const Tensor& grad_mean,
+                                       const Tensor& grad_rstd, int64_t dims,
+                                       const std::vector<bool>& need) {
+    return trailing_grads(grad, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+  }
+};
+
+// Python: manualgrad.functional.normalization.RMSNormFunction.
+struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+                               const std::optional<Tensor>& weight, int64_t dims, double eps) {
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["weight"] = weight.has_value();
+    ctx->saved_data["dims"] = dims;
+    Tensor w = value_or_undefined(weight);
+    auto outputs = trailing_forward(input, w, Tensor(), dims, eps, false);
+    ctx->save_for_backward({input, w, outputs[2]});
+    return {outputs[0], outputs[2]};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(), false});
+    auto result = trailing_grads(grads[0], saved[0], saved[1], Tensor(), saved[2], Tensor(),
+                                    grads[1], ctx->saved_data["dims"].toInt(), need);
+    return {result[0], result[1], Tensor(), Tensor()};
+  }
+};
+
+// ---- residual add + norm -----------------------------------------------------------------
+
+// Python: manualgrad.functional.transformer.AddNormFunction: h = x + r, y = norm(h) (RMS or
+// layer norm, the twins' kernels above on h), outputs (y, h, the norm's statistics);
+// dL/dx = dL/dr = dL/dh|_out + normᵀ(dL/dy), reduced to each operand's shape.
+struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& residual,
+                               const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t dims, double eps,
+                               std::string kind) {
+    ctx->set_materialize_grads(false);
+    bool centred = kind != "rms";
+    ctx->saved_data["weight"] = weight.has_value();
+    ctx->saved_data["bias"] = bias.has_value();
+    ctx->saved_data["dims"] = dims;
+    ctx->saved_data["centred"] = centred;
+    ctx->saved_data["input_sizes"] = input.sizes().vec();
+    ctx->saved_data["residual_sizes"] = residual.sizes().vec();
+    Tensor total = input + residual;
+    Tensor w = value_or_undefined(weight);
+    Tensor b = centred ? value_or_undefined(bias) : Tensor();
+    auto outputs = trailing_forward(total, w, b, dims, eps, centred);
+    ctx->save_for_backward({total, w, outputs[1], outputs[2]});
+    if (centred) {
+      return {outputs[0], total, outputs[1], outputs[2]};
+    }
+    return {outputs[0], total, outputs[2]};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    bool centred = ctx->saved_data["centred"].toBool();
+    auto need = needs(ctx, {true, true, ctx->saved_data["weight"].toBool(),
+                            ctx->saved_data["bias"].toBool()});
+    Tensor grad_mean = centred ? grads[2] : Tensor();
+    Tensor grad_rstd = grads[centred ? 3 : 2];
+    auto norm = trailing_grads(grads[0], saved[0], saved[1], saved[2], saved[3], grad_mean,
+                                  grad_rstd, ctx->saved_data["dims"].toInt(),
+                                  {need[0] || need[1], need[2], need[3]});
+    Tensor grad_total = norm[0];
+    if (grads[1].defined()) {
+      grad_total = grad_total.defined() ? grad_total + grads[1] : grads[1];
+    }
+    auto reduced = [&](bool wanted, const char* sizes) {
+      return wanted && grad_total.defined()
+                 ? grad_total.sum_to_size(ctx->saved_data[sizes].toIntVector())
+                 : Tensor();
+    };
+    return {reduced(need[0], "input_sizes"), reduced(need[1], "residual_sizes"), norm[1], norm[2],
+            Tensor(), Tensor(), Tensor()};
+  }
+};
+
+namespace {
+
+// ---- group norm --------------------------------------------------------------------------
+
+// A group norm's input as (N, C, L), its G groups of `size` = C/G channels.
+struct Groups {
+  int64_t batch, channels, length, groups, size;
+  Groups(const Tensor& input, int64_t groups)
+      : batch(input.size(0)),
+        channels(input.size(1)),
+        length(c10::multiply_integers(input.sizes().slice(2))),
+        groups(groups),
+        size(input.size(1) / groups) {}
+  int64_t width() const {  // the cells of one group of one sample
+    return size * length;
+  }
+  Tensor per_channel(const Tensor& per_group) const {  // (N, G) → (N, C)
+    return per_group.repeat_interleave(size, 1);
+  }
+};
+
+// Group norm's forward: per (sample, group) row μ, r, then y = (x − μ)·(r w_c) + b_c.
+std::vector<Tensor> group_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                  const Groups& shape, double eps) {
+  Tensor x = input.contiguous();
+  Tensor w = contiguous(weight);
+  Tensor b = contiguous(bias);
+  Tensor output = at::empty_like(x);
+  Tensor mean = at::empty({shape.batch, shape.groups}, x.options());
+  Tensor rstd = at::empty({shape.batch, shape.groups}, x.options());
+  int64_t width = shape.width();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_forward", [&] {
+    const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    scalar_t* ys = output.data_ptr<scalar_t>();
+    scalar_t* means = mean.data_ptr<scalar_t>();
+    scalar_t* rstds = rstd.data_ptr<scalar_t>();
+    const scalar_t* ws = pointer<scalar_t>(w);
+    const scalar_t* bs = pointer<scalar_t>(b);
+    over_rows<scalar_t>(x.options(), mean.numel(), width, 0, [&](int64_t i, scalar_t*) {
+      const scalar_t* row = xs + i * width;
+      auto [mu, r] = moments(row, width, true, eps);
+      means[i] = mu;
+      rstds[i] = r;
+      int64_t first = (i % shape.groups) * shape.size;
+      for (int64_t k = 0; k < shape.size; ++k) {
+        int64_t c = first + k;
+        scalar_t scale = ws != nullptr ? r * ws[c] : r;
+        int64_t offset = i * width + k * shape.length;
+        normalise(ys + offset, xs + offset, shape.length, all(mu), all(scale), all(scalar_t(1)),
+                  all(value_at(bs, c)));
+      }
+    });
+  });
+  return {output, mean, rstd};
+}
+
+// Group norm's first-order backward, one pass per (sample, group) row: the per-channel sums
+// Σ dL/dy, Σ dL/dy ∘ x, the group's Σ ĝ = Σ_c w_c Σ dL/dy, Σ ĝ x = Σ_c w_c Σ dL/dy ∘ x, then
+// dL/dx = (r w_c) dL/dy + B x + C.
+std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input,
+                                        const Tensor& weight, const Tensor& mean,
+                                        const Tensor& rstd, const Tensor& grad_mean,
+                                        const Tensor& grad_rstd, const Groups& shape,
+                                        const std::vector<bool>& need) {
+  Tensor g = grad.contiguous();
+  Tensor x = input.contiguous();
+  Tensor w = contiguous(weight);
+  Tensor mu = mean.contiguous();
+  Tensor r = rstd.contiguous();
+  Tensor gm = contiguous(grad_mean);
+  Tensor gr = contiguous(grad_rstd);
+  Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
+  Tensor sum_grad = at::empty({shape.batch, shape.channels}, x.options());
+  Tensor sum_grad_input = at::empty({shape.batch, shape.channels}, x.options());
+  int64_t width = shape.width();
+  int64_t length = shape.length;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_grads", [&] {
+    const scalar_t* gs = g.const_data_ptr<scalar_t>();
+    const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    const scalar_t* ws = pointer<scalar_t>(w);
+    const scalar_t* means = mu.const_data_ptr<scalar_t>();
+    const scalar_t* rstds = r.const_data_ptr<scalar_t>();
+    const scalar_t* grad_means = pointer<scalar_t>(gm);
+    const scalar_t* grad_rstds = pointer<scalar_t>(gr);
+    scalar_t* sums = sum_grad.data_ptr<scalar_t>();
+    scalar_t* input_sums = sum_grad_input.data_ptr<scalar_t>();
+    scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
+    over_rows<scalar_t>(x.options(), mu.numel(), width, 0, [&](int64_t i, scalar_t*) {
+      int64_t first = (i % shape.groups) * shape.size;
+      int64_t cell = (i / shape.groups) * shape.channels + first;  // (n, first channel)
+      scalar_t group_grad(0);
+      scalar_t group_grad_input(0);
+      for (int64_t k = 0; k < shape.size; ++k) {
+        const scalar_t* gk = gs + i * width + k * length;
+        const scalar_t* xk = xs + i * width + k * length;
+        sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
+          return load(gk + j, tag);
+        });
+        input_sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
+          return load(gk + j, tag) * load(xk + j, tag);
+        });
+        scalar_t wc = ws != nullptr ? ws[first + k] : scalar_t(1);
+        group_grad += wc * sums[cell + k];
+        group_grad_input += wc * input_sums[cell + k];
+      }
+      if (dx == nullptr) {
+        return;
+      }
+      auto [b, c] = coefficients(group_grad, group_grad_input, means[i], rstds[i], width,
+                                 value_at(grad_means, i), value_at(grad_rstds, i), true);
+      for (int64_t k = 0; k < shape.size; ++k) {
+        int64_t offset = i * width + k * length;
+        scalar_t scale = ws != nullptr ? rstds[i] * ws[first + k] : rstds[i];
+        input_grad_row(dx + offset, gs + offset, each(xs + offset), length, all(scale),
+                       all(scalar_t(1)), all(b), all(c));
+      }
+    });
+  });
+  Tensor grad_weight, grad_bias;
+  if (need[1]) {  // dL/dw_c = Σ_n r (Σ dL/dy ∘ x − μ Σ dL/dy)
+    grad_weight = (shape.per_channel(r) * (sum_grad_input - shape.per_channel(mu) * sum_grad))
+                      .sum(0);
+  }
+  if (need[2]) {
+    grad_bias = sum_grad.sum(0);
+  }
+  return {need[0] ? grad_input.view(input.sizes()) : Tensor(), grad_weight, grad_bias};
+}
+
+// GroupNormFunction.backward in composite ops.
+std::vector<Tensor> group_grads_composite(const Tensor& grad, const Tensor& input,
+                                             const Tensor& weight, const Tensor& mean,
+                                             const Tensor& rstd, const Tensor& grad_mean,
+                                             const Tensor& grad_rstd, const Groups& shape,
+                                             const std::vector<bool>& need) {
+  std::vector<int64_t> flat{shape.batch, shape.channels, shape.length};
+  Tensor x = input.reshape(flat);
+  Tensor g = grad.reshape(flat);
+  Tensor sum_grad = g.sum(2, true);
+  Tensor sum_grad_input = (g * x).sum(2, true);
+  auto per_channel = [&](const Tensor& per_group) {  // (N, G) → (N, C, 1)
+    return shape.per_channel(per_group).unsqueeze(2);
+  };
+  auto group_sum = [&](const Tensor& t) {  // (N, C, 1) → its group's sum on each channel
+    return per_channel(t.reshape({shape.batch, shape.groups, shape.size}).sum(2));
+  };
+  Tensor w = weight.defined() ? weight.reshape({shape.channels, 1}) : weight;
+  auto weighted = [&](const Tensor& t) { return w.defined() ? w * t : t; };
+  Tensor mean_c = per_channel(mean);
+  Tensor rstd_c = per_channel(rstd);
+  Tensor grad_input, grad_weight, grad_bias;
+  if (need[0]) {
+    grad_input = composite_input_grad(
+        g, x, group_sum(weighted(sum_grad)), group_sum(weighted(sum_grad_input)), mean_c, rstd_c,
+        shape.width(), grad_mean.defined() ? per_channel(grad_mean) : grad_mean,
+        grad_rstd.defined() ? per_channel(grad_rstd) : grad_rstd,
+        w.defined() ? rstd_c * w : rstd_c, Tensor());
+    grad_input = grad_input.view(grad.sizes());
+  }
+  if (need[1]) {
+    grad_weight = (rstd_c * (sum_grad_input - mean_c * sum_grad)).sum(0).reshape({-1});
+  }
+  if (need[2]) {
+    grad_bias = sum_grad.sum(0).reshape({-1});
+  }
+  return {grad_input, grad_weight, grad_bias};
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.normalization.GroupNormFunction.
+struct GroupNormTwin : public CentredNorm<GroupNormTwin> {
+  static std::vector<Tensor> outputs(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                     int64_t groups, double eps) {
+    return group_forward(input, weight, bias, Groups(input, groups), eps);
+  }
+  static std::vector<Tensor> gradients(const Tensor& grad, const Tensor& input,
+                                       const Tensor& weight, const Tensor& mean,
+                                       const Tensor& rstd, const Tensor& grad_mean,
+                                       const Tensor& grad_rstd, int64_t groups,
+                                       const std::vector<bool>& need) {
+    Tensor g = grad_or_zeros(grad, input);
+    bool rows = first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd});
+    auto compute = rows ? group_grads_rows : group_grads_composite;
+    return compute(g, input, weight, mean, rstd, grad_mean, grad_rstd, Groups(input, groups),
+                   need);
+  }
+};
+
+namespace {
+
+// ---- batch norm ---------------------------------------------------------------------------
+
+// A per-channel vector repeated over each channel's `length` cells: one value per column of
+// the (N, C·L) matrix.
+Tensor columns(const Tensor& per_channel, int64_t length) {
+  return per_channel.reshape({-1, 1}).expand({-1, length}).contiguous().reshape({-1});
+}
+
+// Column sums of an (N, K) matrix's terms(row pointers, V) over its rows, per channel: (C,).
+template <typename T, typename Term>
+Tensor channel_sums(const Tensor& x, int64_t channels, int64_t length, const Term& term) {
+  int64_t width = channels * length;
+  const T* xs = x.const_data_ptr<T>();
+  Tensor sums = over_rows<T>(x.options(), x.numel() / std::max<int64_t>(width, 1), width, 1,
+                             [&](int64_t i, T* own) {
+                               const T* row = xs + i * width;
+                               add_to(own, width,
+                                      [&](int64_t j, auto tag) { return term(row, j, tag); });
+                             });
+  return sums.view({channels, length}).sum(1);
+}
+
+// Batch norm's forward in row kernels: training: per channel μ = Σ x/M, v = Σ (x − μ)²/M (two
+// column-sum passes), y = (x − μ)·(r w) + b; eval: y = x·(r w) + (b − μ r w).
+std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                                  const std::optional<Tensor>& running_mean,
+                                  const std::optional<Tensor>& running_var, bool training,
+                                  double momentum, double eps) {
+  Tensor x = input.contiguous();
+  int64_t channels = input.size(1);
+  int64_t length = c10::multiply_integers(input.sizes().slice(2));
+  int64_t count = input.numel() / channels;
+  int64_t width = channels * length;
+  Tensor output = at::empty_like(x);
+  Tensor mean, rstd, centre, shift;
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_batch_norm_forward", [&] {
+    if (training) {
+      mean = channel_sums<scalar_t>(x, channels, length,
+                                    [](const scalar_t* row, int64_t j, auto tag) {
+                                      return load(row + j, tag);
+                                    }) /
+             static_cast<double>(count);
+      centre = columns(mean, length);
+      const scalar_t* centres = centre.const_data_ptr<scalar_t>();
+      Tensor var = channel_sums<scalar_t>(x, channels, length,
+                                          [centres](const scalar_t* row, int64_t j, auto tag) {
+                                            auto c = load(row + j, tag) - load(centres + j, tag);
+                                            return c * c;
+                                          }) /
+                   static_cast<double>(count);
+      rstd = (var + eps).rsqrt();
+      if (running_mean.has_value()) {
+        running_mean->mul_(1 - momentum).add_(mean, momentum);
+      }
+      if (running_var.has_value()) {
+        double unbiased = static_cast<double>(count) / std::max<int64_t>(count - 1, 1);
+        running_var->mul_(1 - momentum).add_(var * unbiased, momentum);
+      }
+    } else {
+      mean = running_mean->clone();
+      rstd = (*running_var + eps).rsqrt();
+    }
+    Tensor scale = weight.defined() ? rstd * weight : rstd;
+    if (!training) {
+      shift = bias.defined() ? bias - mean * scale : -mean * scale;
+    }
+    Tensor scales = columns(scale, length);
+    Tensor shifts = shift.defined() ? columns(shift, length) : shift;
+    Tensor biases = bias.defined() && training ? columns(bias, length) : Tensor();
+    Operand<scalar_t> m = centre.defined() ? each(pointer<scalar_t>(centre)) : all(scalar_t(0));
+    Operand<scalar_t> t = shifts.defined() ? each(pointer<scalar_t>(shifts))
+                          : biases.defined() ? each(pointer<scalar_t>(biases))
+                                             : all(scalar_t(0));
+    const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    scalar_t* ys = output.data_ptr<scalar_t>();
+    over_rows<scalar_t>(x.options(), count / std::max<int64_t>(length, 1), width, 0,
+                        [&](int64_t i, scalar_t*) {
+                          normalise(ys + i * width, xs + i * width, width, m,
+                                    each(pointer<scalar_t>(scales)), all(scalar_t(1)), t);
+                        });
+  });
+  return {output, mean, rstd};
+}
+
+// Batch norm's first-order backward: per channel Σ dL/dy, Σ dL/dy ∘ x (one column-sum pass),
+// then dL/dx = (r w) dL/dy + B x + C (training) or (r w) dL/dy (eval) in one pass.
+std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input,
+                                        const Tensor& weight, const Tensor& mean,
+                                        const Tensor& rstd, const Tensor& grad_mean,
+                                        const Tensor& grad_rstd, bool training,
+                                        const std::vector<bool>& need) {
+  Tensor g = grad.contiguous();
+  Tensor x = contiguous(input);
+  int64_t channels = grad.size(1);
+  int64_t length = c10::multiply_integers(grad.sizes().slice(2));
+  int64_t width = channels * length;
+  int64_t rows = grad.size(0);
+  int64_t count = rows * length;
+  bool with_input = x.defined() && (need[1] || (training && need[0]));
+  Tensor grad_input = need[0] ? at::empty_like(g) : Tensor();
+  Tensor sum_grad, sum_grad_input;
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_batch_norm_grads", [&] {
+    const scalar_t* gs = g.const_data_ptr<scalar_t>();
+    const scalar_t* xs = pointer<scalar_t>(x);
+    Tensor sums = over_rows<scalar_t>(
+        g.options(), rows, width, with_input ? 2 : 1, [&](int64_t i, scalar_t* own) {
+          const scalar_t* gi = gs + i * width;
+          add_to(own, width, [&](int64_t j, auto tag) { return load(gi + j, tag); });
+          if (with_input) {
+            const scalar_t* xi = xs + i * width;
+            add_to(own + width, width,
+                   [&](int64_t j, auto tag) { return load(gi + j, tag) * load(xi + j, tag); });
+          }
+        });
+    Tensor per_channel = sums.view({-1, channels, length}).sum(2);
+    sum_grad = per_channel[0];
+    sum_grad_input = with_input ? per_channel[1] : Tensor();
+    if (!need[0]) {
+      return;
+    }
+    Tensor scale = columns(weight.defined() ? rstd * weight : rstd, length);
+    Tensor coef_x = at::zeros({channels}, g.options());
+    Tensor coef_1 = at::zeros({channels}, g.options());
+    if (training) {
+      Tensor w = contiguous(weight);
+      Tensor gm = contiguous(grad_mean);
+      Tensor gr = contiguous(grad_rstd);
+      const scalar_t* ws = pointer<scalar_t>(w);
+      const scalar_t* sums_g = sum_grad.const_data_ptr<scalar_t>();
+      const scalar_t* sums_gx = sum_grad_input.const_data_ptr<scalar_t>();
+      for (int64_t c = 0; c < channels; ++c) {
+        scalar_t wc = ws != nullptr ? ws[c] : scalar_t(1);
+        auto [b, cc] = coefficients(wc * sums_g[c], wc * sums_gx[c],
+                                    mean.const_data_ptr<scalar_t>()[c],
+                                    rstd.const_data_ptr<scalar_t>()[c], count,
+                                    value_at(pointer<scalar_t>(gm), c),
+                                    value_at(pointer<scalar_t>(gr), c), true);
+        coef_x.data_ptr<scalar_t>()[c] = b;
+        coef_1.data_ptr<scalar_t>()[c] = cc;
+      }
+    }
+    Tensor coef_x_columns = columns(coef_x, length);
+    Tensor coef_1_columns = columns(coef_1, length);
+    Operand<scalar_t> x_op = training ? each(xs) : all(scalar_t(0));
+    scalar_t* dx = grad_input.data_ptr<scalar_t>();
+    over_rows<scalar_t>(g.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
+      Operand<scalar_t> xi = x_op;
+      if (xi.data != nullptr) {
+        xi.data += i * width;
+      }
+      input_grad_row(dx + i * width, gs + i * width, xi, width, each(pointer<scalar_t>(scale)),
+                     all(scalar_t(1)), each(pointer<scalar_t>(coef_x_columns)),
+                     each(pointer<scalar_t>(coef_1_columns)));
+    });
+  });
+  Tensor grad_weight = need[1] ? rstd * (sum_grad_input - mean * sum_grad) : Tensor();
+  return {grad_input, grad_weight, need[2] ? sum_grad : Tensor()};
+}
+
+// BatchNormFunction.backward in composite ops.
+std::vector<Tensor> batch_grads_composite(const Tensor& grad, const Tensor& input,
+                                             const Tensor& weight, const Tensor& mean,
+                                             const Tensor& rstd, const Tensor& grad_mean,
+                                             const Tensor& grad_rstd, bool training,
+                                             const std::vector<bool>& need) {
+  std::vector<int64_t> dims{0};
+  std::vector<int64_t> shape(grad.dim(), 1);
+  shape[1] = grad.size(1);
+  for (int64_t d = 2; d < grad.dim(); ++d) {
+    dims.push_back(d);
+  }
+  int64_t count = grad.numel() / std::max<int64_t>(grad.size(1), 1);
+  Tensor mu = mean.reshape(shape);
+  Tensor r = rstd.reshape(shape);
+  Tensor w = weight.defined() ? weight.reshape(shape) : weight;
+  auto weighted = [&](const Tensor& t) { return w.defined() ? w * t : t; };
+  Tensor scale = weighted(r);
+  Tensor sum_grad = grad.sum(dims, true);
+  Tensor sum_grad_input;
+  if (need[1] || (training && need[0])) {
+    sum_grad_input = (grad * input).sum(dims, true);
+  }
+  Tensor grad_input, grad_weight;
+  if (need[0] && training) {
+    grad_input = composite_input_grad(
+        grad, input, weighted(sum_grad), weighted(sum_grad_input), mu, r, count,
+        grad_mean.defined() ? grad_mean.reshape(shape) : grad_mean,
+        grad_rstd.defined() ? grad_rstd.reshape(shape) : grad_rstd, scale, Tensor());
+  } else if (need[0]) {
+    grad_input = grad * scale;
+  }
+  if (need[1]) {
+    grad_weight = (r * (sum_grad_input - mu * sum_grad)).reshape({-1});
+  }
+  return {grad_input, grad_weight, need[2] ? sum_grad.reshape({-1}) : Tensor()};
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.normalization.BatchNormFunction.
+struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+                               const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias,
+                               const std::optional<Tensor>& running_mean,
+                               const std::optional<Tensor>& running_var, bool training,
+                               double momentum, double eps) {
+    ctx->set_materialize_grads(false);
+    Tensor w = value_or_undefined(weight);
+    Tensor b = value_or_undefined(bias);
+    ctx->saved_data["weight"] = w.defined();
+    ctx->saved_data["bias"] = b.defined();
+    ctx->saved_data["running_mean"] = running_mean.has_value();
+    ctx->saved_data["running_var"] = running_var.has_value();
+    ctx->saved_data["training"] = training;
+    ctx->saved_data["empty"] = input.numel() == 0;
+    if (input.numel() == 0) {  // nothing to normalise, running stats untouched (as torch)
+      ctx->saved_data["sizes"] = std::vector<int64_t>{w.defined() ? w.numel() : 0,
+                                                      b.defined() ? b.numel() : 0};
+      Tensor stats = at::empty({input.size(1)}, input.options());
+      return {input.clone(), stats, stats.clone()};
+    }
+    auto outputs = batch_forward(input, w, b, running_mean, running_var, training, momentum, eps);
+    if (!training) {
+      ctx->mark_non_differentiable({outputs[1], outputs[2]});
+    }
+    bool keep_input = (w.defined() && w.requires_grad()) || (training && input.requires_grad());
+    ctx->save_for_backward({keep_input ? input : Tensor(), w, outputs[1], outputs[2]});
+    return outputs;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(),
+                            ctx->saved_data["bias"].toBool()});
+    bool training = ctx->saved_data["training"].toBool();
+    bool empty = ctx->saved_data["empty"].toBool();
+    variable_list result(8);
+    if (!grads[0].defined() && (empty || !training)) {
+      return result;  // only μ, r were reached, and they are constants here
+    }
+    if (empty) {  // nothing normalised: every gradient is zero
+      auto sizes = ctx->saved_data["sizes"].toIntVector();
+      result[0] = need[0] ? at::zeros_like(grads[0]) : Tensor();
+      result[1] = need[1] ? grads[0].new_zeros({sizes[0]}) : Tensor();
+      result[2] = need[2] ? grads[0].new_zeros({sizes[1]}) : Tensor();
+      return result;
+    }
+    auto saved = ctx->get_saved_variables();
+    Tensor g = grad_or_zeros(grads[0], saved[0]);
+    bool rows = first_order({g, saved[0], saved[1], saved[2], saved[3], grads[1], grads[2]});
+    auto backward = rows ? batch_grads_rows : batch_grads_composite;
+    auto grads_out = backward(g, saved[0], saved[1], saved[2], saved[3], grads[1], grads[2],
+                              training, need);
+    std::copy(grads_out.begin(), grads_out.end(), result.begin());
+    return result;
+  }
+};
+
+std::vector<Tensor> layer_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t dims, double eps) {
+  return LayerNormTwin::apply(input, weight, bias, dims, eps);
+}
+
+std::vector<Tensor> rms_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                             int64_t dims, double eps) {
+  return RMSNormTwin::apply(input, weight, dims, eps);
+}
+
+std::vector<Tensor> add_norm(const Tensor& input, const Tensor& residual,
+                             const std::optional<Tensor>& weight,
+                             const std::optional<Tensor>& bias, int64_t dims, double eps,
+                             std::string kind) {
+  return AddNormTwin::apply(input, residual, weight, bias, dims, eps, std::move(kind));
+}
+
+std::vector<Tensor> group_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias, int64_t groups, double eps) {
+  return GroupNormTwin::apply(input, weight, bias, groups, eps);
+}
+
+std::vector<Tensor> batch_norm(const Tensor& input, const std::optional<Tensor>& weight,
+                               const std::optional<Tensor>& bias,
+                               const std::optional<Tensor>& running_mean,
+                               const std::optional<Tensor>& running_var, bool training,
+                               double momentum, double eps) {
+  return BatchNormTwin::apply(input, weight, bias, running_mean, running_var, training, momentum,
+                              eps);
+}
+
+}  // namespace manualgrad

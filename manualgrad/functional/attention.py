@@ -10,7 +10,8 @@ tile's probabilities as exp(Z − ℓ).
 Block size (:func:`choose_blocks`): as many query rows as keep one head's tile within
 :data:`WORKING_SET_BYTES` (a cache-sized working set; at least :data:`MIN_BLOCK_ROWS`), then as
 many heads as fit that tile. One head per block makes every product a single matrix product
-(faster than a batched one on this CPU, and the per-head Kᵀ, Vᵀ copies stay small). Override
+(faster than a batched one on this CPU, and its transposed right operands are views, where a
+batched product needs contiguous copies). Override
 the rows with the module attribute :data:`BLOCK_ROWS` and the heads with :data:`BLOCK_HEADS`
 (ints, ``None`` = automatic) or, for a scope, ``with block_rows(rows, heads): ...``.
 """

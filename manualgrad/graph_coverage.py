@@ -22,6 +22,8 @@ and weighed by their output elements (the sizes of the gradients they receive).
 from __future__ import annotations
 
 import bisect
+import functools
+import importlib
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -66,23 +68,46 @@ VIEW_NODES = frozenset(
 _OVERLOAD = re.compile(r"\d+$")
 # The node of a C++ torch::autograd::Function in manualgrad's namespace: a compiled twin.
 _TWIN_NODE = re.compile(r"torch::autograd::CppNode<manualgrad::(\w+)>")
-# A twin's struct name → the Python Function it twins (``ReLUTwin`` ↔ ``ReLUFunction``).
+# A twin's struct name → the Python Function it twins (``ReLUTwin`` ↔ ``ReLUFunction``), as
+# module.qualname.
 _TWIN_OF = {
-    qualname.rsplit(".", 1)[-1].removesuffix("Function") + "Twin": qualname.rsplit(".", 1)[-1]
+    qualname.rsplit(".", 1)[-1].removesuffix("Function") + "Twin": qualname
     for qualname in _ext.TWINNED
 }
 
 
+@functools.cache
+def _twinned(struct: str) -> type | None:
+    """The Python Function the twin ``manualgrad::<struct>`` twins, or None."""
+    qualname = _TWIN_OF.get(struct)
+    if qualname is None:
+        return None
+    module, name = qualname.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def node_function(node: Any) -> type | None:
+    """The ``autograd.Function`` whose derivation one autograd node runs: a Python Function's
+    node gives its ``_forward_cls`` (manualgrad's or anyone's), a compiled twin's node
+    (``CppNode<manualgrad::LinearTwin>``) the manualgrad Function it twins (``LinearFunction``);
+    None for a native node."""
+    forward_cls = getattr(type(node), "_forward_cls", None)
+    if forward_cls is not None:
+        return forward_cls
+    twin = _TWIN_NODE.fullmatch(node.name())
+    return None if twin is None else _twinned(twin.group(1))
+
+
 def node_name(node: Any) -> str:
     """The op name of one autograd node: its class name (``AddmmBackward0``,
-    ``LinearFunctionBackward``), and for a compiled twin's node the name of the Python Function's
-    node (``CppNode<manualgrad::LinearTwin>`` → ``LinearFunctionBackward``; a helper twin that
-    stands for no Function keeps its C++ name, ``TanhTwin``)."""
+    ``LinearFunctionBackward``); a compiled twin's node takes the name of its Python Function's
+    node (``CppNode<manualgrad::LinearTwin>`` → ``LinearFunctionBackward``), or keeps its C++
+    name (``LinearTwin``) if it twins no Function in ``_ext``."""
     twin = _TWIN_NODE.fullmatch(node.name())
     if twin is None:
         return type(node).__name__
-    function = _TWIN_OF.get(twin.group(1))
-    return twin.group(1) if function is None else f"{function}Backward"
+    function = _twinned(twin.group(1))
+    return twin.group(1) if function is None else f"{function.__name__}Backward"
 
 
 def node_kind(node: Any) -> str:
@@ -312,4 +337,4 @@ def _walk(roots: list[Any]) -> Iterator[Any]:
         stack.extend(child for child, _ in node.next_functions)
 
 
-__all__ = ["VIEW_NODES", "Coverage", "Row", "coverage", "node_kind", "node_name"]
+__all__ = ["VIEW_NODES", "Coverage", "Row", "coverage", "node_function", "node_kind", "node_name"]

@@ -560,9 +560,10 @@ def _pick(values: Tensor, index: Tensor, valid: Tensor, dim: int) -> Tensor:
 
 def _scattered(zeros: Tensor, dim: int, index: Tensor, values: Tensor) -> Tensor:
     """``zeros`` with ``values`` (keepdim) written at the class ``index`` along ``dim``: in place
-    on the fresh zeros (no full-size copy), except under a torch.func transform, where the zeros
-    may be unbatched while the values are batched."""
-    if transforms_or_tracing():
+    on the fresh zeros (no full-size copy), except while the index or the values are batched (a
+    torch.func transform, or the incoming gradients under ``is_grads_batched``), where the zeros
+    may be unbatched."""
+    if transforms_or_tracing(index, values):
         return zeros.scatter(dim, index.unsqueeze(dim), values)
     return zeros.scatter_(dim, index.unsqueeze(dim), values)
 

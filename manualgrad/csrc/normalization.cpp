@@ -1,16 +1,18 @@
 // C++ twins of manualgrad.functional.normalization (see twins.h): layer, RMS, group and batch
-// norm, the derivation of that module's docstring (and of each Function's docstring).
+// norm, and the residual add + norm of manualgrad.functional.transformer.AddNormFunction; the
+// derivation of the normalization module's docstring (and of each Function's docstring).
 //
 // The forward and a first-order backward (grad mode off, plain float32/float64 tensors) are
-// vectorised row kernels: per row (a layer norm's row, a group of a sample, a column of batch
-// norm's (N, C·L) matrix) the statistics once — μ, then v = (1/M) Σ (x − μ)² or the mean square,
-// r = (v + ε)^(−1/2) — and the normalisation in the same visit, the row still in cache;
-// backward the row sums Σ ĝ, Σ ĝ x once, then dL/dx = r ĝ + B x + C in one pass. Rows run in
+// vectorised row kernels: per row (a layer norm's row, a group of a sample; batch norm sums the
+// columns of its (N, C·L) matrix) the statistics once — μ, then v = (1/M) Σ (x − μ)² or the mean
+// square, r = (v + ε)^(−1/2) — and the normalisation in the same visit, the row still in cache;
+// backward the sums Σ ĝ, Σ ĝ (x − μ) once, then dL/dx = r ĝ + B x + C in one pass. Rows run in
 // parallel (at::parallel_for), each thread summing the column sums (dL/dw, dL/db of layer norm,
 // batch norm's statistics) into its own buffer. Sums accumulate in the data's type (float32
 // lanes for float32, as torch's reductions), so results equal the Python path's within float32
-// rounding — not bit for bit, the summation order differs. Element-wise the operations run in
-// the Python Function's order (e.g. ((x − μ)·r)·w + b).
+// rounding — not bit for bit: the summation order differs, and Σ ĝ (x − μ) is summed as such
+// (the Python Function forms Σ ĝ x − μ Σ ĝ). Element-wise the operations run in the Python
+// Function's order (e.g. ((x − μ)·r)·w + b).
 //
 // With grad mode on inside backward (double backward), or batched gradients, the backward is
 // the Python Function's, written with composite differentiable ATen ops; μ and r are outputs,
@@ -122,10 +124,11 @@ std::pair<T, T> moments(const T* x, int64_t n, bool centred, double eps) {
   if (centred) {
     mean = row_sum<T>(n, [&](int64_t i, auto tag) { return load(x + i, tag); }) / T(n);
   }
-  T var = row_sum<T>(n, [&](int64_t i, auto tag) {
-            auto c = load(x + i, tag) - decltype(tag)(mean);
-            return c * c;
-          }) /
+  T var = row_sum<T>(n,
+                     [&](int64_t i, auto tag) {
+                       auto c = load(x + i, tag) - decltype(tag)(mean);
+                       return c * c;
+                     }) /
           T(n);
   return {mean, T(1) / std::sqrt(var + static_cast<T>(eps))};
 }
@@ -151,12 +154,12 @@ void input_grad_row(T* dx, const T* g, Operand<T> x, int64_t n, Operand<T> s, Op
 
 // B and C of dL/dx = r ĝ + B x + C for one set of M cells (module docstring, as
 // normalization._input_grad computes them): B = −r³ (Σ ĝ x − μ Σ ĝ)/M − r³ dL/dr/M,
-// C = −r Σ ĝ/M − μ B + dL/dμ/M; not centred (RMS): μ ≡ 0 and C = 0.
+// C = −r Σ ĝ/M − μ B + dL/dμ/M; not centred (RMS): μ ≡ 0 and C = 0. The row kernels sum
+// centred_sum = Σ ĝ (x − μ) (= Σ ĝ x − μ Σ ĝ) directly: no cancellation when |μ| ≫ σ.
 template <typename T>
-std::pair<T, T> coefficients(T sum_grad, T sum_grad_input, T mean, T rstd, int64_t count,
-                             T grad_mean, T grad_rstd, bool centred) {
+std::pair<T, T> coefficients(T sum_grad, T centred_sum, T mean, T rstd, int64_t count, T grad_mean,
+                             T grad_rstd, bool centred) {
   T cubed = (rstd * rstd * rstd) / T(-count);
-  T centred_sum = centred ? sum_grad_input - mean * sum_grad : sum_grad_input;
   T coef_x = centred_sum * cubed + grad_rstd * cubed;
   if (!centred) {
     return {coef_x, T(0)};
@@ -309,10 +312,10 @@ std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& weight, 
 // one pass per row: Σ ĝ, Σ ĝ x, then dL/dx = r ĝ + B x + C, and dL/dw = Σ_rows dL/dy ∘ x̂,
 // dL/db = Σ_rows dL/dy into per-thread column sums.
 std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
-                                           const Tensor& weight, const Tensor& mean,
-                                           const Tensor& rstd, const Tensor& grad_mean,
-                                           const Tensor& grad_rstd, int64_t dims,
-                                           const std::vector<bool>& need) {
+                                        const Tensor& weight, const Tensor& mean,
+                                        const Tensor& rstd, const Tensor& grad_mean,
+                                        const Tensor& grad_rstd, int64_t dims,
+                                        const std::vector<bool>& need) {
   bool centred = mean.defined();
   at::IntArrayRef shape = input.sizes().slice(input.dim() - dims);
   int64_t width = c10::multiply_integers(shape);
@@ -348,11 +351,12 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
           sum_grad = row_sum<scalar_t>(
               width, [&](int64_t j, auto tag) { return load(gi + j, tag) * w_op.at(j, tag); });
         }
-        scalar_t sum_grad_input = row_sum<scalar_t>(width, [&](int64_t j, auto tag) {
-          return (load(gi + j, tag) * load(xi + j, tag)) * w_op.at(j, tag);
+        scalar_t centred_sum = row_sum<scalar_t>(width, [&](int64_t j, auto tag) {
+          using V = decltype(tag);
+          return (load(gi + j, tag) * (load(xi + j, tag) - V(mu))) * w_op.at(j, tag);
         });
-        auto [b, c] = coefficients(sum_grad, sum_grad_input, mu, r, width,
-                                   value_at(grad_means, i), value_at(grad_rstds, i), centred);
+        auto [b, c] = coefficients(sum_grad, centred_sum, mu, r, width, value_at(grad_means, i),
+                                   value_at(grad_rstds, i), centred);
         input_grad_row(dx + i * width, gi, each(xi), width, all(r), w_op, all(b), all(c));
       }
       if (need[1]) {
@@ -373,10 +377,10 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
 
 // normalization.layer_norm_grads / rms_norm_grads (mean undefined) in composite ops.
 std::vector<Tensor> trailing_grads_composite(const Tensor& grad, const Tensor& input,
-                                                const Tensor& weight, const Tensor& mean,
-                                                const Tensor& rstd, const Tensor& grad_mean,
-                                                const Tensor& grad_rstd, int64_t dims,
-                                                const std::vector<bool>& need) {
+                                             const Tensor& weight, const Tensor& mean,
+                                             const Tensor& rstd, const Tensor& grad_mean,
+                                             const Tensor& grad_rstd, int64_t dims,
+                                             const std::vector<bool>& need) {
   at::IntArrayRef shape = input.sizes().slice(input.dim() - dims);
   int64_t width = c10::multiply_integers(shape);
   int64_t rows = rstd.numel();
@@ -412,17 +416,15 @@ std::vector<Tensor> trailing_grads_composite(const Tensor& grad, const Tensor& i
   return {grad_input, grad_weight, grad_bias};
 }
 
-std::vector<Tensor> trailing_grads(const Tensor& grad, const Tensor& input,
-                                      const Tensor& weight, const Tensor& mean,
-                                      const Tensor& rstd, const Tensor& grad_mean,
-                                      const Tensor& grad_rstd, int64_t dims,
-                                      const std::vector<bool>& need) {
+std::vector<Tensor> trailing_grads(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_mean,
+                                   const Tensor& grad_rstd, int64_t dims,
+                                   const std::vector<bool>& need) {
   Tensor g = grad_or_zeros(grad, input);
   if (first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd})) {
     return trailing_grads_rows(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
   }
-  return trailing_grads_composite(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims,
-                                     need);
+  return trailing_grads_composite(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
 }
 
 }  // namespace
@@ -446,8 +448,8 @@ struct CentredNorm : public torch::autograd::Function<Self> {
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(),
-                            ctx->saved_data["bias"].toBool()});
+    auto need =
+        needs(ctx, {true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
     auto result = Self::gradients(grads[0], saved[0], saved[1], saved[2], saved[3], grads[1],
                                   grads[2], ctx->saved_data["parameter"].toInt(), need);
     return {result[0], result[1], result[2], Tensor(), Tensor()};
@@ -461,10 +463,9 @@ struct LayerNormTwin : public CentredNorm<LayerNormTwin> {
     return trailing_forward(input, weight, bias, dims, eps, true);
   }
   static std::vector<Tensor> gradients(const Tensor& grad, const Tensor& input,
-                                       const Tensor& weight, const Tensor& mean,
-                                       const Tensor& rstd, const Tensor& grad_mean,
-                                       const Tensor& grad_rstd, int64_t dims,
-                                       const std::vector<bool>& need) {
+                                       const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                       const Tensor& grad_mean, const Tensor& grad_rstd,
+                                       int64_t dims, const std::vector<bool>& need) {
     return trailing_grads(grad, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
   }
 };
@@ -485,7 +486,7 @@ struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
     auto saved = ctx->get_saved_variables();
     auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(), false});
     auto result = trailing_grads(grads[0], saved[0], saved[1], Tensor(), saved[2], Tensor(),
-                                    grads[1], ctx->saved_data["dims"].toInt(), need);
+                                 grads[1], ctx->saved_data["dims"].toInt(), need);
     return {result[0], result[1], Tensor(), Tensor()};
   }
 };
@@ -521,13 +522,13 @@ struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     bool centred = ctx->saved_data["centred"].toBool();
-    auto need = needs(ctx, {true, true, ctx->saved_data["weight"].toBool(),
-                            ctx->saved_data["bias"].toBool()});
+    auto need = needs(
+        ctx, {true, true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
     Tensor grad_mean = centred ? grads[2] : Tensor();
     Tensor grad_rstd = grads[centred ? 3 : 2];
-    auto norm = trailing_grads(grads[0], saved[0], saved[1], saved[2], saved[3], grad_mean,
-                                  grad_rstd, ctx->saved_data["dims"].toInt(),
-                                  {need[0] || need[1], need[2], need[3]});
+    auto norm =
+        trailing_grads(grads[0], saved[0], saved[1], saved[2], saved[3], grad_mean, grad_rstd,
+                       ctx->saved_data["dims"].toInt(), {need[0] || need[1], need[2], need[3]});
     Tensor grad_total = norm[0];
     if (grads[1].defined()) {
       grad_total = grad_total.defined() ? grad_total + grads[1] : grads[1];
@@ -537,8 +538,13 @@ struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
                  ? grad_total.sum_to_size(ctx->saved_data[sizes].toIntVector())
                  : Tensor();
     };
-    return {reduced(need[0], "input_sizes"), reduced(need[1], "residual_sizes"), norm[1], norm[2],
-            Tensor(), Tensor(), Tensor()};
+    return {reduced(need[0], "input_sizes"),
+            reduced(need[1], "residual_sizes"),
+            norm[1],
+            norm[2],
+            Tensor(),
+            Tensor(),
+            Tensor()};
   }
 };
 
@@ -554,7 +560,8 @@ struct Groups {
         channels(input.size(1)),
         length(c10::multiply_integers(input.sizes().slice(2))),
         groups(groups),
-        size(input.size(1) / groups) {}
+        size(input.size(1) / groups) {
+  }
   int64_t width() const {  // the cells of one group of one sample
     return size * length;
   }
@@ -601,11 +608,10 @@ std::vector<Tensor> group_forward(const Tensor& input, const Tensor& weight, con
 // Group norm's first-order backward, one pass per (sample, group) row: the per-channel sums
 // Σ dL/dy, Σ dL/dy ∘ x, the group's Σ ĝ = Σ_c w_c Σ dL/dy, Σ ĝ x = Σ_c w_c Σ dL/dy ∘ x, then
 // dL/dx = (r w_c) dL/dy + B x + C.
-std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input,
-                                        const Tensor& weight, const Tensor& mean,
-                                        const Tensor& rstd, const Tensor& grad_mean,
-                                        const Tensor& grad_rstd, const Groups& shape,
-                                        const std::vector<bool>& need) {
+std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                     const Tensor& mean, const Tensor& rstd,
+                                     const Tensor& grad_mean, const Tensor& grad_rstd,
+                                     const Groups& shape, const std::vector<bool>& need) {
   Tensor g = grad.contiguous();
   Tensor x = input.contiguous();
   Tensor w = contiguous(weight);
@@ -615,7 +621,7 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input,
   Tensor gr = contiguous(grad_rstd);
   Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
   Tensor sum_grad = at::empty({shape.batch, shape.channels}, x.options());
-  Tensor sum_grad_input = at::empty({shape.batch, shape.channels}, x.options());
+  Tensor sum_grad_centred = at::empty({shape.batch, shape.channels}, x.options());
   int64_t width = shape.width();
   int64_t length = shape.length;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_grads", [&] {
@@ -627,30 +633,31 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input,
     const scalar_t* grad_means = pointer<scalar_t>(gm);
     const scalar_t* grad_rstds = pointer<scalar_t>(gr);
     scalar_t* sums = sum_grad.data_ptr<scalar_t>();
-    scalar_t* input_sums = sum_grad_input.data_ptr<scalar_t>();
+    scalar_t* centred_sums = sum_grad_centred.data_ptr<scalar_t>();
     scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
     over_rows<scalar_t>(x.options(), mu.numel(), width, 0, [&](int64_t i, scalar_t*) {
       int64_t first = (i % shape.groups) * shape.size;
       int64_t cell = (i / shape.groups) * shape.channels + first;  // (n, first channel)
+      scalar_t mu = means[i];
       scalar_t group_grad(0);
-      scalar_t group_grad_input(0);
+      scalar_t group_centred(0);
       for (int64_t k = 0; k < shape.size; ++k) {
         const scalar_t* gk = gs + i * width + k * length;
         const scalar_t* xk = xs + i * width + k * length;
-        sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
-          return load(gk + j, tag);
-        });
-        input_sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
-          return load(gk + j, tag) * load(xk + j, tag);
+        sums[cell + k] =
+            row_sum<scalar_t>(length, [&](int64_t j, auto tag) { return load(gk + j, tag); });
+        centred_sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
+          using V = decltype(tag);
+          return load(gk + j, tag) * (load(xk + j, tag) - V(mu));
         });
         scalar_t wc = ws != nullptr ? ws[first + k] : scalar_t(1);
         group_grad += wc * sums[cell + k];
-        group_grad_input += wc * input_sums[cell + k];
+        group_centred += wc * centred_sums[cell + k];
       }
       if (dx == nullptr) {
         return;
       }
-      auto [b, c] = coefficients(group_grad, group_grad_input, means[i], rstds[i], width,
+      auto [b, c] = coefficients(group_grad, group_centred, mu, rstds[i], width,
                                  value_at(grad_means, i), value_at(grad_rstds, i), true);
       for (int64_t k = 0; k < shape.size; ++k) {
         int64_t offset = i * width + k * length;
@@ -660,23 +667,37 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input,
       }
     });
   });
-  Tensor grad_weight, grad_bias;
-  if (need[1]) {  // dL/dw_c = Σ_n r (Σ dL/dy ∘ x − μ Σ dL/dy)
-    grad_weight = (shape.per_channel(r) * (sum_grad_input - shape.per_channel(mu) * sum_grad))
-                      .sum(0);
-  }
-  if (need[2]) {
-    grad_bias = sum_grad.sum(0);
-  }
+  // dL/dw_c = Σ_n r Σ dL/dy ∘ (x − μ),  dL/db_c = Σ_n Σ dL/dy
+  Tensor grad_weight = need[1] ? at::zeros({shape.channels}, x.options()) : Tensor();
+  Tensor grad_bias = need[2] ? at::zeros({shape.channels}, x.options()) : Tensor();
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_parameter_grads", [&] {
+    const scalar_t* sums = sum_grad.const_data_ptr<scalar_t>();
+    const scalar_t* centred_sums = sum_grad_centred.const_data_ptr<scalar_t>();
+    const scalar_t* rstds = r.const_data_ptr<scalar_t>();
+    scalar_t* dw = need[1] ? grad_weight.data_ptr<scalar_t>() : nullptr;
+    scalar_t* db = need[2] ? grad_bias.data_ptr<scalar_t>() : nullptr;
+    for (int64_t n = 0; n < shape.batch; ++n) {
+      for (int64_t c = 0; c < shape.channels; ++c) {
+        int64_t cell = n * shape.channels + c;
+        int64_t group = n * shape.groups + c / shape.size;
+        if (dw != nullptr) {
+          dw[c] += rstds[group] * centred_sums[cell];
+        }
+        if (db != nullptr) {
+          db[c] += sums[cell];
+        }
+      }
+    }
+  });
   return {need[0] ? grad_input.view(input.sizes()) : Tensor(), grad_weight, grad_bias};
 }
 
 // GroupNormFunction.backward in composite ops.
 std::vector<Tensor> group_grads_composite(const Tensor& grad, const Tensor& input,
-                                             const Tensor& weight, const Tensor& mean,
-                                             const Tensor& rstd, const Tensor& grad_mean,
-                                             const Tensor& grad_rstd, const Groups& shape,
-                                             const std::vector<bool>& need) {
+                                          const Tensor& weight, const Tensor& mean,
+                                          const Tensor& rstd, const Tensor& grad_mean,
+                                          const Tensor& grad_rstd, const Groups& shape,
+                                          const std::vector<bool>& need) {
   std::vector<int64_t> flat{shape.batch, shape.channels, shape.length};
   Tensor x = input.reshape(flat);
   Tensor g = grad.reshape(flat);
@@ -697,8 +718,8 @@ std::vector<Tensor> group_grads_composite(const Tensor& grad, const Tensor& inpu
     grad_input = composite_input_grad(
         g, x, group_sum(weighted(sum_grad)), group_sum(weighted(sum_grad_input)), mean_c, rstd_c,
         shape.width(), grad_mean.defined() ? per_channel(grad_mean) : grad_mean,
-        grad_rstd.defined() ? per_channel(grad_rstd) : grad_rstd,
-        w.defined() ? rstd_c * w : rstd_c, Tensor());
+        grad_rstd.defined() ? per_channel(grad_rstd) : grad_rstd, w.defined() ? rstd_c * w : rstd_c,
+        Tensor());
     grad_input = grad_input.view(grad.sizes());
   }
   if (need[1]) {
@@ -719,15 +740,13 @@ struct GroupNormTwin : public CentredNorm<GroupNormTwin> {
     return group_forward(input, weight, bias, Groups(input, groups), eps);
   }
   static std::vector<Tensor> gradients(const Tensor& grad, const Tensor& input,
-                                       const Tensor& weight, const Tensor& mean,
-                                       const Tensor& rstd, const Tensor& grad_mean,
-                                       const Tensor& grad_rstd, int64_t groups,
-                                       const std::vector<bool>& need) {
+                                       const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                       const Tensor& grad_mean, const Tensor& grad_rstd,
+                                       int64_t groups, const std::vector<bool>& need) {
     Tensor g = grad_or_zeros(grad, input);
     bool rows = first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd});
     auto compute = rows ? group_grads_rows : group_grads_composite;
-    return compute(g, input, weight, mean, rstd, grad_mean, grad_rstd, Groups(input, groups),
-                   need);
+    return compute(g, input, weight, mean, rstd, grad_mean, grad_rstd, Groups(input, groups), need);
   }
 };
 
@@ -735,169 +754,200 @@ namespace {
 
 // ---- batch norm ---------------------------------------------------------------------------
 
-// A per-channel vector repeated over each channel's `length` cells: one value per column of
-// the (N, C·L) matrix.
-Tensor columns(const Tensor& per_channel, int64_t length) {
-  return per_channel.reshape({-1, 1}).expand({-1, length}).contiguous().reshape({-1});
+// A batch norm's input as the (N, K = C·L) matrix of its samples: the cells of channel c are
+// the columns c·L … c·L + L − 1.
+struct Channels {
+  int64_t rows, channels, length;
+  explicit Channels(const Tensor& input)
+      : rows(input.size(0)),
+        channels(input.size(1)),
+        length(c10::multiply_integers(input.sizes().slice(2))) {
+  }
+  int64_t width() const {
+    return channels * length;
+  }
+  int64_t count() const {  // M: the cells of one channel
+    return rows * length;
+  }
+};
+
+// Per channel, the sum of the column sums `sums` (K) over its columns.
+template <typename T>
+T channel_sum(const T* sums, int64_t c, int64_t length) {
+  const T* first = sums + c * length;
+  return row_sum<T>(length, [&](int64_t j, auto tag) { return load(first + j, tag); });
 }
 
-// Column sums of an (N, K) matrix's terms(row pointers, V) over its rows, per channel: (C,).
-template <typename T, typename Term>
-Tensor channel_sums(const Tensor& x, int64_t channels, int64_t length, const Term& term) {
-  int64_t width = channels * length;
-  const T* xs = x.const_data_ptr<T>();
-  Tensor sums = over_rows<T>(x.options(), x.numel() / std::max<int64_t>(width, 1), width, 1,
-                             [&](int64_t i, T* own) {
-                               const T* row = xs + i * width;
-                               add_to(own, width,
-                                      [&](int64_t j, auto tag) { return term(row, j, tag); });
-                             });
-  return sums.view({channels, length}).sum(1);
+// data[c·L … c·L + L − 1] = value: a per-channel value on each of its columns.
+template <typename T>
+void fill_channel(T* data, int64_t c, int64_t length, T value) {
+  std::fill(data + c * length, data + (c + 1) * length, value);
 }
 
 // Batch norm's forward in row kernels: training: per channel μ = Σ x/M, v = Σ (x − μ)²/M (two
-// column-sum passes), y = (x − μ)·(r w) + b; eval: y = x·(r w) + (b − μ r w).
+// column-sum passes), y = (x − μ)·(r w) + b; eval: y = x·(r w) + (b − μ r w). The per-channel
+// factors are laid out per column, so that one pass over each row applies them.
 std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                   const std::optional<Tensor>& running_mean,
                                   const std::optional<Tensor>& running_var, bool training,
                                   double momentum, double eps) {
   Tensor x = input.contiguous();
-  int64_t channels = input.size(1);
-  int64_t length = c10::multiply_integers(input.sizes().slice(2));
-  int64_t count = input.numel() / channels;
-  int64_t width = channels * length;
+  Tensor w = contiguous(weight);
+  Tensor b = contiguous(bias);
+  Channels shape(x);
+  int64_t width = shape.width();
+  int64_t length = shape.length;
   Tensor output = at::empty_like(x);
-  Tensor mean, rstd, centre, shift;
+  Tensor mean = training ? at::empty({shape.channels}, x.options())
+                         : running_mean->clone(at::MemoryFormat::Contiguous);
+  Tensor var = training ? at::empty({shape.channels}, x.options()) : running_var->contiguous();
+  Tensor rstd = at::empty({shape.channels}, x.options());
+  Tensor factors = at::empty({3, width}, x.options());  // y = (x − m)·s + t, per column
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_batch_norm_forward", [&] {
-    if (training) {
-      mean = channel_sums<scalar_t>(x, channels, length,
-                                    [](const scalar_t* row, int64_t j, auto tag) {
-                                      return load(row + j, tag);
-                                    }) /
-             static_cast<double>(count);
-      centre = columns(mean, length);
-      const scalar_t* centres = centre.const_data_ptr<scalar_t>();
-      Tensor var = channel_sums<scalar_t>(x, channels, length,
-                                          [centres](const scalar_t* row, int64_t j, auto tag) {
-                                            auto c = load(row + j, tag) - load(centres + j, tag);
-                                            return c * c;
-                                          }) /
-                   static_cast<double>(count);
-      rstd = (var + eps).rsqrt();
-      if (running_mean.has_value()) {
-        running_mean->mul_(1 - momentum).add_(mean, momentum);
-      }
-      if (running_var.has_value()) {
-        double unbiased = static_cast<double>(count) / std::max<int64_t>(count - 1, 1);
-        running_var->mul_(1 - momentum).add_(var * unbiased, momentum);
-      }
-    } else {
-      mean = running_mean->clone();
-      rstd = (*running_var + eps).rsqrt();
-    }
-    Tensor scale = weight.defined() ? rstd * weight : rstd;
-    if (!training) {
-      shift = bias.defined() ? bias - mean * scale : -mean * scale;
-    }
-    Tensor scales = columns(scale, length);
-    Tensor shifts = shift.defined() ? columns(shift, length) : shift;
-    Tensor biases = bias.defined() && training ? columns(bias, length) : Tensor();
-    Operand<scalar_t> m = centre.defined() ? each(pointer<scalar_t>(centre)) : all(scalar_t(0));
-    Operand<scalar_t> t = shifts.defined() ? each(pointer<scalar_t>(shifts))
-                          : biases.defined() ? each(pointer<scalar_t>(biases))
-                                             : all(scalar_t(0));
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    const scalar_t* ws = pointer<scalar_t>(w);
+    const scalar_t* bs = pointer<scalar_t>(b);
+    scalar_t* means = mean.data_ptr<scalar_t>();
+    scalar_t* vars = var.data_ptr<scalar_t>();
+    scalar_t* rstds = rstd.data_ptr<scalar_t>();
+    scalar_t* centres = factors.data_ptr<scalar_t>();
+    scalar_t* scales = centres + width;
+    scalar_t* shifts = scales + width;
+    auto column_sums = [&](const auto& term) {  // Σ_rows term(row, j, V) per column j
+      return over_rows<scalar_t>(x.options(), shape.rows, width, 1, [&](int64_t i, scalar_t* own) {
+        const scalar_t* row = xs + i * width;
+        add_to(own, width, [&](int64_t j, auto tag) { return term(row, j, tag); });
+      });
+    };
+    auto count = static_cast<scalar_t>(shape.count());
+    if (training) {
+      Tensor sums =
+          column_sums([](const scalar_t* row, int64_t j, auto tag) { return load(row + j, tag); });
+      for (int64_t c = 0; c < shape.channels; ++c) {
+        means[c] = channel_sum(sums.const_data_ptr<scalar_t>(), c, length) / count;
+        fill_channel(centres, c, length, means[c]);
+      }
+      Tensor squares = column_sums([centres](const scalar_t* row, int64_t j, auto tag) {
+        auto centred = load(row + j, tag) - load(centres + j, tag);
+        return centred * centred;
+      });
+      for (int64_t c = 0; c < shape.channels; ++c) {
+        vars[c] = channel_sum(squares.const_data_ptr<scalar_t>(), c, length) / count;
+      }
+    }
+    for (int64_t c = 0; c < shape.channels; ++c) {
+      rstds[c] = scalar_t(1) / std::sqrt(vars[c] + static_cast<scalar_t>(eps));
+      scalar_t scale = ws != nullptr ? rstds[c] * ws[c] : rstds[c];
+      fill_channel(scales, c, length, scale);
+      if (training) {  // (x − μ)·s + b
+        fill_channel(shifts, c, length, value_at(bs, c));
+      } else {  // x·s + (b − μ s)
+        fill_channel(centres, c, length, scalar_t(0));
+        fill_channel(shifts, c, length, value_at(bs, c) - means[c] * scale);
+      }
+    }
     scalar_t* ys = output.data_ptr<scalar_t>();
-    over_rows<scalar_t>(x.options(), count / std::max<int64_t>(length, 1), width, 0,
-                        [&](int64_t i, scalar_t*) {
-                          normalise(ys + i * width, xs + i * width, width, m,
-                                    each(pointer<scalar_t>(scales)), all(scalar_t(1)), t);
-                        });
+    over_rows<scalar_t>(x.options(), shape.rows, width, 0, [&](int64_t i, scalar_t*) {
+      normalise(ys + i * width, xs + i * width, width, each<scalar_t>(centres),
+                each<scalar_t>(scales), all(scalar_t(1)), each<scalar_t>(shifts));
+    });
   });
+  if (training && running_mean.has_value()) {
+    running_mean->mul_(1 - momentum).add_(mean, momentum);
+  }
+  if (training && running_var.has_value()) {  // the unbiased variance v·M/(M − 1)
+    double unbiased = static_cast<double>(shape.count()) / std::max<int64_t>(shape.count() - 1, 1);
+    running_var->mul_(1 - momentum).add_(var * unbiased, momentum);
+  }
   return {output, mean, rstd};
 }
 
 // Batch norm's first-order backward: per channel Σ dL/dy, Σ dL/dy ∘ x (one column-sum pass),
 // then dL/dx = (r w) dL/dy + B x + C (training) or (r w) dL/dy (eval) in one pass.
-std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input,
-                                        const Tensor& weight, const Tensor& mean,
-                                        const Tensor& rstd, const Tensor& grad_mean,
-                                        const Tensor& grad_rstd, bool training,
-                                        const std::vector<bool>& need) {
+std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, const Tensor& weight,
+                                     const Tensor& mean, const Tensor& rstd,
+                                     const Tensor& grad_mean, const Tensor& grad_rstd,
+                                     bool training, const std::vector<bool>& need) {
   Tensor g = grad.contiguous();
   Tensor x = contiguous(input);
-  int64_t channels = grad.size(1);
-  int64_t length = c10::multiply_integers(grad.sizes().slice(2));
-  int64_t width = channels * length;
-  int64_t rows = grad.size(0);
-  int64_t count = rows * length;
+  Tensor w = contiguous(weight);
+  Tensor gm = contiguous(grad_mean);
+  Tensor gr = contiguous(grad_rstd);
+  Channels shape(g);
+  int64_t width = shape.width();
+  int64_t length = shape.length;
   bool with_input = x.defined() && (need[1] || (training && need[0]));
   Tensor grad_input = need[0] ? at::empty_like(g) : Tensor();
-  Tensor sum_grad, sum_grad_input;
+  Tensor grad_weight = need[1] ? at::empty({shape.channels}, g.options()) : Tensor();
+  Tensor grad_bias = at::empty({shape.channels}, g.options());  // Σ dL/dy
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_batch_norm_grads", [&] {
     const scalar_t* gs = g.const_data_ptr<scalar_t>();
     const scalar_t* xs = pointer<scalar_t>(x);
-    Tensor sums = over_rows<scalar_t>(
-        g.options(), rows, width, with_input ? 2 : 1, [&](int64_t i, scalar_t* own) {
+    const scalar_t* ws = pointer<scalar_t>(w);
+    const scalar_t* means = mean.const_data_ptr<scalar_t>();
+    const scalar_t* rstds = rstd.const_data_ptr<scalar_t>();
+    // Per column: μ, then the factors of dL/dx = (g·s) + x·B + C.
+    Tensor factors = at::empty({4, width}, g.options());
+    scalar_t* centres = factors.data_ptr<scalar_t>();
+    scalar_t* scales = centres + width;
+    scalar_t* coefs_x = scales + width;
+    scalar_t* coefs_1 = coefs_x + width;
+    for (int64_t c = 0; c < shape.channels; ++c) {
+      fill_channel(centres, c, length, means[c]);
+    }
+    // Σ dL/dy and Σ dL/dy ∘ (x − μ) per column (= Σ dL/dy ∘ x − μ Σ dL/dy, without cancellation).
+    Tensor column_sums = over_rows<scalar_t>(
+        g.options(), shape.rows, width, with_input ? 2 : 1, [&](int64_t i, scalar_t* own) {
           const scalar_t* gi = gs + i * width;
           add_to(own, width, [&](int64_t j, auto tag) { return load(gi + j, tag); });
           if (with_input) {
             const scalar_t* xi = xs + i * width;
-            add_to(own + width, width,
-                   [&](int64_t j, auto tag) { return load(gi + j, tag) * load(xi + j, tag); });
+            add_to(own + width, width, [&](int64_t j, auto tag) {
+              return load(gi + j, tag) * (load(xi + j, tag) - load(centres + j, tag));
+            });
           }
         });
-    Tensor per_channel = sums.view({-1, channels, length}).sum(2);
-    sum_grad = per_channel[0];
-    sum_grad_input = with_input ? per_channel[1] : Tensor();
+    const scalar_t* sums = column_sums.const_data_ptr<scalar_t>();
+    scalar_t* sum_grad = grad_bias.data_ptr<scalar_t>();
+    for (int64_t c = 0; c < shape.channels; ++c) {
+      sum_grad[c] = channel_sum(sums, c, length);
+      scalar_t centred_sum = with_input ? channel_sum(sums + width, c, length) : scalar_t(0);
+      if (need[1]) {  // dL/dw = r (Σ dL/dy ∘ x − μ Σ dL/dy)
+        grad_weight.data_ptr<scalar_t>()[c] = rstds[c] * centred_sum;
+      }
+      if (!need[0]) {
+        continue;
+      }
+      scalar_t wc = ws != nullptr ? ws[c] : scalar_t(1);
+      fill_channel(scales, c, length, ws != nullptr ? rstds[c] * wc : rstds[c]);
+      std::pair<scalar_t, scalar_t> coefs{scalar_t(0), scalar_t(0)};
+      if (training) {
+        coefs = coefficients(wc * sum_grad[c], wc * centred_sum, means[c], rstds[c], shape.count(),
+                             value_at(pointer<scalar_t>(gm), c), value_at(pointer<scalar_t>(gr), c),
+                             true);
+      }
+      fill_channel(coefs_x, c, length, coefs.first);
+      fill_channel(coefs_1, c, length, coefs.second);
+    }
     if (!need[0]) {
       return;
     }
-    Tensor scale = columns(weight.defined() ? rstd * weight : rstd, length);
-    Tensor coef_x = at::zeros({channels}, g.options());
-    Tensor coef_1 = at::zeros({channels}, g.options());
-    if (training) {
-      Tensor w = contiguous(weight);
-      Tensor gm = contiguous(grad_mean);
-      Tensor gr = contiguous(grad_rstd);
-      const scalar_t* ws = pointer<scalar_t>(w);
-      const scalar_t* sums_g = sum_grad.const_data_ptr<scalar_t>();
-      const scalar_t* sums_gx = sum_grad_input.const_data_ptr<scalar_t>();
-      for (int64_t c = 0; c < channels; ++c) {
-        scalar_t wc = ws != nullptr ? ws[c] : scalar_t(1);
-        auto [b, cc] = coefficients(wc * sums_g[c], wc * sums_gx[c],
-                                    mean.const_data_ptr<scalar_t>()[c],
-                                    rstd.const_data_ptr<scalar_t>()[c], count,
-                                    value_at(pointer<scalar_t>(gm), c),
-                                    value_at(pointer<scalar_t>(gr), c), true);
-        coef_x.data_ptr<scalar_t>()[c] = b;
-        coef_1.data_ptr<scalar_t>()[c] = cc;
-      }
-    }
-    Tensor coef_x_columns = columns(coef_x, length);
-    Tensor coef_1_columns = columns(coef_1, length);
-    Operand<scalar_t> x_op = training ? each(xs) : all(scalar_t(0));
     scalar_t* dx = grad_input.data_ptr<scalar_t>();
-    over_rows<scalar_t>(g.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
-      Operand<scalar_t> xi = x_op;
-      if (xi.data != nullptr) {
-        xi.data += i * width;
-      }
-      input_grad_row(dx + i * width, gs + i * width, xi, width, each(pointer<scalar_t>(scale)),
-                     all(scalar_t(1)), each(pointer<scalar_t>(coef_x_columns)),
-                     each(pointer<scalar_t>(coef_1_columns)));
+    over_rows<scalar_t>(g.options(), shape.rows, width, 0, [&](int64_t i, scalar_t*) {
+      Operand<scalar_t> xi = training ? each(xs + i * width) : all(scalar_t(0));
+      input_grad_row(dx + i * width, gs + i * width, xi, width, each<scalar_t>(scales),
+                     all(scalar_t(1)), each<scalar_t>(coefs_x), each<scalar_t>(coefs_1));
     });
   });
-  Tensor grad_weight = need[1] ? rstd * (sum_grad_input - mean * sum_grad) : Tensor();
-  return {grad_input, grad_weight, need[2] ? sum_grad : Tensor()};
+  return {grad_input, grad_weight, need[2] ? grad_bias : Tensor()};
 }
 
 // BatchNormFunction.backward in composite ops.
 std::vector<Tensor> batch_grads_composite(const Tensor& grad, const Tensor& input,
-                                             const Tensor& weight, const Tensor& mean,
-                                             const Tensor& rstd, const Tensor& grad_mean,
-                                             const Tensor& grad_rstd, bool training,
-                                             const std::vector<bool>& need) {
+                                          const Tensor& weight, const Tensor& mean,
+                                          const Tensor& rstd, const Tensor& grad_mean,
+                                          const Tensor& grad_rstd, bool training,
+                                          const std::vector<bool>& need) {
   std::vector<int64_t> dims{0};
   std::vector<int64_t> shape(grad.dim(), 1);
   shape[1] = grad.size(1);
@@ -950,8 +1000,8 @@ struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
     ctx->saved_data["training"] = training;
     ctx->saved_data["empty"] = input.numel() == 0;
     if (input.numel() == 0) {  // nothing to normalise, running stats untouched (as torch)
-      ctx->saved_data["sizes"] = std::vector<int64_t>{w.defined() ? w.numel() : 0,
-                                                      b.defined() ? b.numel() : 0};
+      ctx->saved_data["sizes"] =
+          std::vector<int64_t>{w.defined() ? w.numel() : 0, b.defined() ? b.numel() : 0};
       Tensor stats = at::empty({input.size(1)}, input.options());
       return {input.clone(), stats, stats.clone()};
     }
@@ -964,8 +1014,8 @@ struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
     return outputs;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(),
-                            ctx->saved_data["bias"].toBool()});
+    auto need =
+        needs(ctx, {true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
     bool training = ctx->saved_data["training"].toBool();
     bool empty = ctx->saved_data["empty"].toBool();
     variable_list result(8);
@@ -983,8 +1033,8 @@ struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
     Tensor g = grad_or_zeros(grads[0], saved[0]);
     bool rows = first_order({g, saved[0], saved[1], saved[2], saved[3], grads[1], grads[2]});
     auto backward = rows ? batch_grads_rows : batch_grads_composite;
-    auto grads_out = backward(g, saved[0], saved[1], saved[2], saved[3], grads[1], grads[2],
-                              training, need);
+    auto grads_out =
+        backward(g, saved[0], saved[1], saved[2], saved[3], grads[1], grads[2], training, need);
     std::copy(grads_out.begin(), grads_out.end(), result.begin());
     return result;
   }
@@ -995,15 +1045,14 @@ std::vector<Tensor> layer_norm(const Tensor& input, const std::optional<Tensor>&
   return LayerNormTwin::apply(input, weight, bias, dims, eps);
 }
 
-std::vector<Tensor> rms_norm(const Tensor& input, const std::optional<Tensor>& weight,
-                             int64_t dims, double eps) {
+std::vector<Tensor> rms_norm(const Tensor& input, const std::optional<Tensor>& weight, int64_t dims,
+                             double eps) {
   return RMSNormTwin::apply(input, weight, dims, eps);
 }
 
 std::vector<Tensor> add_norm(const Tensor& input, const Tensor& residual,
-                             const std::optional<Tensor>& weight,
-                             const std::optional<Tensor>& bias, int64_t dims, double eps,
-                             std::string kind) {
+                             const std::optional<Tensor>& weight, const std::optional<Tensor>& bias,
+                             int64_t dims, double eps, std::string kind) {
   return AddNormTwin::apply(input, residual, weight, bias, dims, eps, std::move(kind));
 }
 

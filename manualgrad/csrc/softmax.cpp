@@ -115,12 +115,25 @@ struct SoftmaxTwin : public AlongDim<SoftmaxTwin> {
     Tensor exps = shifted(input, dim).exp_();
     return exps.div_(exps.sum(dim, true));
   }
-  // y = e^{z − m} / Σ e^{z − m}, m = max z: the row's max, its exps written and summed, divided.
+  // y = e^{z − m} / Σ e^{z − m}, m = max z: the row's max; its exps written and summed in one
+  // pass; divided.
   template <typename T>
   static void row_value(T* y, int64_t width, const T* z) {
     Vec<T> max(row_max(z, width));
-    at::vec::map([max](Vec<T> v) { return (v - max).exp(); }, y, z, width);
-    Vec<T> total(row_sum(y, width));
+    Vec<T> sums(T(0));
+    int64_t d = 0;
+    for (; d + Vec<T>::size() <= width; d += Vec<T>::size()) {
+      Vec<T> exps = (Vec<T>::loadu(z + d) - max).exp();
+      exps.store(y + d);
+      sums = sums + exps;
+    }
+    if (d < width) {
+      int64_t tail = width - d;
+      Vec<T> exps = (Vec<T>::loadu(z + d, tail) - max).exp();
+      exps.store(y + d, tail);
+      sums = sums + Vec<T>::set(Vec<T>(T(0)), exps, tail);
+    }
+    Vec<T> total(at::vec::vec_reduce_all<T>([](Vec<T> a, Vec<T> b) { return a + b; }, sums));
     at::vec::map([total](Vec<T> v) { return v / total; }, y, y, width);
   }
   static Tensor gradient(const Tensor& output, const Tensor& grad, int64_t dim) {

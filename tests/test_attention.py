@@ -210,6 +210,8 @@ def test_block_setting_and_automatic_choice():
     assert choose(10, 16, torch.float32) == (819, 10)  # whole heads, many per block
     assert choose(4096, 4096, torch.float32) == (1, 32)
     assert choose(64, 1 << 16, torch.float32) == (1, 16)  # the floor
+    assert choose(128, 128, torch.float32, is_causal=True) == (32, 32)  # 4 causal row blocks
+    assert choose(1024, 1024, torch.float32, is_causal=True) == (1, 128)
     with attention_impl.block_rows(5):
         assert choose(1024, 1024, torch.float32) == (25, 5)
         with attention_impl.block_rows(5, 2):

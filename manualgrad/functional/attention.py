@@ -8,12 +8,13 @@ Forward saves Q, K, V, the output O and each row's log-sum-exp ℓ; backward rec
 tile's probabilities as exp(Z − ℓ).
 
 Block size (:func:`choose_blocks`): as many query rows as keep one head's tile within
-:data:`WORKING_SET_BYTES` (a cache-sized working set; at least :data:`MIN_BLOCK_ROWS`), then as
-many heads as fit that tile. One head per block makes every product a single matrix product
-(faster than a batched one on this CPU, and its transposed right operands are views, where a
-batched product needs contiguous copies). Override
-the rows with the module attribute :data:`BLOCK_ROWS` and the heads with :data:`BLOCK_HEADS`
-(ints, ``None`` = automatic) or, for a scope, ``with block_rows(rows, heads): ...``.
+:data:`WORKING_SET_BYTES` (a cache-sized working set; at least :data:`MIN_BLOCK_ROWS`; a causal
+call in at least :data:`CAUSAL_BLOCKS` row blocks), then as many heads as fit that tile. One
+head per block makes every product a single matrix product (faster than a batched one on this
+CPU, and its transposed right operands are views, where a batched product needs contiguous
+copies). Override the rows with the module attribute :data:`BLOCK_ROWS` and the heads with
+:data:`BLOCK_HEADS` (ints, ``None`` = automatic) or, for a scope,
+``with block_rows(rows, heads): ...``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ WORKING_SET_BYTES = 1 << 19
 """Target bytes of one score tile when the block size is chosen automatically."""
 MIN_BLOCK_ROWS = 16
 """Fewest query rows of an automatically chosen block (bounds the per-block Python cost)."""
+CAUSAL_BLOCKS = 4
+"""Fewest row blocks of an automatically cut causal call (each skips the keys after its last
+row: four compute 5/8 of the full score matrix, one all of it)."""
 UNSHIFTED_BOUND = 40.0
 """Forward skips the row-max shift when every |score| is provably below this: exp(±40) keeps
 row sums far from float32's overflow and every probability far from its subnormals."""
@@ -167,9 +171,16 @@ class Blocks:
         self.starts = range(0, max(length, 1), rows)
 
     @classmethod
-    def choose(cls, batch: Sequence[int], length: int, source: int, dtype: torch.dtype) -> Blocks:
+    def choose(
+        cls,
+        batch: Sequence[int],
+        length: int,
+        source: int,
+        dtype: torch.dtype,
+        is_causal: bool = False,
+    ) -> Blocks:
         """The cut :func:`choose_blocks` gives a call with these sizes."""
-        return cls(batch, length, *choose_blocks(length, source, dtype))
+        return cls(batch, length, *choose_blocks(length, source, dtype, is_causal))
 
     def select(self, tensor: Tensor, group: Group) -> Tensor:
         """``tensor``'s entries of ``group`` (its batch dims aligned right with the call's; a
@@ -621,16 +632,22 @@ def _group_heads(tensor: Tensor, heads: int, groups: int) -> Tensor:
     return tensor.unsqueeze(-3)
 
 
-def choose_blocks(length: int, source: int, dtype: torch.dtype) -> tuple[int, int]:
+def choose_blocks(
+    length: int, source: int, dtype: torch.dtype, is_causal: bool = False
+) -> tuple[int, int]:
     """(heads, rows) per block: :data:`BLOCK_ROWS` rows if set, else as many as keep one head's
     score tile (rows × ``source`` keys, in the computation dtype of ``dtype`` inputs) within
-    :data:`WORKING_SET_BYTES`, at least :data:`MIN_BLOCK_ROWS`, at most ``length``; then
+    :data:`WORKING_SET_BYTES` and, if ``is_causal``, cut the query into :data:`CAUSAL_BLOCKS`
+    blocks or more — at least :data:`MIN_BLOCK_ROWS`, at most ``length``; then
     :data:`BLOCK_HEADS` heads if set, else as many as fit that tile (at least one)."""
     element_size = torch.empty((), dtype=_computation_dtype(dtype)).element_size()
     row_bytes = max(1, source * element_size)
     rows = BLOCK_ROWS
     if rows is None:
-        rows = min(max(length, 1), max(MIN_BLOCK_ROWS, WORKING_SET_BYTES // row_bytes))
+        rows = WORKING_SET_BYTES // row_bytes
+        if is_causal:
+            rows = min(rows, -(-length // CAUSAL_BLOCKS))
+        rows = min(max(length, 1), max(MIN_BLOCK_ROWS, rows))
     rows = max(1, rows)
     heads = BLOCK_HEADS if BLOCK_HEADS is not None else WORKING_SET_BYTES // (rows * row_bytes)
     return max(1, heads), rows
@@ -688,7 +705,7 @@ def attention(
         query = query.unflatten(-3, (kv_heads, groups))
         key, value = key.unsqueeze(-3), value.unsqueeze(-3)
         attn_mask = None if attn_mask is None else _group_heads(attn_mask, kv_heads, groups)
-    blocks = choose_blocks(query.shape[-2], key.shape[-2], query.dtype)
+    blocks = choose_blocks(query.shape[-2], key.shape[-2], query.dtype, is_causal)
     outputs = AttentionFunction.apply(
         query, key, value, attn_mask, scale, is_causal, dropout_p, seed, blocks, need_weights
     )

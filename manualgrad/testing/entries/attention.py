@@ -115,12 +115,13 @@ def sdpa_errors():
     yield ErrorCase((q3, k2, v2), {"enable_gqa": True}, RuntimeError, "must divide")
 
 
-def blockwise_keep_mask(batch, length, source, dropout_p, dtype):
+def blockwise_keep_mask(batch, length, source, dropout_p, dtype, is_causal=False):
     """The whole (*batch, L, S) keep-mask manualgrad's attention draws block by block for
-    ``dtype`` inputs, from the seed it draws first (tests only: the library never builds it).
-    ``batch`` is the batch the blocks cut: with GQA, the (..., Hk, g) grid of query heads."""
+    ``dtype`` inputs (causal or not), from the seed it draws first (tests only: the library
+    never builds it). ``batch`` is the batch the blocks cut: with GQA, the (..., Hk, g) grid of
+    query heads."""
     seed = attention_impl.draw_seed()
-    blocks = attention_impl.Blocks.choose(batch, length, source, dtype)
+    blocks = attention_impl.Blocks.choose(batch, length, source, dtype, is_causal)
     parts, number = [], 0
     for group in blocks.groups:
         shape = (*blocks.group_batch(group), source)
@@ -152,7 +153,8 @@ def sdpa_with_blockwise_dropout(
         query_batch = (*query_batch[:-1], key.shape[-3], query.shape[-3] // key.shape[-3])
         key_batch = (*key_batch, 1)
     batch = torch.broadcast_shapes(query_batch, key_batch)
-    keep = blockwise_keep_mask(batch, query.shape[-2], key.shape[-2], dropout_p, query.dtype)
+    length, source = query.shape[-2], key.shape[-2]
+    keep = blockwise_keep_mask(batch, length, source, dropout_p, query.dtype, is_causal)
     if grouped:
         keep = keep.flatten(-4, -3)  # (..., Hk, g, L, S) → (..., Hq, L, S)
     if attn_mask is not None and attn_mask.dtype == torch.bool:  # the public op converts it

@@ -21,7 +21,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -84,20 +83,27 @@ Operand<T> all(T value) {
   return {nullptr, value};
 }
 
-// Σ_{i<n} term(i, V), in lanes of Vec<T>, then the lanes and the tail.
+// Σ_{i<n} term(i, V): four vector accumulators (independent chains, so the adds overlap), then
+// their lanes and the scalar tail.
 template <typename T, typename Term>
 T row_sum(int64_t n, const Term& term) {
-  Vec<T> lanes(T(0));
-  T tail(0);
-  strip<T>(n, [&](int64_t i, auto tag) {
-    if constexpr (std::is_same_v<decltype(tag), T>) {
-      tail += term(i, tag);
-    } else {
-      lanes += term(i, tag);
+  constexpr int64_t step = Vec<T>::size();
+  Vec<T> sums[4] = {Vec<T>(T(0)), Vec<T>(T(0)), Vec<T>(T(0)), Vec<T>(T(0))};
+  int64_t i = 0;
+  for (; i + 4 * step <= n; i += 4 * step) {
+    for (int64_t k = 0; k < 4; ++k) {
+      sums[k] += term(i + k * step, Vec<T>());
     }
-  });
-  T parts[Vec<T>::size()];
-  lanes.store(parts);
+  }
+  for (; i + step <= n; i += step) {
+    sums[0] += term(i, Vec<T>());
+  }
+  T tail(0);
+  for (; i < n; ++i) {
+    tail += term(i, T());
+  }
+  T parts[step];
+  ((sums[0] + sums[1]) + (sums[2] + sums[3])).store(parts);
   T total(0);
   for (T part : parts) {
     total += part;

@@ -151,7 +151,7 @@ class AttentionFunction(Function):
         incoming = (grad_output, neg_delta, grad_weights if ctx.need_weights else None)
         value = value.to(dtype)
         for tiles in plan.tiles():
-            tiles.backward(value, shift, incoming, grads)
+            tiles.gradients(value, shift, incoming, grads)
         grads = [g if g is None else g.to(t.dtype) for g, t in zip(grads, inputs, strict=True)]
         return (*grads, None, None, None, None, None, None)
 
@@ -385,7 +385,7 @@ class _Tiles:
             return output, lse
         return output, lse, self.padded(into(kept, "div", norm))
 
-    def backward(
+    def gradients(
         self,
         value: Tensor,
         shift: Tensor,
@@ -414,9 +414,9 @@ class _Tiles:
         for block, *block_rows in zip(self.blocks(), *split, strict=True):
             if not self.plan.inplace:  # autograd refuses writes through views made before
                 views = [self.select(g) for g in grads]  # another view's write: fresh ones
-            self.backward_block(block, block_rows, operands, (*views, grad_weights))
+            self.block_gradients(block, block_rows, operands, (*views, grad_weights))
 
-    def backward_block(
+    def block_gradients(
         self,
         block: _Block,
         rows: Sequence[Tensor | None],

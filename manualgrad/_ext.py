@@ -62,8 +62,16 @@ _TWINS = {
     "manualgrad.functional.activations.MishFunction": "mish",
     "manualgrad.functional.activations.LogSigmoidFunction": "logsigmoid",
     "manualgrad.functional.linear.LinearFunction": "linear",
+    "manualgrad.functional.fused.LinearReLUFunction": "linear_relu",
     "manualgrad.functional.softmax.SoftmaxFunction": "softmax",
     "manualgrad.functional.softmax.LogSoftmaxFunction": "log_softmax",
+    "manualgrad.functional.losses.MSELossFunction": "mse_loss",
+    "manualgrad.functional.losses.L1LossFunction": "l1_loss",
+    "manualgrad.functional.losses.HuberLossFunction": "huber_loss",
+    "manualgrad.functional.losses.CrossEntropyFunction": "cross_entropy",
+    "manualgrad.functional.losses.NLLLossFunction": "nll_loss",
+    "manualgrad.functional.losses.BCEWithLogitsFunction": "binary_cross_entropy_with_logits",
+    "manualgrad.functional.embedding.EmbeddingFunction": "embedding",
     "manualgrad.functional.normalization.LayerNormFunction": "layer_norm",
     "manualgrad.functional.normalization.RMSNormFunction": "rms_norm",
     "manualgrad.functional.normalization.GroupNormFunction": "group_norm",
@@ -75,6 +83,7 @@ TWINNED = frozenset(_TWINS)
 
 _enabled = True
 _DTYPES = (torch.float32, torch.float64)
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8)
 _PLAIN = (Tensor, Parameter)
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -99,8 +108,9 @@ def python_path() -> Iterator[None]:
 
 def eligible(args: tuple) -> bool:
     """Whether a twin may run these arguments: not inside :func:`python_path`, autocast off,
-    and every tensor a plain CPU float32/float64 strided tensor (one dtype for all), not wrapped
-    by a torch.func transform."""
+    and every tensor a plain CPU strided tensor, not wrapped by a torch.func transform: the
+    floating ones float32/float64 (one dtype for all, at least one), the others integer index
+    tensors (class targets, embedding indices)."""
     if not _enabled or torch.is_autocast_enabled("cpu"):
         return False
     dtype = None
@@ -110,8 +120,10 @@ def eligible(args: tuple) -> bool:
                 return False
             if _is_wrapped(arg):
                 return False
+            if arg.dtype in _INDEX_DTYPES:
+                continue
             if dtype is None:
                 dtype = arg.dtype
             if arg.dtype != dtype or dtype not in _DTYPES:
                 return False
-    return True
+    return dtype is not None

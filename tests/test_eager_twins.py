@@ -31,7 +31,7 @@ TWINNED_OPS = [
 ]
 # Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels),
 # or whose row kernels sum in another order (the norms' statistics and gradient sums, softmax's
-# and log-softmax's row sums).
+# and log-softmax's row sums, cross-entropy's p and log s).
 ROUNDED = {
     "GELUFunction",
     "SiLUFunction",
@@ -46,6 +46,7 @@ ROUNDED = {
     "LogSigmoidFunction",
     "SoftmaxFunction",
     "LogSoftmaxFunction",
+    "CrossEntropyFunction",
 }
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
 

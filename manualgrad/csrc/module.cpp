@@ -33,8 +33,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("mish", &manualgrad::mish);
   m.def("logsigmoid", &manualgrad::logsigmoid);
   m.def("linear", &manualgrad::linear);
+  m.def("linear_relu", &manualgrad::linear_relu);
   m.def("softmax", &manualgrad::softmax);
   m.def("log_softmax", &manualgrad::log_softmax);
+  m.def("mse_loss", &manualgrad::mse_loss);
+  m.def("l1_loss", &manualgrad::l1_loss);
+  m.def("huber_loss", &manualgrad::huber_loss);
+  m.def("cross_entropy", &manualgrad::cross_entropy);
+  m.def("nll_loss", &manualgrad::nll_loss);
+  m.def("binary_cross_entropy_with_logits", &manualgrad::binary_cross_entropy_with_logits);
+  m.def("embedding", &manualgrad::embedding);
   m.def("layer_norm", as_tuple(&manualgrad::layer_norm));
   m.def("rms_norm", as_tuple(&manualgrad::rms_norm));
   m.def("add_norm", as_tuple(&manualgrad::add_norm));

@@ -35,8 +35,9 @@ Tensor softplus(const Tensor& x, double beta, double threshold);
 Tensor mish(const Tensor& x);
 Tensor logsigmoid(const Tensor& x);
 
-// linear.cpp
+// linear.cpp (linear, and fused.LinearReLUFunction)
 Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);
+Tensor linear_relu(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);
 
 // softmax.cpp
 Tensor softmax(const Tensor& input, int64_t dim);
@@ -58,5 +59,28 @@ std::vector<Tensor> batch_norm(const Tensor& input, const std::optional<Tensor>&
                                const std::optional<Tensor>& running_mean,
                                const std::optional<Tensor>& running_var, bool training,
                                double momentum, double eps);
+
+// losses.cpp (the element-wise losses and cross_entropy return (L, hidden output))
+std::tuple<Tensor, Tensor> mse_loss(const Tensor& input, const Tensor& target,
+                                    const std::optional<Tensor>& weight, std::string reduction);
+std::tuple<Tensor, Tensor> l1_loss(const Tensor& input, const Tensor& target,
+                                   const std::optional<Tensor>& weight, std::string reduction);
+std::tuple<Tensor, Tensor> huber_loss(const Tensor& input, const Tensor& target,
+                                      const std::optional<Tensor>& weight, std::string reduction,
+                                      double delta);
+std::tuple<Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
+                                         const std::optional<Tensor>& weight,
+                                         std::string reduction, int64_t ignore_index,
+                                         double label_smoothing);
+Tensor nll_loss(const Tensor& input, const Tensor& target, const std::optional<Tensor>& weight,
+                std::string reduction, int64_t ignore_index);
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
+                                        const std::optional<Tensor>& weight,
+                                        const std::optional<Tensor>& pos_weight,
+                                        std::string reduction);
+
+// embedding.cpp
+Tensor embedding(const Tensor& input, const Tensor& weight, int64_t padding_idx,
+                 bool scale_grad_by_freq, bool sparse);
 
 }  // namespace manualgrad

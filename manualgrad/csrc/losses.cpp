@@ -1,0 +1,635 @@
+// C++ twins of manualgrad.functional.losses (see twins.h): the same derivations, operation for
+// operation, as the Python Functions named in each comment (their docstrings hold the math).
+// The Python wrappers validate the arguments; a twin sees validated ones only.
+
+#include "common.h"
+#include "twins.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <c10/util/accumulate.h>
+
+namespace manualgrad {
+
+namespace {
+
+// ---- reductions: manualgrad.functional._reduction -----------------------------------------
+
+// ℓ, Σ ℓ, or Σ ℓ / D (D = denominator, by default the element count), as _reduction.reduce.
+Tensor reduce(const Tensor& loss, const std::string& reduction, const Tensor& denominator = {}) {
+  if (reduction == "none") {
+    return loss;
+  }
+  if (reduction == "sum") {
+    return loss.sum();
+  }
+  return denominator.defined() ? loss.sum() / denominator : loss.mean();
+}
+
+// dL/dℓ from g = dL/d(output), as _reduction.unreduce (an empty 'mean' gives g · 0).
+Tensor unreduce(const Tensor& grad, const std::string& reduction, int64_t count,
+                const Tensor& denominator = {}) {
+  if (reduction != "mean") {
+    return grad;
+  }
+  if (denominator.defined()) {
+    return grad / denominator;
+  }
+  return count == 0 ? grad * 0 : grad / count;
+}
+
+// fresh ∘ other, in place when first order, plain, and other broadcasts to fresh's shape (as
+// _elementwise.times).
+Tensor scaled(Tensor fresh, const Tensor& other) {
+  if (fresh.scalar_type() != other.scalar_type() ||
+      fresh.sizes() != at::IntArrayRef(at::infer_size(fresh.sizes(), other.sizes()))) {
+    return fresh * other;
+  }
+  return times(std::move(fresh), other);
+}
+
+// ---- element-wise regression losses ℓ = w · e(x − t): mse, l1, huber ----------------------
+
+// Reduce w·e(d) (the weighted 'mean' Σ w e / Σ w when Self::mean_over_weight, else Σ w e / n);
+// an unweighted 'sum'/'mean' takes Σ e(d) from Self::total(d flattened) when it has one, as
+// losses._pointwise_forward.
+template <typename Self>
+Tensor pointwise_forward(const Tensor& diff, const std::optional<Tensor>& weight,
+                         const std::string& reduction, double delta) {
+  if (!weight.has_value()) {
+    if constexpr (Self::has_total) {
+      if (reduction != "none") {
+        Tensor summed = Self::total(diff.reshape(-1), delta);
+        return reduction == "sum" ? summed : summed / diff.numel();
+      }
+    }
+    return reduce(Self::error(diff, delta), reduction);
+  }
+  Tensor denominator =
+      Self::mean_over_weight && reduction == "mean" ? weight->sum() : Tensor();
+  return reduce(Self::error(diff, delta) * *weight, reduction, denominator);
+}
+
+}  // namespace
+
+// The Function of ℓ = w · e(x − t): outputs (L, d = x − t), d hidden (double backward flows
+// through it). Saves Self::state(d) if it has one, else d — or x and t when the broadcast d is
+// bigger than both — and the weight; dL/dx = Self::slope(g, state), dL/dt = −dL/dx,
+// dL/dw = g · Self::value(state) (losses._pointwise_setup / _pointwise_backward).
+template <typename Self>
+struct Pointwise : public torch::autograd::Function<Self> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                               const std::optional<Tensor>& weight, std::string reduction,
+                               double delta) {
+    Tensor diff = input - target;
+    Tensor loss = pointwise_forward<Self>(diff, weight, reduction, delta);
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["delta"] = delta;
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->saved_data["target_shape"] = target.sizes().vec();
+    ctx->saved_data["shape"] = diff.sizes().vec();
+    Tensor w = weight.value_or(Tensor());
+    bool weight_grad = w.defined() && w.requires_grad();
+    Tensor state = Self::state(diff, weight_grad);
+    if (!state.defined() && diff.numel() > input.numel() + target.numel()) {
+      ctx->save_for_backward({Tensor(), input, target, w});
+    } else {
+      ctx->save_for_backward({state.defined() ? state : diff, Tensor(), Tensor(), w});
+    }
+    return {loss, diff};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor state = saved[0].defined() ? saved[0] : saved[1] - saved[2];
+    const Tensor& weight = saved[3];
+    std::string reduction = ctx->saved_data["reduction"].toStringRef();
+    double delta = ctx->saved_data["delta"].toDouble();
+    auto shape = ctx->saved_data["shape"].toIntVector();
+    bool needs_input = ctx->needs_input_grad(0);
+    bool needs_target = ctx->needs_input_grad(1);
+    bool needs_weight = weight.defined() && ctx->needs_input_grad(2);
+    Tensor grad_d = grads[1];
+    Tensor grad_weight;
+    if (grads[0].defined()) {
+      bool by_weight = weight.defined() && Self::mean_over_weight && reduction == "mean";
+      Tensor denominator = by_weight ? weight.sum() : Tensor();
+      Tensor g = unreduce(grads[0], reduction, c10::multiply_integers(shape), denominator);
+      if (needs_input || needs_target) {
+        Tensor term = Self::slope(weight.defined() ? g * weight : g, state, delta);
+        grad_d = grad_d.defined() ? grad_d + term : term;
+      }
+      if (needs_weight) {
+        Tensor loss = Self::value(state, delta);
+        if (by_weight) {
+          loss = loss - (loss * weight).sum() / denominator;
+        }
+        grad_weight = (g * loss).sum_to_size(weight.sizes());
+      }
+    }
+    Tensor grad_input, grad_target;
+    if (grad_d.defined()) {
+      if (needs_input) {
+        grad_input = grad_d.sum_to_size(ctx->saved_data["input_shape"].toIntVector());
+      }
+      if (needs_target) {
+        grad_target = (-grad_d).sum_to_size(ctx->saved_data["target_shape"].toIntVector());
+      }
+    }
+    return {grad_input, grad_target, grad_weight, Tensor(), Tensor()};
+  }
+};
+
+// Python: manualgrad.functional.losses.MSELossFunction. e(d) = d², e'(d) = 2d; Σ d² = d·d.
+struct MSELossTwin : public Pointwise<MSELossTwin> {
+  static constexpr bool mean_over_weight = true;
+  static constexpr bool has_total = true;
+  static Tensor error(const Tensor& diff, double) {
+    return diff.square();
+  }
+  static Tensor total(const Tensor& diff, double) {
+    return at::dot(diff, diff);
+  }
+  static Tensor state(const Tensor&, bool) {
+    return Tensor();
+  }
+  static Tensor slope(const Tensor& g, const Tensor& diff, double) {
+    return (2 * g) * diff;
+  }
+  static Tensor value(const Tensor& diff, double) {
+    return diff.square();
+  }
+};
+
+// Python: manualgrad.functional.losses.L1LossFunction. e(d) = |d|, e'(d) = sign(d), saved as
+// int8 (d itself when the weight needs a gradient, which reads |d|).
+struct L1LossTwin : public Pointwise<L1LossTwin> {
+  static constexpr bool mean_over_weight = true;
+  static constexpr bool has_total = false;
+  static Tensor error(const Tensor& diff, double) {
+    return diff.abs();
+  }
+  static Tensor state(const Tensor& diff, bool weight_grad) {
+    return weight_grad ? diff : diff.sign().to(at::kChar);
+  }
+  static Tensor slope(const Tensor& g, const Tensor& state, double) {
+    return g * (state.is_floating_point() ? state.sign() : state);
+  }
+  static Tensor value(const Tensor& state, double) {
+    return state.abs();
+  }
+};
+
+// Python: manualgrad.functional.losses.HuberLossFunction. With c = clamp(d, −δ, δ):
+// e(d) = c (d − ½ c), e'(d) = c; Σ e(d) = c·d − ½ c·c.
+struct HuberLossTwin : public Pointwise<HuberLossTwin> {
+  static constexpr bool mean_over_weight = false;
+  static constexpr bool has_total = true;
+  static Tensor error(const Tensor& diff, double delta) {
+    Tensor clamped = diff.clamp(-delta, delta);
+    return clamped * (diff - 0.5 * clamped);
+  }
+  static Tensor total(const Tensor& diff, double delta) {
+    Tensor clamped = diff.clamp(-delta, delta);
+    return at::dot(clamped, diff) - 0.5 * at::dot(clamped, clamped);
+  }
+  static Tensor state(const Tensor&, bool) {
+    return Tensor();
+  }
+  static Tensor slope(const Tensor& g, const Tensor& diff, double delta) {
+    return scaled(diff.clamp(-delta, delta), g);
+  }
+  static Tensor value(const Tensor& diff, double delta) {
+    return error(diff, delta);
+  }
+};
+
+namespace {
+
+// ---- cross-entropy and negative log-likelihood over a class dimension ----------------------
+
+// Classes are dim 0 of an unbatched (C,) input, dim 1 of (N, C, d1, ..., dK).
+int64_t class_dim(const Tensor& input) {
+  return input.dim() == 1 ? 0 : 1;
+}
+
+// A (C,) class weight viewed to broadcast along dim of like.
+Tensor along_classes(const Tensor& weight, const Tensor& like, int64_t dim) {
+  std::vector<int64_t> shape(like.dim() - dim, 1);
+  shape[0] = -1;
+  return weight.view(shape);
+}
+
+// (class index with ignored samples sent to class 0, not-ignored mask, per-sample class weight
+// w_{t_i}, 0 where ignored), as losses._picked.
+struct Picked {
+  Tensor index, valid, weight;
+};
+Picked picked(const Tensor& target, const Tensor& weight, int64_t ignore_index,
+              at::ScalarType dtype) {
+  Tensor valid = target != ignore_index;
+  Tensor index = at::where(valid, target, 0).to(at::kLong);
+  if (!weight.defined()) {
+    return {index, valid, valid.to(dtype)};
+  }
+  Tensor at_target = weight.index_select(0, index.reshape(-1)).view(index.sizes());
+  return {index, valid, at::where(valid, at_target, 0)};
+}
+
+// values[i, t_i] along dim (0 where ignored), as losses._pick.
+Tensor pick(const Tensor& values, const Picked& p, int64_t dim) {
+  return at::where(p.valid, values.gather(dim, p.index.unsqueeze(dim)).squeeze(dim), 0);
+}
+
+// zeros with values (keepdim) written at the class index along dim: in place on the fresh
+// zeros unless the values are batched (losses._scattered).
+Tensor scattered(Tensor zeros, int64_t dim, const Tensor& index, const Tensor& values) {
+  if (!plain(values)) {
+    return zeros.scatter(dim, index.unsqueeze(dim), values);
+  }
+  return zeros.scatter_(dim, index.unsqueeze(dim), values);
+}
+
+// g_i = dL/dℓ_i ('mean': g / Σ w_t), 0 for ignored samples (losses._per_sample_grad).
+Tensor per_sample_grad(const Tensor& grad_loss, const std::string& reduction, const Picked& p) {
+  Tensor g = reduction == "mean" ? grad_loss / p.weight.sum() : grad_loss;
+  return at::where(p.valid, g, 0);
+}
+
+// ---- one-pass row kernels: a contiguous (N, C) input, int64 targets, first order ----------
+
+// Whether the row kernels may run: x a contiguous (N, C) float/double tensor (plain), int64
+// targets, a contiguous class weight of x's dtype if any.
+bool row_kernel(const Tensor& x, const Tensor& target, const Tensor& weight) {
+  return x.dim() == 2 && x.numel() > 0 && fusable(x) && x.is_contiguous() &&
+         target.scalar_type() == at::kLong && plain(target) &&
+         (!weight.defined() || (weight.scalar_type() == x.scalar_type() &&
+                                weight.is_contiguous() && plain(weight)));
+}
+
+// Per-sample class weights w_{t_i} (0 where ignored), as picked()'s third, in one loop; the
+// indices are in range (the wrapper checked them).
+Tensor picked_weights(const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                      const Tensor& like) {
+  Tensor targets = target.contiguous();
+  Tensor picked = at::empty({targets.numel()}, like.options());
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "manualgrad_picked", [&] {
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* out = picked.mutable_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < targets.numel(); ++i) {
+      out[i] = t[i] == ignore_index ? scalar_t(0) : (w ? w[t[i]] : scalar_t(1));
+    }
+  });
+  return picked;
+}
+
+// Rows per task of at::parallel_for: about 32k elements.
+int64_t grain(int64_t width) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
+}
+
+// CrossEntropyFunction's forward with ε = 0, one pass per row: m = max x, p = e^{x − m} / s
+// (s = Σ e^{x − m}) written, ℓ_i = (m + log s − x_{t_i}) w_{t_i} (0 if ignored).
+std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor& target,
+                                              const Tensor& picked, int64_t ignore_index) {
+  int64_t rows = input.size(0), width = input.size(1);
+  Tensor probability = at::empty_like(input);
+  Tensor loss = at::empty({rows}, input.options());
+  Tensor targets = target.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_cross_entropy", [&] {
+    using V = Vec<scalar_t>;
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    scalar_t* p = probability.mutable_data_ptr<scalar_t>();
+    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* row = x + i * width;
+        scalar_t* out = p + i * width;
+        scalar_t m = at::vec::reduce_all<scalar_t>(
+            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+        at::vec::map([m](V v) { return (v - V(m)).exp(); }, out, row, width);
+        scalar_t s = at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, out, width);
+        at::vec::map([s](V v) { return v / V(s); }, out, out, width);
+        l[i] = t[i] == ignore_index ? scalar_t(0) : ((m + std::log(s)) - row[t[i]]) * w[i];
+      }
+    });
+  });
+  return {loss, probability};
+}
+
+// dL/dx of CrossEntropyFunction with ε = 0 and no gradient reaching p, one pass per row:
+// p (g_i w_{t_i}) − g_i w_{t_i} 1[k = t_i], g = dL/dℓ (per sample, or one value for all).
+Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
+                               const Tensor& picked, const Tensor& g, int64_t ignore_index) {
+  int64_t rows = probability.size(0), width = probability.size(1);
+  Tensor grad_input = at::empty_like(probability);
+  Tensor targets = target.contiguous();
+  Tensor per_sample = g.to(probability.scalar_type()).contiguous();
+  bool one = per_sample.numel() == 1;
+  AT_DISPATCH_FLOATING_TYPES(probability.scalar_type(), "manualgrad_cross_entropy_grad", [&] {
+    using V = Vec<scalar_t>;
+    const scalar_t* p = probability.const_data_ptr<scalar_t>();
+    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        bool valid = t[i] != ignore_index;
+        scalar_t gi = valid ? gs[one ? 0 : i] : scalar_t(0);
+        scalar_t at_target = (scalar_t(-1) * gi) * w[i];  // (ε − 1) g w_t
+        scalar_t scale = -at_target;
+        at::vec::map([scale](V v) { return v * V(scale); }, out + i * width, p + i * width,
+                     width);
+        if (valid) {
+          out[i * width + t[i]] += at_target;
+        }
+      }
+    });
+  });
+  return grad_input;
+}
+
+// NLLLossFunction's ℓ_i = −x_{i,t_i} w_{t_i} (0 if ignored), one loop.
+Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& picked,
+                int64_t ignore_index) {
+  int64_t rows = input.size(0), width = input.size(1);
+  Tensor loss = at::empty({rows}, input.options());
+  Tensor targets = target.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_nll", [&] {
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < rows; ++i) {
+      l[i] = -(t[i] == ignore_index ? scalar_t(0) : x[i * width + t[i]]) * w[i];
+    }
+  });
+  return loss;
+}
+
+// NLLLossFunction's dL/dx: −g_i w_{t_i} at (i, t_i), 0 elsewhere, into fresh zeros.
+Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& picked,
+                     const Tensor& g, int64_t ignore_index) {
+  Tensor grad_input = at::zeros(shape, picked.options());
+  Tensor targets = target.contiguous();
+  Tensor per_sample = g.contiguous();
+  bool one = per_sample.numel() == 1;
+  AT_DISPATCH_FLOATING_TYPES(picked.scalar_type(), "manualgrad_nll_grad", [&] {
+    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < shape[0]; ++i) {
+      if (t[i] != ignore_index) {
+        out[i * shape[1] + t[i]] = -gs[one ? 0 : i] * w[i];
+      }
+    }
+  });
+  return grad_input;
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.losses.CrossEntropyFunction (class-index targets). Outputs
+// (L, p), p hidden; saves p, the target and the weight.
+struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                               const std::optional<Tensor>& weight_arg, std::string reduction,
+                               int64_t ignore_index, double smoothing) {
+    Tensor weight = weight_arg.value_or(Tensor());
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["ignore_index"] = ignore_index;
+    ctx->saved_data["smoothing"] = smoothing;
+    if (smoothing == 0 && row_kernel(input, target, weight)) {
+      Tensor picked = picked_weights(target, weight, ignore_index, input);
+      auto [loss, probability] = cross_entropy_rows(input, target, picked, ignore_index);
+      ctx->save_for_backward({probability, target, weight});
+      return {reduce(loss, reduction, picked.sum()), probability};
+    }
+    int64_t dim = class_dim(input);
+    // m = max_c x, s = Σ_c e^{x − m}, p = e^{x − m} / s, m + log s = x − log p
+    Tensor shift = input.numel() ? input.amax(dim, true) : input.sum(dim, true);
+    Tensor probability = (input - shift).exp_();
+    Tensor total = probability.sum(dim, true);
+    probability.div_(total);
+    Tensor log_norm = (shift + total.log_()).squeeze(dim);
+    Picked p = picked(target, weight, ignore_index, input.scalar_type());
+    Tensor loss = at::where(p.valid, (log_norm - pick(input, p, dim)) * p.weight, 0);
+    if (smoothing != 0) {
+      Tensor weighted = weight.defined() ? (input * along_classes(weight, input, dim)).sum(dim)
+                                         : input.sum(dim);
+      Tensor spread = weight.defined() ? log_norm * weight.sum() : log_norm * input.size(dim);
+      Tensor smooth = at::where(p.valid, spread - weighted, 0);
+      loss = (1 - smoothing) * loss + (smoothing / input.size(dim)) * smooth;
+    }
+    ctx->save_for_backward({probability, target, weight});
+    return {reduce(loss, reduction, p.weight.sum()), probability};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor& grad_loss = grads[0];
+    const Tensor& grad_probability = grads[1];
+    variable_list none(6);
+    if (!grad_loss.defined() && !grad_probability.defined()) {
+      return none;
+    }
+    auto saved = ctx->get_saved_variables();
+    const Tensor& probability = saved[0];
+    const Tensor& weight = saved[2];
+    int64_t dim = class_dim(probability);
+    double smoothing = ctx->saved_data["smoothing"].toDouble();
+    // dL/d log p (G), then dL/dx = G − p Σ_c G_c; a gradient reaching p adds dL/dp ∘ p to G.
+    int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const std::string& reduction = ctx->saved_data["reduction"].toStringRef();
+    if (!grad_probability.defined() && smoothing == 0 && !at::GradMode::is_enabled() &&
+        plain(grad_loss) && row_kernel(probability, saved[1], weight)) {
+      Tensor picked = picked_weights(saved[1], weight, ignore_index, probability);
+      Tensor g = reduction == "mean" ? grad_loss / picked.sum() : grad_loss;
+      none[0] = cross_entropy_grad_rows(probability, saved[1], picked, g, ignore_index);
+      return none;
+    }
+    Tensor grad = grad_probability.defined() ? grad_probability * probability : Tensor();
+    if (grad_loss.defined()) {
+      Picked p = picked(saved[1], weight, ignore_index, probability.scalar_type());
+      Tensor g = per_sample_grad(grad_loss, reduction, p);
+      Tensor at_target = ((smoothing - 1) * g * p.weight).unsqueeze(dim);
+      if (!grad.defined() && smoothing == 0) {
+        // G is −g w_t at the target only, Σ_c G = −g w_t: dL/dx = p (g w_t) + G.
+        Tensor grad_input = probability * -at_target;
+        Tensor index = p.index.unsqueeze(dim);
+        none[0] = plain(at_target) ? grad_input.scatter_add_(dim, index, at_target)
+                                   : grad_input.scatter_add(dim, index, at_target);
+        return none;
+      }
+      Tensor term = scattered(at::zeros_like(probability), dim, p.index, at_target);
+      if (smoothing != 0) {
+        Tensor spread = g.unsqueeze(dim) * (smoothing / probability.size(dim));
+        if (weight.defined()) {
+          spread = spread * along_classes(weight, probability, dim);
+        }
+        term = term - spread;
+      }
+      grad = grad.defined() ? grad + term : term;
+    }
+    none[0] = grad - probability * grad.sum(dim, true);
+    return none;
+  }
+};
+
+// Python: manualgrad.functional.losses.NLLLossFunction. dL/dx = scatter of −g w_t at the
+// targets; saves the target and the weight only.
+struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                        const std::optional<Tensor>& weight_arg, std::string reduction,
+                        int64_t ignore_index) {
+    Tensor weight = weight_arg.value_or(Tensor());
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["ignore_index"] = ignore_index;
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->save_for_backward({target, weight});
+    if (row_kernel(input, target, weight)) {
+      Tensor picked = picked_weights(target, weight, ignore_index, input);
+      return reduce(nll_rows(input, target, picked, ignore_index), reduction, picked.sum());
+    }
+    Picked p = picked(target, weight, ignore_index, input.scalar_type());
+    Tensor loss = -pick(input, p, class_dim(input)) * p.weight;
+    return reduce(loss, reduction, p.weight.sum());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& grad_loss = grads[0];
+    int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
+    const std::string& reduction = ctx->saved_data["reduction"].toStringRef();
+    auto shape = ctx->saved_data["input_shape"].toIntVector();
+    if (shape.size() == 2 && shape[0] * shape[1] > 0 && !at::GradMode::is_enabled() &&
+        fusable(grad_loss) && saved[0].scalar_type() == at::kLong &&
+        (!saved[1].defined() ||
+         (saved[1].is_contiguous() && saved[1].scalar_type() == grad_loss.scalar_type()))) {
+      Tensor picked = picked_weights(saved[0], saved[1], ignore_index, grad_loss);
+      Tensor g = reduction == "mean" ? grad_loss / picked.sum() : grad_loss;
+      Tensor grad_input = nll_grad_rows(shape, saved[0], picked, g, ignore_index);
+      return {grad_input, Tensor(), Tensor(), Tensor(), Tensor()};
+    }
+    Picked p = picked(saved[0], saved[1], ignore_index, grad_loss.scalar_type());
+    Tensor g = per_sample_grad(grad_loss, reduction, p);
+    int64_t dim = shape.size() == 1 ? 0 : 1;
+    Tensor grad_input =
+        scattered(grad_loss.new_zeros(shape), dim, p.index, (-g * p.weight).unsqueeze(dim));
+    return {grad_input, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+namespace {
+
+// ---- binary cross-entropy on logits --------------------------------------------------------
+
+// log σ(x) = min(x, 0) − log(1 + e^{−|x|}), as losses._log_sigmoid.
+Tensor stable_log_sigmoid(const Tensor& input) {
+  Tensor lower = input.clamp_max(0);  // first, as in Python: the double backward's node order
+  return lower - at::log1p(at::exp(-input.abs()));
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.losses.BCEWithLogitsFunction. Saves x, t (only if x needs a
+// gradient), w and P.
+struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                        const std::optional<Tensor>& weight_arg,
+                        const std::optional<Tensor>& pos_weight_arg, std::string reduction) {
+    Tensor weight = weight_arg.value_or(Tensor());
+    Tensor pos_weight = pos_weight_arg.value_or(Tensor());
+    Tensor log_sig = stable_log_sigmoid(input);
+    Tensor loss = pos_weight.defined()
+                      ? at::rsub(target, 1) * input - ((pos_weight - 1) * target + 1) * log_sig
+                      : at::rsub(target, 1) * input - log_sig;
+    if (weight.defined()) {
+      loss = loss * weight;
+    }
+    ctx->saved_data["reduction"] = reduction;
+    ctx->save_for_backward({input, input.requires_grad() ? target : Tensor(), weight, pos_weight});
+    return reduce(loss, reduction);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& input = saved[0];
+    const Tensor& target = saved[1];
+    const Tensor& weight = saved[2];
+    const Tensor& pos_weight = saved[3];
+    Tensor g = unreduce(grads[0], ctx->saved_data["reduction"].toStringRef(), input.numel());
+    if (weight.defined()) {
+      g = g * weight;
+    }
+    Tensor grad_input, grad_target;
+    // Each operand built before the next, in the Python Function's order (it fixes the order
+    // in which double backward accumulates the terms).
+    if (ctx->needs_input_grad(0)) {  // g w [(1 + (P − 1) t) σ(x) − P t]
+      Tensor probability = at::sigmoid(input);
+      if (pos_weight.defined()) {
+        Tensor positive = ((pos_weight - 1) * target + 1) * probability;
+        grad_input = g * (positive - pos_weight * target);
+      } else {
+        grad_input = g * (probability - target);
+      }
+    }
+    if (ctx->needs_input_grad(1)) {  // −g w [P log σ(x) − log σ(−x)]
+      if (pos_weight.defined()) {
+        Tensor scale = -g;
+        Tensor positive = pos_weight * stable_log_sigmoid(input);
+        grad_target = scale * (positive - stable_log_sigmoid(-input));
+      } else {
+        grad_target = -g * input;
+      }
+    }
+    return {grad_input, grad_target, Tensor(), Tensor(), Tensor()};
+  }
+};
+
+namespace {
+
+std::tuple<Tensor, Tensor> pair(variable_list outputs) {
+  return {outputs[0], outputs[1]};
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor> mse_loss(const Tensor& input, const Tensor& target,
+                                    const std::optional<Tensor>& weight, std::string reduction) {
+  return pair(MSELossTwin::apply(input, target, weight, reduction, 0.0));
+}
+std::tuple<Tensor, Tensor> l1_loss(const Tensor& input, const Tensor& target,
+                                   const std::optional<Tensor>& weight, std::string reduction) {
+  return pair(L1LossTwin::apply(input, target, weight, reduction, 0.0));
+}
+std::tuple<Tensor, Tensor> huber_loss(const Tensor& input, const Tensor& target,
+                                      const std::optional<Tensor>& weight, std::string reduction,
+                                      double delta) {
+  return pair(HuberLossTwin::apply(input, target, weight, reduction, delta));
+}
+std::tuple<Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& target,
+                                         const std::optional<Tensor>& weight,
+                                         std::string reduction, int64_t ignore_index,
+                                         double label_smoothing) {
+  return pair(
+      CrossEntropyTwin::apply(input, target, weight, reduction, ignore_index, label_smoothing));
+}
+Tensor nll_loss(const Tensor& input, const Tensor& target, const std::optional<Tensor>& weight,
+                std::string reduction, int64_t ignore_index) {
+  return NLLLossTwin::apply(input, target, weight, reduction, ignore_index);
+}
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
+                                        const std::optional<Tensor>& weight,
+                                        const std::optional<Tensor>& pos_weight,
+                                        std::string reduction) {
+  return BCEWithLogitsTwin::apply(input, target, weight, pos_weight, reduction);
+}
+
+}  // namespace manualgrad

@@ -1008,8 +1008,12 @@ struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
     if (input.numel() == 0) {  // nothing to normalise, running stats untouched (as torch)
       ctx->saved_data["sizes"] =
           std::vector<int64_t>{w.defined() ? w.numel() : 0, b.defined() ? b.numel() : 0};
-      Tensor stats = at::empty({input.size(1)}, input.options());
-      return {input.clone(), stats, stats.clone()};
+      variable_list outputs{input.clone(), at::empty({input.size(1)}, input.options()),
+                            at::empty({input.size(1)}, input.options())};
+      if (!training) {  // constants, as the statistics of a non-empty eval batch
+        ctx->mark_non_differentiable({outputs[1], outputs[2]});
+      }
+      return outputs;
     }
     auto outputs = batch_forward(input, w, b, running_mean, running_var, training, momentum, eps);
     if (!training) {

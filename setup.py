@@ -1,12 +1,19 @@
-"""Build of manualgrad's optional C++ extension, ``manualgrad._C`` (the compiled eager path; see
-manualgrad/_ext.py). Metadata lives in pyproject.toml.
+"""Build of manualgrad's C++ extension, ``manualgrad._C`` (the compiled eager path: the twins in
+manualgrad/csrc/, loaded by manualgrad/_ext.py). Metadata lives in pyproject.toml.
 
-For now the extension is built on request only (``make ext``, or ``MANUALGRAD_BUILD_EXT=1``
-with torch installed and ``--no-build-isolation``): one translation unit takes 2-6 minutes on the
-project's shared 2-core machine, too much for the first ``make test``. It is optional: without a
-C++ compiler, or when compiling fails, the build reports it and goes on without it, and
-``manualgrad`` runs the Python Functions (``MANUALGRAD_NO_EXT=1`` at import time ignores a built
-extension).
+``make`` builds it by default, as the second step of bootstrapping .venv: ``pip install -e
+'.[test,ext]'`` first installs the package and torch (plain ``setup()``, nothing compiled), then
+``MANUALGRAD_BUILD_EXT=1 MAX_JOBS=2 python setup.py build_ext --inplace`` compiles every
+``csrc/*.cpp`` with torch's ``BuildExtension`` and ninja (pinned in pyproject's ``[ext]`` extra,
+which the bootstrap installs); it runs again whenever a ``csrc/*.cpp`` or ``*.h`` file changes, and
+ninja then recompiles only the files that changed (a header: every file including it). Torch is a
+build dependency of the extension only, which is why the build is a second step with the venv's
+torch rather than part of ``pip install``.
+
+The extension is optional: without a C++ compiler, or when compiling fails, the build reports it in
+one message, removes a stale in-place ``_C*.so`` (so sources and binary never disagree), and
+goes on without it; ``manualgrad`` then runs the Python Functions. ``MANUALGRAD_NO_EXT=1`` at
+import time ignores a built extension.
 """
 
 from __future__ import annotations
@@ -22,12 +29,16 @@ BUILD_EXTENSION = os.environ.get("MANUALGRAD_BUILD_EXT") == "1"
 if BUILD_EXTENSION:  # torch is a build dependency of the extension only
     from torch.utils.cpp_extension import BuildExtension, CppExtension
 
+CSRC = Path("manualgrad/csrc")
 
-def _vector_flags() -> list[str]:
-    """AVX-512 or AVX2 + FMA code (ATen's Vectorized, SLEEF's exp/erf/tanh from libtorch: the
-    widest the building machine has, as torch's own kernels pick at run time), else ATen's
-    portable Vectorized; contraction off so a*b + c rounds as torch's kernels round it."""
-    flags = ["-O3", "-ffp-contract=off"]
+
+def _compile_flags() -> list[str]:
+    """``-g0`` (Python's own CFLAGS add ``-g``: debug info for ATen's templates made a family file
+    1.7× slower to compile and the library 20× larger) and ``-O3``; AVX-512 or AVX2 + FMA code
+    (ATen's Vectorized, SLEEF's exp/erf/tanh from libtorch: the widest the building machine has,
+    as torch's own kernels pick at run time), else ATen's portable Vectorized; contraction off so
+    a*b + c rounds as torch's kernels round it."""
+    flags = ["-g0", "-O3", "-ffp-contract=off"]
     cpuinfo = Path("/proc/cpuinfo")
     if platform.machine() in ("x86_64", "AMD64") and cpuinfo.exists():
         words = set(cpuinfo.read_text().split())
@@ -44,7 +55,8 @@ def _optional_build(base: type) -> type:
 
     class OptionalBuildExtension(base):
         """``BuildExtension`` that, for extensions marked ``optional``, reports a failed build (no
-        compiler, a compile or link error, a ninja failure) and goes on without the extension."""
+        compiler, a compile or link error, a ninja failure), removes what an earlier build left in
+        place, and goes on without the extension."""
 
         def build_extensions(self) -> None:
             """Build, or skip the optional extensions with one message if that fails."""
@@ -53,6 +65,9 @@ def _optional_build(base: type) -> type:
             except Exception as error:  # any failure: the Python path still works
                 if not all(ext.optional for ext in self.extensions):
                     raise
+                for ext in self.extensions:  # the built and the in-place copy (--inplace)
+                    for path in (self.get_ext_fullpath(ext.name), self.get_ext_filename(ext.name)):
+                        Path(path).unlink(missing_ok=True)
                 print(
                     f"manualgrad: building the C++ extension failed ({error}); "
                     "installing without it (the Python Functions will run)",
@@ -65,8 +80,9 @@ def _optional_build(base: type) -> type:
 if BUILD_EXTENSION:
     EXTENSION = CppExtension(
         "manualgrad._C",
-        sorted(str(path) for path in Path("manualgrad/csrc").glob("*.cpp")),
-        extra_compile_args=_vector_flags(),
+        sorted(str(path) for path in CSRC.glob("*.cpp")),
+        depends=sorted(str(path) for path in CSRC.glob("*.h")),  # a header change rebuilds
+        extra_compile_args=_compile_flags(),
         optional=True,
     )
     setup(ext_modules=[EXTENSION], cmdclass={"build_ext": _optional_build(BuildExtension)})

@@ -1,12 +1,13 @@
 """Loader of the compiled eager path: ``manualgrad._C``, C++ twins of the hot Functions
-(``manualgrad/csrc/``, listed in ``twins.h``), built by the package's own build when a compiler
-is there.
+(``manualgrad/csrc/``, listed in ``twins.h``), built by default by ``make`` (see setup.py) when a
+C++ compiler is there.
 
 :func:`twin` gives a Function class its twin (``Function.apply`` calls it when :func:`eligible`);
 the Python Function stays the reference and the path everywhere else (torch.func transforms,
 torch.compile, autocast, other devices and dtypes, tensor subclasses). ``MANUALGRAD_NO_EXT=1``
-forces the Python path, and so does an extension that was not built (for now the default:
-``make ext`` builds it, see setup.py) or that does not load (then with one warning at import).
+forces the Python path, and so does an extension that was not built (no compiler, a failed
+build: ``make`` said so) or that does not load (then with one warning at import); a Function
+whose twin a stale build lacks runs in Python (one warning at import: run ``make`` again).
 """
 
 from __future__ import annotations
@@ -81,6 +82,14 @@ _TWINS = {
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""
 
+if EXTENSION is not None and (_missing := sorted(set(_TWINS.values()) - set(dir(EXTENSION)))):
+    warnings.warn(
+        f"manualgrad: manualgrad._C is older than its sources (no {', '.join(_missing)}); "
+        "those Functions run in Python until it is rebuilt (make)",
+        RuntimeWarning,
+        stacklevel=1,
+    )
+
 _enabled = True
 _DTYPES = (torch.float32, torch.float64)
 _INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8)
@@ -91,7 +100,7 @@ _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 def twin(function: type) -> Callable[..., Any] | None:
     """The compiled twin of ``function`` (a Function class), or None (none, or not built)."""
     name = _TWINS.get(f"{function.__module__}.{function.__qualname__}")
-    return None if EXTENSION is None or name is None else getattr(EXTENSION, name)
+    return None if EXTENSION is None or name is None else getattr(EXTENSION, name, None)
 
 
 @contextlib.contextmanager

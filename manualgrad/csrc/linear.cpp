@@ -64,15 +64,14 @@ Tensor relu_and_mask_(Tensor& z) {
     z = z.clamp_min(0);
     return at::le(z, 0).logical_not();
   }
+  z.clamp_min_(0);  // NaN stays NaN, as max(z, 0) in the Python Function
   Tensor mask = at::empty(z.sizes(), z.options().dtype(at::kBool));
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "manualgrad_relu_mask", [&] {
-    scalar_t* y = z.mutable_data_ptr<scalar_t>();
-    bool* m = mask.mutable_data_ptr<bool>();
+    const scalar_t* __restrict__ y = z.const_data_ptr<scalar_t>();
+    bool* __restrict__ m = mask.mutable_data_ptr<bool>();
     at::parallel_for(0, z.numel(), 32768, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        scalar_t value = y[i] < scalar_t(0) ? scalar_t(0) : y[i];
-        y[i] = value;
-        m[i] = !(value <= scalar_t(0));
+      for (int64_t i = begin; i < end; ++i) {  // restrict: bool may alias, so say it does not
+        m[i] = !(y[i] <= scalar_t(0));
       }
     });
   });
@@ -87,12 +86,13 @@ Tensor masked(const Tensor& grad, const Tensor& mask) {
   }
   Tensor product = at::empty_like(grad);
   AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "manualgrad_masked", [&] {
-    const scalar_t* g = grad.const_data_ptr<scalar_t>();
-    const bool* m = mask.const_data_ptr<bool>();
-    scalar_t* out = product.mutable_data_ptr<scalar_t>();
+    const scalar_t* __restrict__ g = grad.const_data_ptr<scalar_t>();
+    // a bool is the byte 0 or 1: read as uint8_t, the product needs no branch (vectorised)
+    const uint8_t* __restrict__ m = reinterpret_cast<const uint8_t*>(mask.const_data_ptr<bool>());
+    scalar_t* __restrict__ out = product.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, grad.numel(), 32768, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        out[i] = g[i] * (m[i] ? scalar_t(1) : scalar_t(0));
+        out[i] = g[i] * static_cast<scalar_t>(m[i]);
       }
     });
   });
@@ -114,7 +114,6 @@ struct LinearReLUTwin : public torch::autograd::Function<LinearReLUTwin> {
     return affine_grads(ctx, masked(grads[0], saved[2]), saved);
   }
 };
-
 
 Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias) {
   return LinearTwin::apply(input, weight, bias);

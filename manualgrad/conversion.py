@@ -35,7 +35,6 @@ differentiable torch ops, whose backward is therefore autograd's.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,10 +48,8 @@ import manualgrad.functional as F
 import manualgrad.nn as mnn
 from manualgrad.graph_coverage import Coverage, coverage
 from manualgrad.interception import (
-    _enter_mode,
-    _exit_mode,
-    _resume_mode,
-    _suspend_mode,
+    MODE_HOOKS,
+    outside_mode,
     run_forward_in_mode,
     run_forward_outside_mode,
     stop_forward_in_mode,
@@ -178,7 +175,6 @@ _FUSIONS: dict[type, tuple[str, Callable[[Tensor, Any, Any], Tensor]]] = {
     mnn.ReLU: ("linear_relu", _linear_relu),
     mnn.GELU: ("linear_gelu", _linear_gelu),
 }
-_MODE_HOOKS = frozenset((_enter_mode, _exit_mode, _suspend_mode, _resume_mode))
 _GLOBAL_HOOKS = (
     "_global_forward_pre_hooks",
     "_global_forward_hooks",
@@ -191,7 +187,7 @@ def _has_hooks(module: torch.nn.Module) -> bool:
     """Whether calling ``module`` would run hooks other than the hand-derived mode's own."""
     forward = (*module._forward_pre_hooks.values(), *module._forward_hooks.values())
     return (
-        any(hook not in _MODE_HOOKS for hook in forward)
+        any(hook not in MODE_HOOKS for hook in forward)
         or bool(module._backward_pre_hooks)
         or bool(module._backward_hooks)
     )
@@ -208,17 +204,6 @@ def _fusion(linear: Any, activation: Any) -> tuple[str, Callable[..., Tensor]] |
     if any(getattr(torch_module, name) for name in _GLOBAL_HOOKS):
         return None
     return _FUSIONS[type(activation)]
-
-
-@contextlib.contextmanager
-def _outside_mode() -> Iterator[None]:
-    """Suspend the hand-derived mode, as a manualgrad twin's call does (the fused Function is
-    manualgrad's own: nothing inside needs routing)."""
-    _suspend_mode(None, ())
-    try:
-        yield
-    finally:
-        _resume_mode(None, (), None)
 
 
 def _steps(children: list) -> Iterator[tuple[int, tuple[str, Callable[..., Tensor]] | None]]:
@@ -245,7 +230,7 @@ class FusedSequential(torch.nn.Sequential):
             if fusion is None:
                 input = children[i](input)
                 continue
-            with _outside_mode():
+            with outside_mode():
                 input = fusion[1](input, children[i], children[i + 1])
         return input
 

@@ -43,10 +43,11 @@ twins' forward (:func:`run_forward_outside_mode`), whose torch ops need no routi
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -304,6 +305,18 @@ def _register(module: torch.nn.Module, pre: Callable[..., None], post: Callable[
 _ACTIVE = threading.local()
 
 
+@contextlib.contextmanager
+def outside_mode() -> Iterator[None]:
+    """Suspend :func:`hand_derived` within the block, as :func:`run_forward_outside_mode` does
+    for a module's forward (for a call of manualgrad's own Functions: nothing inside needs
+    routing)."""
+    _suspend_mode(None, ())
+    try:
+        yield
+    finally:
+        _resume_mode(None, (), None)
+
+
 def _enter_mode(module: torch.nn.Module, args: tuple) -> None:
     mode = HandDerived()
     mode.__enter__()
@@ -326,6 +339,11 @@ def _resume_mode(module: torch.nn.Module, args: tuple, output: Any) -> None:
         torch.overrides._push_mode(mode)
 
 
+MODE_HOOKS = frozenset((_enter_mode, _exit_mode, _suspend_mode, _resume_mode))
+"""The forward hooks :func:`run_forward_in_mode` and :func:`run_forward_outside_mode` register
+(a module carrying only these runs no hooks of anyone else's)."""
+
+
 def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
     """A subclass of the torch.nn class ``cls``, of the same name, defined as if in ``module``,
     whose ``forward`` runs inside :func:`hand_derived` (what ``manualgrad.nn.X`` is for a torch
@@ -344,10 +362,12 @@ def in_mode(cls: type[torch.nn.Module], module: str) -> type[torch.nn.Module]:
 
 
 __all__ = [
+    "MODE_HOOKS",
     "ROUTES",
     "HandDerived",
     "hand_derived",
     "in_mode",
+    "outside_mode",
     "run_forward_in_mode",
     "run_forward_outside_mode",
     "stop_forward_in_mode",

@@ -320,13 +320,6 @@ struct TanhTwin : public FromOutput<TanhTwin> {
   }
 };
 
-Tensor tanh_twin(const Tensor& x) {
-  return TanhTwin::apply(x);
-}
-Tensor sigmoid_value(const Tensor& x) {
-  return SigmoidTwin::apply(x);
-}
-
 Tensor relu(const Tensor& x) {
   return ReLUTwin::apply(x);
 }

@@ -24,6 +24,8 @@
 #include <ATen/native/cpu/Loops.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "twins.h"
+
 #include <cmath>
 #include <string>
 
@@ -145,8 +147,8 @@ MANUALGRAD_UNARY(erf_of, std::erf, erf, at::erf)
 MANUALGRAD_UNARY(expm1_of, std::expm1, expm1, at::expm1)
 MANUALGRAD_UNARY(log1p_of, std::log1p, log1p, at::log1p)
 MANUALGRAD_UNARY(abs_of, std::abs, abs, at::abs)
-Tensor tanh_twin(const Tensor& x);  // TanhTwin (activations.cpp): differentiable again by the same derivation
-MANUALGRAD_UNARY(tanh_value, std::tanh, tanh, tanh_twin)
+// On tensors: the tanh twin's entry point (twins.h), differentiable again by the same derivation.
+MANUALGRAD_UNARY(tanh_value, std::tanh, tanh, manualgrad::tanh)
 // σ(x) = 1/(1 + e^{−x}).
 template <typename T>
 T sigmoid_value(T x) {
@@ -156,7 +158,9 @@ template <typename T>
 Vec<T> sigmoid_value(const Vec<T>& x) {
   return (Vec<T>(T(1)) + x.neg().exp()).reciprocal();
 }
-Tensor sigmoid_value(const Tensor& x);  // SigmoidTwin (activations.cpp)
+inline Tensor sigmoid_value(const Tensor& x) {  // the sigmoid twin's entry point (twins.h)
+  return manualgrad::sigmoid(x);
+}
 
 // ---- fused passes -------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ import torch
 import manualgrad
 import manualgrad.nn as mnn
 from manualgrad import _ext
+from manualgrad.bench import timing
 from manualgrad.bench import train as train_suite
 from manualgrad.bench.inputs import MAKERS, make
 from manualgrad.bench.memory import gpt_step_row, peak_bytes
@@ -33,7 +35,7 @@ def quick_run(tmp_path_factory) -> dict:
     # One thread: on a shared 2-core machine two OpenMP threads wait on each other for seconds.
     threads = torch.get_num_threads()
     try:
-        assert main(["all", "--quick", "--threads", "1", "--out", str(out)]) == 0
+        assert main(["all", "--quick", "--threads", "1", "--clock", "cpu", "--out", str(out)]) == 0
     finally:
         torch.set_num_threads(threads)
     (path,) = out.glob("*.json")
@@ -54,6 +56,7 @@ def test_quick_run_writes_json_with_settings(quick_run):
     assert quick_run["quick"] is True
     assert quick_run["threads"] == 1
     assert quick_run["device"] == "cpu"
+    assert quick_run["clock"] == "cpu"
     for row in quick_run["rows"]:
         assert {"suite", "name", "size", "metric", "manualgrad", "native", "ratio"} <= row.keys()
 
@@ -115,6 +118,19 @@ def test_cuda_device_needs_a_gpu():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert main(["ops", "--quick", "--device", "cuda"]) == 2
+
+
+def test_cpu_clock_counts_work_not_sleep_and_is_restored_after_the_block():
+    def busy() -> None:
+        torch.randn(256, 256) @ torch.randn(256, 256)
+
+    with timing.clock("cpu"):
+        measured = timing.interleaved({"busy": busy, "asleep": lambda: time.sleep(0.01)}, 4, 1)
+    assert measured["asleep"].median < 0.005  # 10 ms asleep: next to no CPU time
+    assert measured["busy"].median > 0
+    assert timing._clock is time.perf_counter
+    with pytest.raises(ValueError, match="clock must be one of"), timing.clock("sundial"):
+        pass
 
 
 def test_peak_bytes_counts_new_storages_once_while_alive():

@@ -31,7 +31,8 @@ TWINNED_OPS = [
 ]
 # Twins whose formula reads exp/erf/tanh on its fused path (other rounding than torch's kernels),
 # or whose row kernels sum in another order (the norms' statistics and gradient sums, softmax's
-# and log-softmax's row sums, cross-entropy's p and log s).
+# and log-softmax's row sums, cross-entropy's p and log s, the fused losses' reductions: a
+# double sum in one pass where Python takes dot products or ATen's float sums).
 ROUNDED = {
     "GELUFunction",
     "SiLUFunction",
@@ -47,6 +48,10 @@ ROUNDED = {
     "SoftmaxFunction",
     "LogSoftmaxFunction",
     "CrossEntropyFunction",
+    "MSELossFunction",
+    "HuberLossFunction",
+    "NLLLossFunction",
+    "BCEWithLogitsFunction",
 }
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
 

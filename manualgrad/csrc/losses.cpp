@@ -9,6 +9,11 @@
 #include <ATen/cpu/vec/functional.h>
 #include <c10/util/accumulate.h>
 
+#include <array>
+#include <functional>
+#include <initializer_list>
+#include <tuple>
+
 namespace manualgrad {
 
 namespace {
@@ -48,6 +53,124 @@ Tensor scaled(Tensor fresh, const Tensor& other) {
   return times(std::move(fresh), other);
 }
 
+// ---- fused passes: one vectorised loop over a TensorIterator, with a running sum -----------
+
+// One operand of a fused pass along a row of a TensorIterator loop: its base pointer and the
+// stride (bytes) between elements. A vector of count ≤ Vec::size() elements is loaded or stored
+// at element i; a broadcast operand (stride 0) loads its one value, a partial vector leaves the
+// other lanes 0 (load) or memory untouched (store).
+template <typename T>
+struct Operand {
+  char* data = nullptr;
+  int64_t stride = 0;
+
+  Vec<T> load(int64_t i, int64_t count) const {
+    if (stride == static_cast<int64_t>(sizeof(T))) {
+      return Vec<T>::loadu(data + i * stride, count);
+    }
+    if (stride == 0) {
+      return Vec<T>(*reinterpret_cast<const T*>(data));
+    }
+    T lanes[Vec<T>::size()] = {};
+    for (int64_t k = 0; k < count; ++k) {
+      lanes[k] = *reinterpret_cast<const T*>(data + (i + k) * stride);
+    }
+    return Vec<T>::loadu(lanes);
+  }
+
+  void store(int64_t i, const Vec<T>& value, int64_t count) const {
+    if (stride == static_cast<int64_t>(sizeof(T))) {
+      value.store(data + i * stride, count);
+      return;
+    }
+    T lanes[Vec<T>::size()];
+    value.store(lanes);
+    for (int64_t k = 0; k < count; ++k) {
+      *reinterpret_cast<T*>(data + (i + k) * stride) = lanes[k];
+    }
+  }
+};
+
+constexpr int kMaxOperands = 6;
+// Vectors summed in T before their total joins the double sum (64 additions per lane).
+constexpr int64_t kRun = 64;
+
+// A TensorIterator over `outputs` new tensors (the inputs' broadcast shape and layout, as an
+// element-wise ATen op allocates) and the inputs (one dtype).
+at::TensorIterator loss_iterator(int outputs, std::initializer_list<const Tensor*> inputs) {
+  at::TensorIteratorConfig config;
+  for (int k = 0; k < outputs; ++k) {
+    config.add_owned_output(Tensor());
+  }
+  for (const Tensor* input : inputs) {
+    if (input->defined()) {
+      config.add_const_input(*input);
+    }
+  }
+  return config.build();
+}
+
+// body(operands, i, count) on every vector of iter's elements (operands: outputs first, then
+// inputs, in the iterator's order), in parallel over chunks of the iteration space; returns
+// the sum of what body returns (lanes past count dropped), in T over runs of kRun vectors and
+// in double across runs and chunks.
+template <typename T, typename Body>
+double fused_pass(at::TensorIteratorBase& iter, const Body& body) {
+  constexpr int64_t width = Vec<T>::size();
+  int ntensors = iter.ntensors();
+  TORCH_INTERNAL_ASSERT(ntensors <= kMaxOperands);
+  auto chunk = [&](int64_t begin, int64_t end, double total) {
+    auto loop = [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+      std::array<Operand<T>, kMaxOperands> operands;
+      for (int64_t j = 0; j < size1; ++j) {
+        for (int k = 0; k < ntensors; ++k) {
+          operands[k] = {data[k] + j * strides[ntensors + k], strides[k]};
+        }
+        Vec<T> run(T(0));
+        for (int64_t i = 0, n = 1; i < size0; i += width, ++n) {
+          int64_t count = std::min(width, size0 - i);
+          Vec<T> value = body(operands, i, count);
+          run = run + (count == width ? value : Vec<T>::set(Vec<T>(T(0)), value, count));
+          if (n % kRun == 0 || i + width >= size0) {
+            total += at::vec::vec_reduce_all<T>([](Vec<T> a, Vec<T> b) { return a + b; }, run);
+            run = Vec<T>(T(0));
+          }
+        }
+      }
+    };
+    iter.serial_for_each(loop, {begin, end});
+    return total;
+  };
+  return at::parallel_reduce(0, iter.numel(), at::internal::GRAIN_SIZE, 0.0, chunk,
+                             std::plus<double>());
+}
+
+// A 0-d tensor of `value` (a loss reduced on a fused pass), like's dtype.
+Tensor scalar_of(double value, const Tensor& like) {
+  return at::scalar_tensor(value, like.options());
+}
+
+// Whether the fused passes may run on these tensors: plain float/double, one dtype (undefined
+// ones skipped).
+bool fusable_all(std::initializer_list<const Tensor*> tensors) {
+  const Tensor* first = *tensors.begin();
+  for (const Tensor* t : tensors) {
+    if (t->defined() && (!fusable(*t) || t->scalar_type() != first->scalar_type())) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// clamp(x, −δ, δ) on each value type.
+template <typename T>
+Vec<T> clamp_of(const Vec<T>& x, double delta) {
+  return at::vec::clamp(x, Vec<T>(static_cast<T>(-delta)), Vec<T>(static_cast<T>(delta)));
+}
+inline Tensor clamp_of(const Tensor& x, double delta) {
+  return x.clamp(-delta, delta);
+}
+
 // ---- element-wise regression losses ℓ = w · e(x − t): mse, l1, huber ----------------------
 
 // Reduce w·e(d) (the weighted 'mean' Σ w e / Σ w when Self::mean_over_weight, else Σ w e / n);
@@ -70,26 +193,95 @@ Tensor pointwise_forward(const Tensor& diff, const std::optional<Tensor>& weight
   return reduce(Self::error(diff, delta) * *weight, reduction, denominator);
 }
 
+// The same (L, d) in one pass over x, t and w: d = x − t written, and ℓ = e(d) · w written
+// ('none') or summed in double (the 'mean' then divided by Σ w or n as above).
+template <typename Self>
+std::tuple<Tensor, Tensor> pointwise_fused(const Tensor& input, const Tensor& target,
+                                           const Tensor& weight, const std::string& reduction,
+                                           double delta) {
+  bool none = reduction == "none";
+  bool weighted = weight.defined();
+  auto iter = loss_iterator(none ? 2 : 1, {&input, &target, &weight});
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_pointwise_loss", [&] {
+    using V = Vec<scalar_t>;
+    const int x = none ? 2 : 1;
+    total = fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      V d = o[x].load(i, count) - o[x + 1].load(i, count);
+      o[0].store(i, d, count);
+      V loss = Self::error(d, delta);
+      if (weighted) {
+        loss = loss * o[x + 2].load(i, count);
+      }
+      if (none) {
+        o[1].store(i, loss, count);
+        return V(scalar_t(0));
+      }
+      return loss;
+    });
+  });
+  Tensor diff = iter.output(0);
+  if (none) {
+    return {iter.output(1), diff};
+  }
+  if (reduction == "sum") {
+    return {scalar_of(total, input), diff};
+  }
+  if (weighted && Self::mean_over_weight) {
+    return {scalar_of(total, input) / weight.sum(), diff};
+  }
+  return {scalar_of(total / static_cast<double>(diff.numel()), input), diff};
+}
+
+// Self::slope(g · w, d) in one pass (g 0-d or d-shaped, w optional).
+template <typename Self>
+Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& diff, double delta) {
+  bool weighted = weight.defined();
+  auto iter = loss_iterator(1, {&g, &diff, &weight});
+  AT_DISPATCH_FLOATING_TYPES(diff.scalar_type(), "manualgrad_pointwise_slope", [&] {
+    using V = Vec<scalar_t>;
+    fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      V gw = o[1].load(i, count);
+      if (weighted) {
+        gw = gw * o[3].load(i, count);
+      }
+      o[0].store(i, Self::slope(gw, o[2].load(i, count), delta), count);
+      return V(scalar_t(0));
+    });
+  });
+  return iter.output();
+}
+
 }  // namespace
 
 // The Function of ℓ = w · e(x − t): outputs (L, d = x − t), d hidden (double backward flows
 // through it). Saves Self::state(d) if it has one, else d — or x and t when the broadcast d is
 // bigger than both — and the weight; dL/dx = Self::slope(g, state), dL/dt = −dL/dx,
-// dL/dw = g · Self::value(state) (losses._pointwise_setup / _pointwise_backward).
+// dL/dw = g · Self::value(state) (losses._pointwise_setup / _pointwise_backward). With
+// Self::fused, the forward and a first-order dL/dx are one pass each (pointwise_fused,
+// slope_fused) when the tensors are plain float/double of one dtype.
 template <typename Self>
 struct Pointwise : public torch::autograd::Function<Self> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight, std::string reduction,
                                double delta) {
-    Tensor diff = input - target;
-    Tensor loss = pointwise_forward<Self>(diff, weight, reduction, delta);
+    Tensor w = weight.value_or(Tensor());
+    Tensor loss, diff;
+    if constexpr (Self::fused) {
+      if (fusable_all({&input, &target, &w})) {
+        std::tie(loss, diff) = pointwise_fused<Self>(input, target, w, reduction, delta);
+      }
+    }
+    if (!diff.defined()) {
+      diff = input - target;
+      loss = pointwise_forward<Self>(diff, weight, reduction, delta);
+    }
     ctx->set_materialize_grads(false);
     ctx->saved_data["reduction"] = reduction;
     ctx->saved_data["delta"] = delta;
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->saved_data["target_shape"] = target.sizes().vec();
     ctx->saved_data["shape"] = diff.sizes().vec();
-    Tensor w = weight.value_or(Tensor());
     bool weight_grad = w.defined() && w.requires_grad();
     Tensor state = Self::state(diff, weight_grad);
     if (!state.defined() && diff.numel() > input.numel() + target.numel()) {
@@ -117,7 +309,16 @@ struct Pointwise : public torch::autograd::Function<Self> {
       Tensor denominator = by_weight ? weight.sum() : Tensor();
       Tensor g = unreduce(grads[0], reduction, c10::multiply_integers(shape), denominator);
       if (needs_input || needs_target) {
-        Tensor term = Self::slope(weight.defined() ? g * weight : g, state, delta);
+        Tensor term;
+        if constexpr (Self::fused) {
+          if (!grad_d.defined() && !at::GradMode::is_enabled() &&
+              fusable_all({&state, &g, &weight})) {
+            term = slope_fused<Self>(g, weight, state, delta);
+          }
+        }
+        if (!term.defined()) {
+          term = Self::slope(weight.defined() ? g * weight : g, state, delta);
+        }
         grad_d = grad_d.defined() ? grad_d + term : term;
       }
       if (needs_weight) {
@@ -145,8 +346,13 @@ struct Pointwise : public torch::autograd::Function<Self> {
 struct MSELossTwin : public Pointwise<MSELossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = true;
+  static constexpr bool fused = true;
   static Tensor error(const Tensor& diff, double) {
     return diff.square();
+  }
+  template <typename T>
+  static Vec<T> error(const Vec<T>& diff, double) {
+    return diff * diff;
   }
   static Tensor total(const Tensor& diff, double) {
     return at::dot(diff, diff);
@@ -154,8 +360,9 @@ struct MSELossTwin : public Pointwise<MSELossTwin> {
   static Tensor state(const Tensor&, bool) {
     return Tensor();
   }
-  static Tensor slope(const Tensor& g, const Tensor& diff, double) {
-    return (2 * g) * diff;
+  template <typename V>
+  static V slope(const V& g, const V& diff, double) {
+    return (constant(g, 2) * g) * diff;
   }
   static Tensor value(const Tensor& diff, double) {
     return diff.square();
@@ -167,6 +374,7 @@ struct MSELossTwin : public Pointwise<MSELossTwin> {
 struct L1LossTwin : public Pointwise<L1LossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = false;
+  static constexpr bool fused = false;
   static Tensor error(const Tensor& diff, double) {
     return diff.abs();
   }
@@ -186,9 +394,11 @@ struct L1LossTwin : public Pointwise<L1LossTwin> {
 struct HuberLossTwin : public Pointwise<HuberLossTwin> {
   static constexpr bool mean_over_weight = false;
   static constexpr bool has_total = true;
-  static Tensor error(const Tensor& diff, double delta) {
-    Tensor clamped = diff.clamp(-delta, delta);
-    return clamped * (diff - 0.5 * clamped);
+  static constexpr bool fused = true;
+  template <typename V>
+  static V error(const V& diff, double delta) {
+    V clamped = clamp_of(diff, delta);
+    return clamped * (diff - constant(diff, 0.5) * clamped);
   }
   static Tensor total(const Tensor& diff, double delta) {
     Tensor clamped = diff.clamp(-delta, delta);
@@ -199,6 +409,10 @@ struct HuberLossTwin : public Pointwise<HuberLossTwin> {
   }
   static Tensor slope(const Tensor& g, const Tensor& diff, double delta) {
     return scaled(diff.clamp(-delta, delta), g);
+  }
+  template <typename T>
+  static Vec<T> slope(const Vec<T>& g, const Vec<T>& diff, double delta) {
+    return clamp_of(diff, delta) * g;
   }
   static Tensor value(const Tensor& diff, double delta) {
     return error(diff, delta);
@@ -354,39 +568,68 @@ Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
   return grad_input;
 }
 
-// NLLLossFunction's ℓ_i = −x_{i,t_i} w_{t_i} (0 if ignored), one loop.
-Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& picked,
-                int64_t ignore_index) {
+// D = Σ_{i not ignored} w_{t_i} in double, one loop (the targets in range, contiguous int64).
+template <typename T>
+double total_weight(const int64_t* t, const T* w, int64_t rows, int64_t ignore_index) {
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    total += t[i] == ignore_index ? 0.0 : (w ? static_cast<double>(w[t[i]]) : 1.0);
+  }
+  return total;
+}
+
+// NLLLossFunction's L in one loop over the rows: ℓ_i = −x_{i,t_i} w_{t_i} (0 if ignored)
+// written ('none'), or Σ ℓ and D summed in double ('sum': Σ ℓ, 'mean': Σ ℓ / D).
+Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& weight,
+                const std::string& reduction, int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
-  Tensor loss = at::empty({rows}, input.options());
+  bool none = reduction == "none";
+  Tensor loss = none ? at::empty({rows}, input.options()) : at::empty({}, input.options());
   Tensor targets = target.contiguous();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_nll", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
-    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    double total = 0, denominator = 0;
     for (int64_t i = 0; i < rows; ++i) {
-      l[i] = -(t[i] == ignore_index ? scalar_t(0) : x[i * width + t[i]]) * w[i];
+      bool valid = t[i] != ignore_index;
+      scalar_t picked = valid ? (w ? w[t[i]] : scalar_t(1)) : scalar_t(0);
+      scalar_t value = -(valid ? x[i * width + t[i]] : scalar_t(0)) * picked;
+      if (none) {
+        l[i] = value;
+      }
+      total += value;
+      denominator += picked;
+    }
+    if (!none) {
+      *l = static_cast<scalar_t>(reduction == "sum" ? total : total / denominator);
     }
   });
   return loss;
 }
 
-// NLLLossFunction's dL/dx: −g_i w_{t_i} at (i, t_i), 0 elsewhere, into fresh zeros.
-Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& picked,
-                     const Tensor& g, int64_t ignore_index) {
-  Tensor grad_input = at::zeros(shape, picked.options());
+// NLLLossFunction's dL/dx: −g_i w_{t_i} at (i, t_i), 0 elsewhere, into fresh zeros; g = dL/dℓ
+// (per sample for 'none', else one value; 'mean': divided by D, recomputed).
+Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& weight,
+                     const Tensor& grad_loss, const std::string& reduction,
+                     int64_t ignore_index) {
+  Tensor grad_input = at::zeros(shape, grad_loss.options());
   Tensor targets = target.contiguous();
-  Tensor per_sample = g.contiguous();
+  Tensor per_sample = grad_loss.contiguous();
   bool one = per_sample.numel() == 1;
-  AT_DISPATCH_FLOATING_TYPES(picked.scalar_type(), "manualgrad_nll_grad", [&] {
-    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+  AT_DISPATCH_FLOATING_TYPES(grad_loss.scalar_type(), "manualgrad_nll_grad", [&] {
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    scalar_t mean = gs[0];
+    if (reduction == "mean") {
+      mean = mean / static_cast<scalar_t>(total_weight(t, w, shape[0], ignore_index));
+    }
     for (int64_t i = 0; i < shape[0]; ++i) {
       if (t[i] != ignore_index) {
-        out[i * shape[1] + t[i]] = -gs[one ? 0 : i] * w[i];
+        out[i * shape[1] + t[i]] = -(one ? mean : gs[i]) * (w ? w[t[i]] : scalar_t(1));
       }
     }
   });
@@ -494,8 +737,7 @@ struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->save_for_backward({target, weight});
     if (row_kernel(input, target, weight)) {
-      Tensor picked = picked_weights(target, weight, ignore_index, input);
-      return reduce(nll_rows(input, target, picked, ignore_index), reduction, picked.sum());
+      return nll_rows(input, target, weight, reduction, ignore_index);
     }
     Picked p = picked(target, weight, ignore_index, input.scalar_type());
     Tensor loss = -pick(input, p, class_dim(input)) * p.weight;
@@ -512,9 +754,8 @@ struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
         fusable(grad_loss) && saved[0].scalar_type() == at::kLong &&
         (!saved[1].defined() ||
          (saved[1].is_contiguous() && saved[1].scalar_type() == grad_loss.scalar_type()))) {
-      Tensor picked = picked_weights(saved[0], saved[1], ignore_index, grad_loss);
-      Tensor g = reduction == "mean" ? grad_loss / picked.sum() : grad_loss;
-      Tensor grad_input = nll_grad_rows(shape, saved[0], picked, g, ignore_index);
+      Tensor grad_input =
+          nll_grad_rows(shape, saved[0], saved[1], grad_loss, reduction, ignore_index);
       return {grad_input, Tensor(), Tensor(), Tensor(), Tensor()};
     }
     Picked p = picked(saved[0], saved[1], ignore_index, grad_loss.scalar_type());
@@ -535,17 +776,100 @@ Tensor stable_log_sigmoid(const Tensor& input) {
   Tensor lower = input.clamp_max(0);  // first, as in Python: the double backward's node order
   return lower - at::log1p(at::exp(-input.abs()));
 }
+template <typename T>
+Vec<T> stable_log_sigmoid(const Vec<T>& input) {
+  return at::vec::clamp_max(input, Vec<T>(T(0))) - input.abs().neg().exp().log1p();
+}
+
+// Where x, t, w and P sit among a BCE pass's operands: x at `first`, then t, then w and P
+// when given (−1 when not).
+struct BCEOperands {
+  int x, t, w, p;
+  BCEOperands(int first, const Tensor& weight, const Tensor& pos_weight)
+      : x(first), t(first + 1), w(weight.defined() ? first + 2 : -1),
+        p(pos_weight.defined() ? first + 2 + weight.defined() : -1) {}
+};
+
+// BCEWithLogitsFunction's ℓ in one pass over x, t, w, P: written ('none') or summed in double
+// ('sum', 'mean' = Σ ℓ / n).
+Tensor bce_fused(const Tensor& input, const Tensor& target, const Tensor& weight,
+                 const Tensor& pos_weight, const std::string& reduction) {
+  bool none = reduction == "none";
+  auto iter = loss_iterator(none ? 1 : 0, {&input, &target, &weight, &pos_weight});
+  BCEOperands k(none ? 1 : 0, weight, pos_weight);
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_bce", [&] {
+    using V = Vec<scalar_t>;
+    total = fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      V x = o[k.x].load(i, count);
+      V t = o[k.t].load(i, count);
+      V log_sig = stable_log_sigmoid(x);
+      V one(scalar_t(1));
+      V loss = k.p < 0 ? (one - t) * x - log_sig
+                       : (one - t) * x - ((o[k.p].load(i, count) - one) * t + one) * log_sig;
+      if (k.w >= 0) {
+        loss = loss * o[k.w].load(i, count);
+      }
+      if (none) {
+        o[0].store(i, loss, count);
+        return V(scalar_t(0));
+      }
+      return loss;
+    });
+  });
+  if (none) {
+    return iter.output();
+  }
+  if (reduction == "sum") {
+    return scalar_of(total, input);
+  }
+  return scalar_of(total / static_cast<double>(input.numel()), input);
+}
+
+// BCEWithLogitsFunction's dL/dx = g w [(1 + (P − 1) t) σ(x) − P t] in one pass (g 0-d or
+// x-shaped).
+Tensor bce_grad_fused(const Tensor& g, const Tensor& input, const Tensor& target,
+                      const Tensor& weight, const Tensor& pos_weight) {
+  auto iter = loss_iterator(1, {&g, &input, &target, &weight, &pos_weight});
+  BCEOperands k(2, weight, pos_weight);
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_bce_grad", [&] {
+    using V = Vec<scalar_t>;
+    fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      V gw = o[1].load(i, count);
+      if (k.w >= 0) {
+        gw = gw * o[k.w].load(i, count);
+      }
+      V t = o[k.t].load(i, count);
+      V probability = sigmoid_value(o[k.x].load(i, count));
+      if (k.p < 0) {
+        o[0].store(i, gw * (probability - t), count);
+      } else {
+        V p = o[k.p].load(i, count);
+        V one(scalar_t(1));
+        o[0].store(i, gw * (((p - one) * t + one) * probability - p * t), count);
+      }
+      return V(scalar_t(0));
+    });
+  });
+  return iter.output();
+}
 
 }  // namespace
 
 // Python: manualgrad.functional.losses.BCEWithLogitsFunction. Saves x, t (only if x needs a
-// gradient), w and P.
+// gradient), w and P. The forward and a first-order dL/dx (t needing none) are one pass each
+// (bce_fused, bce_grad_fused) on plain float/double tensors of one dtype.
 struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                         const std::optional<Tensor>& weight_arg,
                         const std::optional<Tensor>& pos_weight_arg, std::string reduction) {
     Tensor weight = weight_arg.value_or(Tensor());
     Tensor pos_weight = pos_weight_arg.value_or(Tensor());
+    ctx->saved_data["reduction"] = reduction;
+    ctx->save_for_backward({input, input.requires_grad() ? target : Tensor(), weight, pos_weight});
+    if (fusable_all({&input, &target, &weight, &pos_weight})) {
+      return bce_fused(input, target, weight, pos_weight, reduction);
+    }
     Tensor log_sig = stable_log_sigmoid(input);
     Tensor loss = pos_weight.defined()
                       ? at::rsub(target, 1) * input - ((pos_weight - 1) * target + 1) * log_sig
@@ -553,8 +877,6 @@ struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
     if (weight.defined()) {
       loss = loss * weight;
     }
-    ctx->saved_data["reduction"] = reduction;
-    ctx->save_for_backward({input, input.requires_grad() ? target : Tensor(), weight, pos_weight});
     return reduce(loss, reduction);
   }
 
@@ -565,6 +887,11 @@ struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
     const Tensor& weight = saved[2];
     const Tensor& pos_weight = saved[3];
     Tensor g = unreduce(grads[0], ctx->saved_data["reduction"].toStringRef(), input.numel());
+    if (ctx->needs_input_grad(0) && !ctx->needs_input_grad(1) && !at::GradMode::is_enabled() &&
+        fusable_all({&g, &input, &target, &weight, &pos_weight})) {
+      return {bce_grad_fused(g, input, target, weight, pos_weight), Tensor(), Tensor(), Tensor(),
+              Tensor()};
+    }
     if (weight.defined()) {
       g = g * weight;
     }

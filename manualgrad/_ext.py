@@ -78,6 +78,12 @@ _TWINS = {
     "manualgrad.functional.normalization.GroupNormFunction": "group_norm",
     "manualgrad.functional.normalization.BatchNormFunction": "batch_norm",
     "manualgrad.functional.transformer.AddNormFunction": "add_norm",
+    "manualgrad.functional.conv.ConvolutionFunction": "convolution",
+    "manualgrad.functional.conv_transpose.ConvTransposeFunction": "conv_transpose",
+    "manualgrad.functional.pooling.MaxPool2dFunction": "max_pool2d",
+    "manualgrad.functional.pooling.AvgPool2dFunction": "avg_pool2d",
+    "manualgrad.functional.pooling.AdaptiveAvgPool2dFunction": "adaptive_avg_pool2d",
+    "manualgrad.functional.pooling.AdaptiveMaxPool2dFunction": "adaptive_max_pool2d",
 }
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""

@@ -17,6 +17,20 @@ auto as_tuple(std::vector<at::Tensor> (*twin)(Args...)) {
 
 }  // namespace
 
+// A pooling._Window argument read into a PoolWindow (the pooling twins).
+namespace pybind11::detail {
+template <>
+struct type_caster<manualgrad::PoolWindow> {
+  PYBIND11_TYPE_CASTER(manualgrad::PoolWindow, const_name("_Window"));
+  bool load(handle window, bool) {
+    auto field = [&](const char* name) { return window.attr(name).cast<std::vector<int64_t>>(); };
+    value = {field("kernel"),   field("stride"), field("padding"),
+             field("dilation"), field("output"), field("overhang")};
+    return true;
+  }
+};
+}  // namespace pybind11::detail
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "C++ twins of manualgrad's hot Functions (the eager path; see manualgrad/_ext.py)";
   m.def("relu", &manualgrad::relu);
@@ -48,4 +62,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("add_norm", as_tuple(&manualgrad::add_norm));
   m.def("group_norm", as_tuple(&manualgrad::group_norm));
   m.def("batch_norm", as_tuple(&manualgrad::batch_norm));
+  m.def("convolution", &manualgrad::convolution);
+  m.def("conv_transpose", &manualgrad::conv_transpose);
+  m.def("max_pool2d", as_tuple(&manualgrad::max_pool2d));
+  m.def("avg_pool2d", &manualgrad::avg_pool2d);
+  m.def("adaptive_avg_pool2d", &manualgrad::adaptive_avg_pool2d);
+  m.def("adaptive_max_pool2d", as_tuple(&manualgrad::adaptive_max_pool2d));
 }

@@ -83,4 +83,23 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
 Tensor embedding(const Tensor& input, const Tensor& weight, int64_t padding_idx,
                  bool scale_grad_by_freq, bool sparse);
 
+// convolution.cpp (conv.ConvolutionFunction, conv_transpose.ConvTransposeFunction)
+Tensor convolution(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+                   std::vector<int64_t> stride, std::vector<int64_t> padding,
+                   std::vector<int64_t> dilation, int64_t groups, std::vector<int64_t> extra);
+Tensor conv_transpose(const Tensor& input, const Tensor& weight,
+                      const std::optional<Tensor>& bias, std::vector<int64_t> stride,
+                      std::vector<int64_t> padding, std::vector<int64_t> output_padding,
+                      int64_t groups, std::vector<int64_t> dilation);
+
+// pooling.cpp; PoolWindow: the fields of pooling._Window (module.cpp reads them)
+struct PoolWindow {
+  std::vector<int64_t> kernel, stride, padding, dilation, output, overhang;
+};
+std::vector<Tensor> max_pool2d(const Tensor& input, const PoolWindow& window);
+Tensor avg_pool2d(const Tensor& input, const PoolWindow& window,
+                  std::vector<std::vector<int64_t>> divisors);
+Tensor adaptive_avg_pool2d(const Tensor& input, std::vector<int64_t> output_size);
+std::vector<Tensor> adaptive_max_pool2d(const Tensor& input, std::vector<int64_t> output_size);
+
 }  // namespace manualgrad

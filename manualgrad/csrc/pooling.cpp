@@ -1,0 +1,358 @@
+// C++ twins of manualgrad.functional.pooling's MaxPool2dFunction, AvgPool2dFunction,
+// AdaptiveAvgPool2dFunction and AdaptiveMaxPool2dFunction (see twins.h).
+//
+// The max pools' forward is a selection: one loop over each window in row-major order with the
+// Python Functions' winner rule, so values and indices are theirs exactly; their backward is the
+// scatter-add of dL/dy at the saved indices (a loop when first order; at::scatter_add, whose
+// derivative is a gather, when grad mode is on). The average pools are linear maps computed with
+// the Python Functions' own ops (a depthwise convolution with a kernel of ones, the tile mean,
+// the averaging matrices), so their results are the same rounding for rounding.
+
+#include "common.h"
+#include "twins.h"
+
+#include <ATen/Parallel.h>
+
+#include <limits>
+
+namespace manualgrad {
+
+namespace {
+
+using Ints = std::vector<int64_t>;
+
+// Planes per parallel chunk: about 32k cells each.
+int64_t plane_grain(int64_t plane_size) {
+  return std::max<int64_t>(1, 32768 / std::max<int64_t>(1, plane_size));
+}
+
+// A (…, h, w) shape from x's leading dims.
+Ints pooled_shape(const Tensor& input, int64_t height, int64_t width) {
+  Ints shape(input.sizes().begin(), input.sizes().end() - 2);
+  shape.push_back(height);
+  shape.push_back(width);
+  return shape;
+}
+
+// The max pools' selection over every plane of a contiguous x: for output (i, j), the cells
+// cell(i, j) yields (flat indices h·W + w inside the plane, row-major window order) compete
+// with the Python Functions' rule; y and the int64 indices.
+template <typename Cells>
+std::vector<Tensor> select_maxima(const Tensor& input, int64_t out_h, int64_t out_w,
+                                  const Cells& cells) {
+  Tensor x = input.contiguous();
+  int64_t height = x.size(-2), width = x.size(-1);
+  Tensor output = at::empty(pooled_shape(x, out_h, out_w), x.options());
+  Tensor indices = at::empty(output.sizes(), x.options().dtype(at::kLong));
+  int64_t planes = height * width == 0 ? 0 : x.numel() / (height * width);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_max_pool", [&] {
+    const scalar_t* in = x.const_data_ptr<scalar_t>();
+    scalar_t* out = output.mutable_data_ptr<scalar_t>();
+    int64_t* arg = indices.mutable_data_ptr<int64_t>();
+    at::parallel_for(0, planes, plane_grain(out_h * out_w * 4), [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const scalar_t* plane = in + p * height * width;
+        int64_t o = p * out_h * out_w;
+        for (int64_t i = 0; i < out_h; ++i) {
+          for (int64_t j = 0; j < out_w; ++j, ++o) {
+            cells(i, j, plane, out[o], arg[o]);
+          }
+        }
+      }
+    });
+  });
+  return {output, indices};
+}
+
+// MaxPool2dFunction.backward / _scatter_to_input: dL/dx = dL/dy scatter-added into zeros shaped
+// like x at the flat (h·W + w) indices; overlapping windows that pick the same cell add up, in
+// output order as scatter_add does.
+Tensor scatter_to_input(const Tensor& grad_output, const Tensor& indices, const Ints& shape) {
+  int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
+  Ints flat(shape.begin(), shape.end() - 2);
+  flat.push_back(height * width);
+  Tensor flat_indices = indices.flatten(-2);
+  if (at::GradMode::is_enabled() || !fusable(grad_output)) {
+    return at::zeros(flat, grad_output.options())
+        .scatter_add(-1, flat_indices, grad_output.reshape(flat_indices.sizes()))
+        .view(shape);
+  }
+  Tensor g = grad_output.contiguous();
+  Tensor idx = flat_indices.contiguous();
+  Tensor grad_input = at::zeros(shape, g.options());
+  int64_t outputs = idx.size(-1);
+  int64_t planes = outputs == 0 ? 0 : idx.numel() / outputs;
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_max_pool_backward", [&] {
+    const scalar_t* gy = g.const_data_ptr<scalar_t>();
+    const int64_t* arg = idx.const_data_ptr<int64_t>();
+    scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, planes, plane_grain(height * width), [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        scalar_t* plane = gx + p * height * width;
+        for (int64_t o = p * outputs; o < (p + 1) * outputs; ++o) {
+          plane[arg[o]] += gy[o];
+        }
+      }
+    });
+  });
+  return grad_input;
+}
+
+// The max pools' setup_context and backward: the indices are non-differentiable and the only
+// saved tensor.
+template <typename Self>
+struct MaxSelection : public torch::autograd::Function<Self> {
+  static variable_list save(AutogradContext* ctx, const Tensor& input,
+                            std::vector<Tensor> outputs) {
+    ctx->mark_non_differentiable({outputs[1]});
+    ctx->save_for_backward({outputs[1]});
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    return outputs;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor indices = ctx->get_saved_variables()[0];
+    return {scatter_to_input(grads[0], indices, ctx->saved_data["input_shape"].toIntVector()),
+            Tensor()};
+  }
+};
+
+// torch's adaptive windows along one dim: [⌊iH/h⌋, ⌈(i+1)H/h⌉) for i < h.
+int64_t window_start(int64_t i, int64_t size, int64_t out) {
+  return i * size / out;
+}
+int64_t window_end(int64_t i, int64_t size, int64_t out) {
+  return ((i + 1) * size + out - 1) / out;
+}
+
+// AvgPool2dFunction's divisor D_rows ⊗ D_cols, (H_out, W_out) in x's dtype.
+Tensor divisor(const std::vector<Ints>& divisors, const Tensor& like) {
+  const Ints& rows = divisors[0];
+  const Ints& cols = divisors[1];
+  Tensor result = at::empty({static_cast<int64_t>(rows.size()), static_cast<int64_t>(cols.size())},
+                            like.options());
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "manualgrad_avg_divisor", [&] {
+    scalar_t* d = result.mutable_data_ptr<scalar_t>();
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (size_t j = 0; j < cols.size(); ++j) {
+        d[i * cols.size() + j] = static_cast<scalar_t>(rows[i]) * static_cast<scalar_t>(cols[j]);
+      }
+    }
+  });
+  return result;
+}
+
+// A (C, 1, k_h, k_w) kernel of ones for a depthwise convolution over x's channels.
+Tensor ones_kernel(const Tensor& like, const Ints& kernel) {
+  return at::ones({like.size(-3), 1, kernel[0], kernel[1]}, like.options());
+}
+
+// _averaging_matrices: A (out × size), row i holding 1/|window i| over torch's window i.
+Tensor averaging_matrix(int64_t size, int64_t out, const Tensor& like) {
+  Tensor matrix = at::zeros({out, size}, like.options());
+  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "manualgrad_averaging_matrix", [&] {
+    scalar_t* a = matrix.mutable_data_ptr<scalar_t>();
+    for (int64_t i = 0; i < out; ++i) {
+      int64_t start = window_start(i, size, out), end = window_end(i, size, out);
+      scalar_t share = scalar_t(1) / static_cast<scalar_t>(end - start);
+      for (int64_t c = start; c < end; ++c) {
+        a[i * size + c] = share;
+      }
+    }
+  });
+  return matrix;
+}
+
+// _window_means: the ``out`` adaptive window means of x along ``dim``, stacked there.
+Tensor window_means(const Tensor& input, int64_t dim, int64_t out) {
+  if (out == 0) {
+    return input.narrow(dim, 0, 0);
+  }
+  int64_t size = input.size(dim);
+  std::vector<Tensor> means;
+  for (int64_t i = 0; i < out; ++i) {
+    int64_t start = window_start(i, size, out);
+    means.push_back(
+        input.narrow(dim, start, window_end(i, size, out) - start).mean(dim, /*keepdim=*/true));
+  }
+  return at::cat(means, dim);
+}
+
+// _tile: the tile (k_h, k_w) when the output size divides the input size.
+std::optional<Ints> tile_of(int64_t height, int64_t width, const Ints& output_size) {
+  if (output_size[0] != 0 && output_size[1] != 0 && height % output_size[0] == 0 &&
+      width % output_size[1] == 0) {
+    return Ints{height / output_size[0], width / output_size[1]};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.pooling.MaxPool2dFunction: window (i, j) starts at
+// (i·s_h − p_h, j·s_w − p_w) and reads every d-th cell; the padding (−∞) never wins, so only the
+// real cells compete, from torch's initial argmax (the window's first real row and column); a
+// cell replaces the winner iff v > y or v ≠ v.
+struct MaxPool2dTwin : public MaxSelection<MaxPool2dTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+                               const PoolWindow& window) {
+    int64_t height = input.size(-2), width = input.size(-1);
+    int64_t kh = window.kernel[0], kw = window.kernel[1], sh = window.stride[0],
+            sw = window.stride[1], ph = window.padding[0], pw = window.padding[1],
+            dh = window.dilation[0], dw = window.dilation[1];
+    auto cells = [=](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
+      using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(plane)>>;
+      int64_t row0 = i * sh - ph, col0 = j * sw - pw;
+      int64_t skip_row = row0 < 0 ? (-row0 + dh - 1) / dh * dh : 0;  // _first_real
+      int64_t skip_col = col0 < 0 ? (-col0 + dw - 1) / dw * dw : 0;
+      scalar_t best = -std::numeric_limits<scalar_t>::infinity();
+      int64_t winner = (row0 + skip_row) * width + col0 + skip_col;
+      for (int64_t a = 0; a < kh; ++a) {
+        int64_t row = row0 + a * dh;
+        if (row < 0 || row >= height) {
+          continue;
+        }
+        for (int64_t b = 0; b < kw; ++b) {
+          int64_t col = col0 + b * dw;
+          if (col < 0 || col >= width) {
+            continue;
+          }
+          scalar_t v = plane[row * width + col];
+          if (v > best || v != v) {
+            best = v;
+            winner = row * width + col;
+          }
+        }
+      }
+      value = best;
+      index = winner;
+    };
+    return save(ctx, input, select_maxima(input, window.output[0], window.output[1], cells));
+  }
+};
+
+// Python: manualgrad.functional.pooling.AdaptiveMaxPool2dFunction: over torch's adaptive
+// windows the winner is the first maximum in row-major window order (the first NaN if the
+// window holds one), what the Python Function's separable maxima pick.
+struct AdaptiveMaxPool2dTwin : public MaxSelection<AdaptiveMaxPool2dTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, Ints output_size) {
+    int64_t height = input.size(-2), width = input.size(-1);
+    int64_t out_h = output_size[0], out_w = output_size[1];
+    auto cells = [=](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
+      int64_t row0 = window_start(i, height, out_h), col0 = window_start(j, width, out_w);
+      int64_t row1 = window_end(i, height, out_h), col1 = window_end(j, width, out_w);
+      auto best = plane[row0 * width + col0];
+      int64_t winner = row0 * width + col0;
+      for (int64_t row = row0; row < row1; ++row) {
+        for (int64_t col = col0; col < col1; ++col) {
+          auto v = plane[row * width + col];
+          if (v > best || (v != v && best == best)) {
+            best = v;
+            winner = row * width + col;
+          }
+        }
+      }
+      value = best;
+      index = winner;
+    };
+    return save(ctx, input, select_maxima(input, out_h, out_w, cells));
+  }
+};
+
+// Python: manualgrad.functional.pooling.AvgPool2dFunction: y = (ones ⋆ x) / D, a depthwise
+// convolution with a kernel of ones over x zero-padded past its end by the ceil_mode overhang;
+// dL/dx = conv_transpose(dL/dy / D, ones) cropped to x's size. Saves nothing.
+struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, const PoolWindow& window,
+                        std::vector<Ints> divisors) {
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->saved_data["kernel"] = window.kernel;
+    ctx->saved_data["stride"] = window.stride;
+    ctx->saved_data["padding"] = window.padding;
+    ctx->saved_data["dilation"] = window.dilation;
+    ctx->saved_data["output"] = window.output;
+    ctx->saved_data["rows"] = divisors[0];
+    ctx->saved_data["cols"] = divisors[1];
+    Tensor padded = input;
+    if (window.overhang[0] != 0 || window.overhang[1] != 0) {
+      padded = at::constant_pad_nd(input, {0, window.overhang[1], 0, window.overhang[0]}, 0);
+    }
+    Tensor sums = at::conv2d(padded, ones_kernel(input, window.kernel), std::nullopt,
+                             window.stride, window.padding, window.dilation, input.size(-3));
+    return sums.div_(divisor(divisors, sums));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto& data = ctx->saved_data;
+    Ints shape = data["input_shape"].toIntVector();
+    Ints kernel = data["kernel"].toIntVector(), stride = data["stride"].toIntVector();
+    Ints padding = data["padding"].toIntVector(), dilation = data["dilation"].toIntVector();
+    Ints output = data["output"].toIntVector();
+    int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
+    Ints unread;  // _Window.unread: trailing cells of the padded x that no window reads
+    for (size_t d = 0; d < 2; ++d) {
+      int64_t span = (output[d] - 1) * stride[d] + dilation[d] * (kernel[d] - 1) + 1;
+      unread.push_back(std::max<int64_t>(0, shape[shape.size() - 2 + d] + 2 * padding[d] - span));
+    }
+    const Tensor& grad = grads[0];
+    Tensor scaled = grad / divisor({data["rows"].toIntVector(), data["cols"].toIntVector()}, grad);
+    Tensor grad_input = at::conv_transpose2d(scaled, ones_kernel(grad, kernel), std::nullopt,
+                                             stride, padding, unread, shape[shape.size() - 3],
+                                             dilation);
+    if (grad_input.size(-2) != height || grad_input.size(-1) != width) {
+      grad_input = grad_input.narrow(-2, 0, height).narrow(-1, 0, width);
+    }
+    return {grad_input, Tensor(), Tensor()};
+  }
+};
+
+// Python: manualgrad.functional.pooling.AdaptiveAvgPool2dFunction: y = A_h · x · A_wᵀ per plane
+// (the tile mean when the output size divides the input's, else the window means themselves);
+// dL/dx = A_hᵀ · dL/dy · A_w (the broadcast of dL/dy / (k_h k_w) over each tile). Saves nothing.
+struct AdaptiveAvgPool2dTwin : public torch::autograd::Function<AdaptiveAvgPool2dTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, Ints output_size) {
+    int64_t height = input.size(-2), width = input.size(-1);
+    ctx->saved_data["input_size"] = Ints{height, width};
+    ctx->saved_data["output_size"] = output_size;
+    if (auto tile = tile_of(height, width, output_size)) {
+      Tensor tiles = input.unflatten(-1, {output_size[1], (*tile)[1]})
+                         .unflatten(-3, {output_size[0], (*tile)[0]});
+      return tiles.mean({-3, -1});
+    }
+    return window_means(window_means(input, -2, output_size[0]), -1, output_size[1]);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Ints size = ctx->saved_data["input_size"].toIntVector();
+    Ints output_size = ctx->saved_data["output_size"].toIntVector();
+    const Tensor& grad = grads[0];
+    if (auto tile = tile_of(size[0], size[1], output_size)) {
+      double cells = static_cast<double>((*tile)[0] * (*tile)[1]);
+      Tensor share = (grad / cells).unsqueeze(-1).unsqueeze(-3);
+      Ints spread(share.sizes().begin(), share.sizes().end() - 4);
+      Ints flat = spread;
+      spread.insert(spread.end(), {output_size[0], (*tile)[0], output_size[1], (*tile)[1]});
+      flat.insert(flat.end(), {size[0], size[1]});
+      return {share.expand(spread).reshape(flat), Tensor()};
+    }
+    Tensor rows = averaging_matrix(size[0], output_size[0], grad);
+    Tensor cols = averaging_matrix(size[1], output_size[1], grad);
+    return {rows.t().matmul(grad.matmul(cols)), Tensor()};
+  }
+};
+
+std::vector<Tensor> max_pool2d(const Tensor& input, const PoolWindow& window) {
+  return MaxPool2dTwin::apply(input, window);
+}
+
+Tensor avg_pool2d(const Tensor& input, const PoolWindow& window,
+                  std::vector<std::vector<int64_t>> divisors) {
+  return AvgPool2dTwin::apply(input, window, divisors);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& input, std::vector<int64_t> output_size) {
+  return AdaptiveAvgPool2dTwin::apply(input, output_size);
+}
+
+std::vector<Tensor> adaptive_max_pool2d(const Tensor& input, std::vector<int64_t> output_size) {
+  return AdaptiveMaxPool2dTwin::apply(input, output_size);
+}
+
+}  // namespace manualgrad

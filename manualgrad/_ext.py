@@ -122,11 +122,20 @@ def python_path() -> Iterator[None]:
 
 
 def eligible(args: tuple) -> bool:
-    """Whether a twin may run these arguments: not inside :func:`python_path`, autocast off,
-    and every tensor a plain CPU strided tensor, not wrapped by a torch.func transform: the
-    floating ones float32/float64 (one dtype for all, at least one), the others integer index
-    tensors (class targets, embedding indices)."""
-    if not _enabled or torch.is_autocast_enabled("cpu"):
+    """Whether a twin may run these arguments: not inside :func:`python_path`, and
+    :func:`eligible_arguments` (its compiled form when the extension is built)."""
+    return _enabled and _arguments_eligible(args)
+
+
+def eligible_arguments(args: tuple) -> bool:
+    """Autocast off, and every tensor a plain CPU strided tensor, not wrapped by a torch.func
+    transform: the floating ones float32/float64 (one dtype for all, at least one), the others
+    integer index tensors (class targets, embedding indices).
+
+    The reference of ``manualgrad._C.eligible_arguments``, the same test in one C++ call (it
+    saves about 1 µs of attribute reads per tensor argument), which :func:`eligible` runs when
+    the extension has it."""
+    if torch.is_autocast_enabled("cpu"):
         return False
     dtype = None
     for arg in args:
@@ -135,10 +144,18 @@ def eligible(args: tuple) -> bool:
                 return False
             if _is_wrapped(arg):
                 return False
-            if arg.dtype in _INDEX_DTYPES:
+            arg_dtype = arg.dtype
+            if arg_dtype in _INDEX_DTYPES:
                 continue
             if dtype is None:
-                dtype = arg.dtype
-            if arg.dtype != dtype or dtype not in _DTYPES:
+                dtype = arg_dtype
+            if arg_dtype != dtype or dtype not in _DTYPES:
                 return False
     return dtype is not None
+
+
+if EXTENSION is not None and hasattr(EXTENSION, "eligible_arguments"):
+    EXTENSION.set_eligible_dtypes(list(_DTYPES), list(_INDEX_DTYPES))
+    _arguments_eligible = EXTENSION.eligible_arguments
+else:  # not built, or a build older than eligible_arguments
+    _arguments_eligible = eligible_arguments

@@ -2,11 +2,80 @@
 // includes pybind11 (through torch's Tensor casters; not <torch/extension.h>, which adds libtorch's
 // whole C++ API: 31 s of parsing against 7 s).
 
+#include <ATen/FunctionalTensorWrapper.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/functorch/BatchedTensorImpl.h>
+#include <torch/csrc/autograd/python_variable.h>
 #include <torch/csrc/utils/pybind.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "twins.h"
 
 namespace {
+
+// manualgrad._ext.eligible's test of a call's arguments, in one call (its Python reference,
+// _ext.eligible_arguments, spends about 1 µs per tensor argument on attribute reads). The dtypes
+// are _ext's (_DTYPES, _INDEX_DTYPES), handed over once by set_eligible_dtypes.
+std::vector<at::ScalarType> floating_dtypes, index_dtypes;
+
+void set_eligible_dtypes(std::vector<at::ScalarType> floating, std::vector<at::ScalarType> index) {
+  floating_dtypes = std::move(floating);
+  index_dtypes = std::move(index);
+}
+
+bool contains(const std::vector<at::ScalarType>& dtypes, at::ScalarType dtype) {
+  return std::find(dtypes.begin(), dtypes.end(), dtype) != dtypes.end();
+}
+
+// torch._C._functorch.is_functorch_wrapped_tensor: batched by vmap, wrapped by a grad transform
+// (live or dead), or functionalized at a transform level.
+bool functorch_wrapped(const at::Tensor& tensor) {
+  if (at::functorch::isBatchedTensor(tensor) ||
+      tensor.key_set().has(c10::DispatchKey::FuncTorchGradWrapper)) {  // maybeGetTensorWrapper
+    return true;
+  }
+  return at::functionalization::impl::isFunctionalTensor(tensor) &&
+         at::functionalization::impl::unsafeGetFunctionalWrapper(tensor)->level() != -1;
+}
+
+// Autocast off on the CPU, and every tensor argument a torch.Tensor or nn.Parameter (no other
+// subclass) on the CPU, strided, not wrapped by torch.func; the floating ones all of one of
+// floating_dtypes (at least one), the others of index_dtypes.
+bool eligible_arguments(const pybind11::tuple& args) {
+  if (at::autocast::is_autocast_enabled(at::kCPU)) {
+    return false;
+  }
+  std::optional<at::ScalarType> dtype;
+  for (const pybind11::handle arg : args) {
+    PyObject* object = arg.ptr();
+    // isinstance(arg, torch.Tensor), without PyObject_IsInstance's slow path on the many
+    // arguments that are not tensors (None, numbers, strings)
+    if (!PyObject_TypeCheck(object, reinterpret_cast<PyTypeObject*>(THPVariableClass))) {
+      continue;
+    }
+    if (!THPVariable_CheckExact(object)) {
+      return false;
+    }
+    const at::Tensor& tensor = THPVariable_Unpack(object);
+    if (!tensor.is_cpu() || tensor.layout() != at::kStrided || functorch_wrapped(tensor)) {
+      return false;
+    }
+    const at::ScalarType type = tensor.scalar_type();
+    if (contains(index_dtypes, type)) {
+      continue;
+    }
+    if (!dtype) {
+      dtype = type;
+    }
+    if (type != *dtype || !contains(floating_dtypes, type)) {
+      return false;
+    }
+  }
+  return dtype.has_value();
+}
 
 // A twin of several outputs (a std::vector) bound to return them as a tuple, as
 // torch.autograd.Function.apply does (torch.func's rules for an autograd.Function need one).
@@ -33,6 +102,8 @@ struct type_caster<manualgrad::PoolWindow> {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "C++ twins of manualgrad's hot Functions (the eager path; see manualgrad/_ext.py)";
+  m.def("set_eligible_dtypes", &set_eligible_dtypes);
+  m.def("eligible_arguments", &eligible_arguments);
   m.def("relu", &manualgrad::relu);
   m.def("leaky_relu", &manualgrad::leaky_relu);
   m.def("gelu", &manualgrad::gelu);

@@ -15,6 +15,10 @@ from torch import Tensor
 
 from manualgrad.functional._function import transforms_or_tracing
 
+# Class-index target dtypes, as torch's nll_loss (1-d/2-d input) and nll_loss2d/nd.
+_CLASS_DTYPES = (torch.long, torch.uint8)
+_CLASS_DTYPES_ND = (torch.long,)
+
 
 def data_dependent_checks_allowed(tensor: Tensor) -> bool:
     """False under torch.compile tracing (a check would break the graph) or when ``tensor`` is
@@ -89,37 +93,39 @@ def check_class_targets(
 ) -> Tensor:
     """Validate class-index targets for input (C,), (N, C) or (N, C, d1, ..., dK) as torch's
     nll_loss_nd does; return the target (a one-element target of a 1-d input as 0-d)."""
-    if input.dim() < 1:
-        raise ValueError(f"{op}: Expected 1 or more dimensions of `input` (got {input.dim()})")
-    if input.dim() != 1 and (target.dim() == 0 or input.shape[0] != target.shape[0]):
-        target_batch = target.shape[0] if target.dim() else 0
+    shape, target_shape = input.shape, target.shape  # read once: this runs on every loss call
+    dims, target_dims = len(shape), len(target_shape)
+    if dims < 1:
+        raise ValueError(f"{op}: Expected 1 or more dimensions of `input` (got {dims})")
+    if dims != 1 and (target_dims == 0 or shape[0] != target_shape[0]):
+        target_batch = target_shape[0] if target_dims else 0
         raise ValueError(
-            f"{op}: Expected input batch_size ({input.shape[0]}) to match target batch_size "
+            f"{op}: Expected input batch_size ({shape[0]}) to match target batch_size "
             f"({target_batch})."
         )
-    if input.dim() <= 2:
-        if target.dim() > 1:
+    if dims <= 2:
+        if target_dims > 1:
             raise RuntimeError(
                 f"{op}: 0D or 1D `target` tensor expected, multi-target not supported"
             )
-        allowed = (torch.long, torch.uint8)
+        allowed = _CLASS_DTYPES
     else:
-        if target.shape[1:] != input.shape[2:]:
-            expected = [input.shape[0], *input.shape[2:]]
-            raise RuntimeError(f"{op}: Expected `target` size {expected}, got {list(target.shape)}")
-        allowed = (torch.long,)
+        if target_shape[1:] != shape[2:]:
+            expected = [shape[0], *shape[2:]]
+            raise RuntimeError(f"{op}: Expected `target` size {expected}, got {list(target_shape)}")
+        allowed = _CLASS_DTYPES_ND
     if target.dtype not in allowed:
         names = " or ".join("Long" if dtype == torch.long else "Byte" for dtype in allowed)
         raise RuntimeError(
             f"{op}: expected `target` dtype to be {names}, but got {scalar_name(target)}"
         )
-    n_classes = input.shape[0 if input.dim() == 1 else 1]
-    if n_classes == 0 and input.dim() > 2:  # torch's nll_loss2d message for no classes
+    n_classes = shape[0 if dims == 1 else 1]
+    if n_classes == 0 and dims > 2:  # torch's nll_loss2d message for no classes
         raise RuntimeError(
-            f"{op}: size mismatch (got input: {list(input.shape)}, target: {list(target.shape)})"
+            f"{op}: size mismatch (got input: {list(shape)}, target: {list(target_shape)})"
         )
     check_class_weight(input, weight, n_classes, op)
-    if input.dim() == 1 and target.dim() == 1 and target.numel() == 1:
+    if dims == 1 and target_dims == 1 and target_shape[0] == 1:
         target = target.reshape(())
     check_class_range(target, n_classes, ignore_index)
     return target

@@ -34,6 +34,48 @@ Ints pooled_shape(const Tensor& input, int64_t height, int64_t width) {
   return shape;
 }
 
+// The number of (H, W) planes of x (0 when a plane is empty).
+int64_t planes_of(const Tensor& x) {
+  int64_t plane_size = x.size(-2) * x.size(-1);
+  return plane_size == 0 ? 0 : x.numel() / plane_size;
+}
+
+// body(p) for every plane p, in parallel chunks of about 32k cells.
+template <typename Body>
+void over_planes(int64_t planes, int64_t plane_size, const Body& body) {
+  at::parallel_for(0, planes, plane_grain(plane_size), [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      body(p);
+    }
+  });
+}
+
+// pooling._Window over an H × W plane: window (i, j) starts at (i·s_h − p_h, j·s_w − p_w) and
+// reads every d-th cell, k per dim; cells() visits its cells inside the plane (the padding is
+// −∞ for the max pool and 0 for the average, so neither needs its cells), row-major.
+struct FixedWindows {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, height, width;
+  FixedWindows(const PoolWindow& window, int64_t height, int64_t width)
+      : kh(window.kernel[0]), kw(window.kernel[1]), sh(window.stride[0]), sw(window.stride[1]),
+        ph(window.padding[0]), pw(window.padding[1]), dh(window.dilation[0]),
+        dw(window.dilation[1]), height(height), width(width) {}
+  template <typename Visit>
+  void cells(int64_t i, int64_t j, const Visit& visit) const {
+    for (int64_t a = 0; a < kh; ++a) {
+      int64_t row = i * sh - ph + a * dh;
+      if (row < 0 || row >= height) {
+        continue;
+      }
+      for (int64_t b = 0; b < kw; ++b) {
+        int64_t col = j * sw - pw + b * dw;
+        if (col >= 0 && col < width) {
+          visit(row * width + col);
+        }
+      }
+    }
+  }
+};
+
 // The max pools' selection over every plane of a contiguous x: for output (i, j), the cells
 // cell(i, j) yields (flat indices h·W + w inside the plane, row-major window order) compete
 // with the Python Functions' rule; y and the int64 indices.
@@ -44,19 +86,17 @@ std::vector<Tensor> select_maxima(const Tensor& input, int64_t out_h, int64_t ou
   int64_t height = x.size(-2), width = x.size(-1);
   Tensor output = at::empty(pooled_shape(x, out_h, out_w), x.options());
   Tensor indices = at::empty(output.sizes(), x.options().dtype(at::kLong));
-  int64_t planes = height * width == 0 ? 0 : x.numel() / (height * width);
+  int64_t planes = planes_of(x);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_max_pool", [&] {
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* out = output.mutable_data_ptr<scalar_t>();
     int64_t* arg = indices.mutable_data_ptr<int64_t>();
-    at::parallel_for(0, planes, plane_grain(out_h * out_w * 4), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const scalar_t* plane = in + p * height * width;
-        int64_t o = p * out_h * out_w;
-        for (int64_t i = 0; i < out_h; ++i) {
-          for (int64_t j = 0; j < out_w; ++j, ++o) {
-            cells(i, j, plane, out[o], arg[o]);
-          }
+    over_planes(planes, out_h * out_w * 4, [&](int64_t p) {
+      const scalar_t* plane = in + p * height * width;
+      int64_t o = p * out_h * out_w;
+      for (int64_t i = 0; i < out_h; ++i) {
+        for (int64_t j = 0; j < out_w; ++j, ++o) {
+          cells(i, j, plane, out[o], arg[o]);
         }
       }
     });
@@ -86,12 +126,10 @@ Tensor scatter_to_input(const Tensor& grad_output, const Tensor& indices, const 
     const scalar_t* gy = g.const_data_ptr<scalar_t>();
     const int64_t* arg = idx.const_data_ptr<int64_t>();
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, planes, plane_grain(height * width), [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        scalar_t* plane = gx + p * height * width;
-        for (int64_t o = p * outputs; o < (p + 1) * outputs; ++o) {
-          plane[arg[o]] += gy[o];
-        }
+    over_planes(planes, height * width, [&](int64_t p) {
+      scalar_t* plane = gx + p * height * width;
+      for (int64_t o = p * outputs; o < (p + 1) * outputs; ++o) {
+        plane[arg[o]] += gy[o];
       }
     });
   });
@@ -195,34 +233,21 @@ std::optional<Ints> tile_of(int64_t height, int64_t width, const Ints& output_si
 struct MaxPool2dTwin : public MaxSelection<MaxPool2dTwin> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input,
                                const PoolWindow& window) {
-    int64_t height = input.size(-2), width = input.size(-1);
-    int64_t kh = window.kernel[0], kw = window.kernel[1], sh = window.stride[0],
-            sw = window.stride[1], ph = window.padding[0], pw = window.padding[1],
-            dh = window.dilation[0], dw = window.dilation[1];
-    auto cells = [=](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
+    FixedWindows windows(window, input.size(-2), input.size(-1));
+    auto cells = [&](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
       using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(plane)>>;
-      int64_t row0 = i * sh - ph, col0 = j * sw - pw;
-      int64_t skip_row = row0 < 0 ? (-row0 + dh - 1) / dh * dh : 0;  // _first_real
-      int64_t skip_col = col0 < 0 ? (-col0 + dw - 1) / dw * dw : 0;
+      int64_t row0 = i * windows.sh - windows.ph, col0 = j * windows.sw - windows.pw;
+      int64_t skip_row = row0 < 0 ? (-row0 + windows.dh - 1) / windows.dh * windows.dh : 0;
+      int64_t skip_col = col0 < 0 ? (-col0 + windows.dw - 1) / windows.dw * windows.dw : 0;
       scalar_t best = -std::numeric_limits<scalar_t>::infinity();
-      int64_t winner = (row0 + skip_row) * width + col0 + skip_col;
-      for (int64_t a = 0; a < kh; ++a) {
-        int64_t row = row0 + a * dh;
-        if (row < 0 || row >= height) {
-          continue;
+      int64_t winner = (row0 + skip_row) * windows.width + col0 + skip_col;  // _first_real
+      windows.cells(i, j, [&](int64_t cell) {
+        scalar_t v = plane[cell];
+        if (v > best || v != v) {
+          best = v;
+          winner = cell;
         }
-        for (int64_t b = 0; b < kw; ++b) {
-          int64_t col = col0 + b * dw;
-          if (col < 0 || col >= width) {
-            continue;
-          }
-          scalar_t v = plane[row * width + col];
-          if (v > best || v != v) {
-            best = v;
-            winner = row * width + col;
-          }
-        }
-      }
+      });
       value = best;
       index = winner;
     };
@@ -258,9 +283,12 @@ struct AdaptiveMaxPool2dTwin : public MaxSelection<AdaptiveMaxPool2dTwin> {
   }
 };
 
-// Python: manualgrad.functional.pooling.AvgPool2dFunction: y = (ones ⋆ x) / D, a depthwise
-// convolution with a kernel of ones over x zero-padded past its end by the ceil_mode overhang;
-// dL/dx = conv_transpose(dL/dy / D, ones) cropped to x's size. Saves nothing.
+// Python: manualgrad.functional.pooling.AvgPool2dFunction: y = (Σ_window x) / D over x zero-padded
+// (the padding and the ceil_mode overhang add nothing); dL/dx: every cell of x receives the share
+// dL/dy / D of each window containing it (the Python Function's conv_transpose with a kernel of
+// ones). First order: one loop over the windows each way (the window sums in row-major order,
+// not the convolution's: float rounding apart, the same sums); grad mode on: the composite
+// conv_transpose. Saves nothing.
 struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const PoolWindow& window,
                         std::vector<Ints> divisors) {
@@ -272,35 +300,79 @@ struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
     ctx->saved_data["output"] = window.output;
     ctx->saved_data["rows"] = divisors[0];
     ctx->saved_data["cols"] = divisors[1];
-    Tensor padded = input;
-    if (window.overhang[0] != 0 || window.overhang[1] != 0) {
-      padded = at::constant_pad_nd(input, {0, window.overhang[1], 0, window.overhang[0]}, 0);
-    }
-    Tensor sums = at::conv2d(padded, ones_kernel(input, window.kernel), std::nullopt,
-                             window.stride, window.padding, window.dilation, input.size(-3));
-    return sums.div_(divisor(divisors, sums));
+    Tensor x = input.contiguous();
+    FixedWindows windows(window, x.size(-2), x.size(-1));
+    int64_t out_h = window.output[0], out_w = window.output[1];
+    Tensor output = at::empty(pooled_shape(x, out_h, out_w), x.options());
+    Tensor d = divisor(divisors, x).expand({out_h, out_w}).contiguous();
+    int64_t plane_size = x.size(-2) * x.size(-1);
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_avg_pool", [&] {
+      const scalar_t* in = x.const_data_ptr<scalar_t>();
+      const scalar_t* divide = d.const_data_ptr<scalar_t>();
+      scalar_t* out = output.mutable_data_ptr<scalar_t>();
+      over_planes(planes_of(x), out_h * out_w * 4, [&](int64_t p) {
+        const scalar_t* plane = in + p * plane_size;
+        scalar_t* y = out + p * out_h * out_w;
+        for (int64_t i = 0, o = 0; i < out_h; ++i) {
+          for (int64_t j = 0; j < out_w; ++j, ++o) {
+            scalar_t sum = 0;
+            windows.cells(i, j, [&](int64_t cell) { sum += plane[cell]; });
+            y[o] = sum / divide[o];
+          }
+        }
+      });
+    });
+    return output;
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto& data = ctx->saved_data;
     Ints shape = data["input_shape"].toIntVector();
-    Ints kernel = data["kernel"].toIntVector(), stride = data["stride"].toIntVector();
-    Ints padding = data["padding"].toIntVector(), dilation = data["dilation"].toIntVector();
-    Ints output = data["output"].toIntVector();
+    PoolWindow window{data["kernel"].toIntVector(),   data["stride"].toIntVector(),
+                      data["padding"].toIntVector(),  data["dilation"].toIntVector(),
+                      data["output"].toIntVector(),   {0, 0}};
     int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
-    Ints unread;  // _Window.unread: trailing cells of the padded x that no window reads
-    for (size_t d = 0; d < 2; ++d) {
-      int64_t span = (output[d] - 1) * stride[d] + dilation[d] * (kernel[d] - 1) + 1;
-      unread.push_back(std::max<int64_t>(0, shape[shape.size() - 2 + d] + 2 * padding[d] - span));
-    }
     const Tensor& grad = grads[0];
     Tensor scaled = grad / divisor({data["rows"].toIntVector(), data["cols"].toIntVector()}, grad);
-    Tensor grad_input = at::conv_transpose2d(scaled, ones_kernel(grad, kernel), std::nullopt,
-                                             stride, padding, unread, shape[shape.size() - 3],
-                                             dilation);
+    if (!at::GradMode::is_enabled() && fusable(scaled)) {
+      return {spread_over_windows(scaled.contiguous(), window, shape), Tensor(), Tensor()};
+    }
+    Ints unread;  // _Window.unread: trailing cells of the padded x that no window reads
+    for (size_t d = 0; d < 2; ++d) {
+      int64_t reach = window.dilation[d] * (window.kernel[d] - 1) + 1;
+      int64_t span = (window.output[d] - 1) * window.stride[d] + reach;
+      unread.push_back(
+          std::max<int64_t>(0, shape[shape.size() - 2 + d] + 2 * window.padding[d] - span));
+    }
+    Tensor grad_input = at::conv_transpose2d(scaled, ones_kernel(grad, window.kernel),
+                                             std::nullopt, window.stride, window.padding, unread,
+                                             shape[shape.size() - 3], window.dilation);
     if (grad_input.size(-2) != height || grad_input.size(-1) != width) {
       grad_input = grad_input.narrow(-2, 0, height).narrow(-1, 0, width);
     }
     return {grad_input, Tensor(), Tensor()};
+  }
+
+  // dL/dx first order: the share s = dL/dy / D of window (i, j) added to each of its cells.
+  static Tensor spread_over_windows(const Tensor& scaled, const PoolWindow& window,
+                                    const Ints& shape) {
+    int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
+    FixedWindows windows(window, height, width);
+    int64_t out_h = window.output[0], out_w = window.output[1];
+    Tensor grad_input = at::zeros(shape, scaled.options());
+    AT_DISPATCH_FLOATING_TYPES(scaled.scalar_type(), "manualgrad_avg_pool_spread", [&] {
+      const scalar_t* share = scaled.const_data_ptr<scalar_t>();
+      scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
+      over_planes(planes_of(grad_input), height * width, [&](int64_t p) {
+        scalar_t* plane = gx + p * height * width;
+        const scalar_t* s = share + p * out_h * out_w;
+        for (int64_t i = 0, o = 0; i < out_h; ++i) {
+          for (int64_t j = 0; j < out_w; ++j, ++o) {
+            windows.cells(i, j, [&](int64_t cell) { plane[cell] += s[o]; });
+          }
+        }
+      });
+    });
+    return grad_input;
   }
 };
 

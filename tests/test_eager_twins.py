@@ -52,6 +52,8 @@ ROUNDED = {
     "HuberLossFunction",
     "NLLLossFunction",
     "BCEWithLogitsFunction",
+    "CrossEntropyProbsFunction",
+    "HingeLossFunction",
     "AvgPool2dFunction",  # the window sums in row-major order, not the convolution's
 }
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")

@@ -89,6 +89,22 @@ struct Operand {
       *reinterpret_cast<T*>(data + (i + k) * stride) = lanes[k];
     }
   }
+
+  // A byte operand (bool or int8: values 0, ±1) read into, or written from, a T vector.
+  Vec<T> load_bytes(int64_t i, int64_t count) const {
+    T lanes[Vec<T>::size()] = {};
+    for (int64_t k = 0; k < count; ++k) {
+      lanes[k] = static_cast<T>(*reinterpret_cast<const int8_t*>(data + (i + k) * stride));
+    }
+    return Vec<T>::loadu(lanes);
+  }
+  void store_bytes(int64_t i, const Vec<T>& value, int64_t count) const {
+    T lanes[Vec<T>::size()];
+    value.store(lanes);
+    for (int64_t k = 0; k < count; ++k) {
+      *reinterpret_cast<int8_t*>(data + (i + k) * stride) = static_cast<int8_t>(lanes[k]);
+    }
+  }
 };
 
 constexpr int kMaxOperands = 6;
@@ -482,21 +498,14 @@ bool row_kernel(const Tensor& x, const Tensor& target, const Tensor& weight) {
                                 weight.is_contiguous() && plain(weight)));
 }
 
-// Per-sample class weights w_{t_i} (0 where ignored), as picked()'s third, in one loop; the
-// indices are in range (the wrapper checked them).
-Tensor picked_weights(const Tensor& target, const Tensor& weight, int64_t ignore_index,
-                      const Tensor& like) {
-  Tensor targets = target.contiguous();
-  Tensor picked = at::empty({targets.numel()}, like.options());
-  AT_DISPATCH_FLOATING_TYPES(like.scalar_type(), "manualgrad_picked", [&] {
-    const int64_t* t = targets.const_data_ptr<int64_t>();
-    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
-    scalar_t* out = picked.mutable_data_ptr<scalar_t>();
-    for (int64_t i = 0; i < targets.numel(); ++i) {
-      out[i] = t[i] == ignore_index ? scalar_t(0) : (w ? w[t[i]] : scalar_t(1));
-    }
-  });
-  return picked;
+// D = Σ_{i not ignored} w_{t_i} in double, one loop (the targets in range, contiguous int64).
+template <typename T>
+double total_weight(const int64_t* t, const T* w, int64_t rows, int64_t ignore_index) {
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    total += t[i] == ignore_index ? 0.0 : (w ? static_cast<double>(w[t[i]]) : 1.0);
+  }
+  return total;
 }
 
 // Rows per task of at::parallel_for: about 32k elements.
@@ -504,22 +513,39 @@ int64_t grain(int64_t width) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
 }
 
+// Σ ℓ and D = Σ w_t of a row loop, in double (at::parallel_reduce's value).
+struct Totals {
+  double loss = 0, weight = 0;
+  Totals operator+(const Totals& other) const {
+    return {loss + other.loss, weight + other.weight};
+  }
+};
+
+// The reduced loss from a row loop's totals: Σ ℓ ('sum') or Σ ℓ / D ('mean'), like's dtype.
+Tensor reduced(const Totals& totals, const std::string& reduction, const Tensor& like) {
+  return scalar_of(reduction == "sum" ? totals.loss : totals.loss / totals.weight, like);
+}
+
 // CrossEntropyFunction's forward with ε = 0, one pass per row: m = max x, p = e^{x − m} / s
-// (s = Σ e^{x − m}) written, ℓ_i = (m + log s − x_{t_i}) w_{t_i} (0 if ignored).
+// (s = Σ e^{x − m}) written, ℓ_i = (m + log s − x_{t_i}) w_{t_i} (0 if ignored) written
+// ('none') or summed with D in double.
 std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor& target,
-                                              const Tensor& picked, int64_t ignore_index) {
+                                              const Tensor& weight, const std::string& reduction,
+                                              int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
+  bool none = reduction == "none";
   Tensor probability = at::empty_like(input);
-  Tensor loss = at::empty({rows}, input.options());
+  Tensor loss = at::empty({none ? rows : 0}, input.options());
   Tensor targets = target.contiguous();
+  Totals totals;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_cross_entropy", [&] {
     using V = Vec<scalar_t>;
     const scalar_t* x = input.const_data_ptr<scalar_t>();
-    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* p = probability.mutable_data_ptr<scalar_t>();
     scalar_t* l = loss.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+    auto chunk = [&](int64_t begin, int64_t end, Totals sums) {
       for (int64_t i = begin; i < end; ++i) {
         const scalar_t* row = x + i * width;
         scalar_t* out = p + i * width;
@@ -528,34 +554,49 @@ std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor&
         at::vec::map([m](V v) { return (v - V(m)).exp(); }, out, row, width);
         scalar_t s = at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, out, width);
         at::vec::map([s](V v) { return v / V(s); }, out, out, width);
-        l[i] = t[i] == ignore_index ? scalar_t(0) : ((m + std::log(s)) - row[t[i]]) * w[i];
+        bool valid = t[i] != ignore_index;
+        scalar_t picked = valid ? (w ? w[t[i]] : scalar_t(1)) : scalar_t(0);
+        scalar_t value = valid ? ((m + std::log(s)) - row[t[i]]) * picked : scalar_t(0);
+        if (none) {
+          l[i] = value;
+        }
+        sums = sums + Totals{static_cast<double>(value), static_cast<double>(picked)};
       }
-    });
+      return sums;
+    };
+    totals = at::parallel_reduce(0, rows, grain(width), Totals{}, chunk, std::plus<Totals>());
   });
-  return {loss, probability};
+  return {none ? loss : reduced(totals, reduction, input), probability};
 }
 
 // dL/dx of CrossEntropyFunction with ε = 0 and no gradient reaching p, one pass per row:
-// p (g_i w_{t_i}) − g_i w_{t_i} 1[k = t_i], g = dL/dℓ (per sample, or one value for all).
+// p (g_i w_{t_i}) − g_i w_{t_i} 1[k = t_i], g = dL/dℓ (per sample for 'none', else one value;
+// 'mean': divided by D, recomputed).
 Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
-                               const Tensor& picked, const Tensor& g, int64_t ignore_index) {
+                               const Tensor& weight, const Tensor& grad_loss,
+                               const std::string& reduction, int64_t ignore_index) {
   int64_t rows = probability.size(0), width = probability.size(1);
   Tensor grad_input = at::empty_like(probability);
   Tensor targets = target.contiguous();
-  Tensor per_sample = g.to(probability.scalar_type()).contiguous();
+  Tensor per_sample = grad_loss.to(probability.scalar_type()).contiguous();
   bool one = per_sample.numel() == 1;
   AT_DISPATCH_FLOATING_TYPES(probability.scalar_type(), "manualgrad_cross_entropy_grad", [&] {
     using V = Vec<scalar_t>;
     const scalar_t* p = probability.const_data_ptr<scalar_t>();
-    const scalar_t* w = picked.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    scalar_t mean = gs[0];
+    if (reduction == "mean") {
+      mean = mean / static_cast<scalar_t>(total_weight(t, w, rows, ignore_index));
+    }
     at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         bool valid = t[i] != ignore_index;
-        scalar_t gi = valid ? gs[one ? 0 : i] : scalar_t(0);
-        scalar_t at_target = (scalar_t(-1) * gi) * w[i];  // (ε − 1) g w_t
+        scalar_t gi = valid ? (one ? mean : gs[i]) : scalar_t(0);
+        scalar_t picked = valid ? (w ? w[t[i]] : scalar_t(1)) : scalar_t(0);
+        scalar_t at_target = (scalar_t(-1) * gi) * picked;  // (ε − 1) g w_t
         scalar_t scale = -at_target;
         at::vec::map([scale](V v) { return v * V(scale); }, out + i * width, p + i * width,
                      width);
@@ -566,16 +607,6 @@ Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
     });
   });
   return grad_input;
-}
-
-// D = Σ_{i not ignored} w_{t_i} in double, one loop (the targets in range, contiguous int64).
-template <typename T>
-double total_weight(const int64_t* t, const T* w, int64_t rows, int64_t ignore_index) {
-  double total = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    total += t[i] == ignore_index ? 0.0 : (w ? static_cast<double>(w[t[i]]) : 1.0);
-  }
-  return total;
 }
 
 // NLLLossFunction's L in one loop over the rows: ℓ_i = −x_{i,t_i} w_{t_i} (0 if ignored)
@@ -650,10 +681,10 @@ struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
     ctx->saved_data["ignore_index"] = ignore_index;
     ctx->saved_data["smoothing"] = smoothing;
     if (smoothing == 0 && row_kernel(input, target, weight)) {
-      Tensor picked = picked_weights(target, weight, ignore_index, input);
-      auto [loss, probability] = cross_entropy_rows(input, target, picked, ignore_index);
+      auto [loss, probability] =
+          cross_entropy_rows(input, target, weight, reduction, ignore_index);
       ctx->save_for_backward({probability, target, weight});
-      return {reduce(loss, reduction, picked.sum()), probability};
+      return {loss, probability};
     }
     int64_t dim = class_dim(input);
     // m = max_c x, s = Σ_c e^{x − m}, p = e^{x − m} / s, m + log s = x − log p
@@ -692,9 +723,8 @@ struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
     const std::string& reduction = ctx->saved_data["reduction"].toStringRef();
     if (!grad_probability.defined() && smoothing == 0 && !at::GradMode::is_enabled() &&
         plain(grad_loss) && row_kernel(probability, saved[1], weight)) {
-      Tensor picked = picked_weights(saved[1], weight, ignore_index, probability);
-      Tensor g = reduction == "mean" ? grad_loss / picked.sum() : grad_loss;
-      none[0] = cross_entropy_grad_rows(probability, saved[1], picked, g, ignore_index);
+      none[0] = cross_entropy_grad_rows(probability, saved[1], weight, grad_loss, reduction,
+                                        ignore_index);
       return none;
     }
     Tensor grad = grad_probability.defined() ? grad_probability * probability : Tensor();
@@ -721,6 +751,222 @@ struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
       grad = grad.defined() ? grad + term : term;
     }
     none[0] = grad - probability * grad.sum(dim, true);
+    return none;
+  }
+};
+
+namespace {
+
+// ---- cross-entropy with class-probability targets -----------------------------------------
+
+// z − m − log Σ e^{z − m} along dim (m = max z; an empty input copied), as
+// softmax.log_softmax_values.
+Tensor log_softmax_values(const Tensor& input, int64_t dim) {
+  Tensor shifted = input.numel() ? input - input.amax(dim, true) : input.clone();
+  return shifted.sub_(shifted.exp().sum(dim, true).log_());
+}
+
+// t' = (1 − ε) t + ε / C (t itself when ε = 0), as losses._smoothed.
+Tensor smoothed(const Tensor& target, double smoothing, int64_t classes) {
+  return smoothing != 0 ? target * (1 - smoothing) + smoothing / classes : target;
+}
+
+// Whether the probability-target row kernels may run: x and t contiguous (N, C) tensors of one
+// float/double dtype (plain), a contiguous class weight of that dtype if any.
+bool probability_rows(const Tensor& x, const Tensor& target, const Tensor& weight) {
+  return x.dim() == 2 && x.numel() > 0 && x.is_contiguous() && target.defined() &&
+         target.is_contiguous() &&
+         (!weight.defined() || weight.is_contiguous()) && fusable_all({&x, &target, &weight});
+}
+
+// q = w t' at classes c.. of one row (w optional), in the Python Function's order:
+// t' = t (1 − ε) + ε / C when smoothing, else t.
+template <typename T>
+struct RowTargets {
+  const T* t;
+  const T* w;
+  double smoothing;
+  int64_t classes;
+
+  Vec<T> at(int64_t c, int64_t count) const {
+    Vec<T> q = Vec<T>::loadu(t + c, count);
+    if (smoothing != 0) {
+      q = q * Vec<T>(static_cast<T>(1 - smoothing)) + Vec<T>(static_cast<T>(smoothing / classes));
+    }
+    return w ? q * Vec<T>::loadu(w + c, count) : q;
+  }
+};
+
+// CrossEntropyProbsFunction's forward, one row at a time: m = max x, log p = (x − m) −
+// log Σ e^{x − m} written, ℓ_i = −Σ_c q_ic log p_ic written ('none') or summed in double
+// ('mean' over the N rows).
+std::tuple<Tensor, Tensor> cross_entropy_probability_rows(const Tensor& input,
+                                                          const Tensor& target,
+                                                          const Tensor& weight,
+                                                          const std::string& reduction,
+                                                          double smoothing) {
+  int64_t rows = input.size(0), width = input.size(1);
+  bool none = reduction == "none";
+  Tensor log_p = at::empty_like(input);
+  Tensor loss = at::empty({none ? rows : 0}, input.options());
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_cross_entropy_probs", [&] {
+    using V = Vec<scalar_t>;
+    constexpr int64_t step = V::size();
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* t = target.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+    scalar_t* out = log_p.mutable_data_ptr<scalar_t>();
+    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    auto chunk = [&](int64_t begin, int64_t end, double sum) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* row = x + i * width;
+        scalar_t* lp = out + i * width;
+        RowTargets<scalar_t> q{t + i * width, w, smoothing, width};
+        scalar_t m = at::vec::reduce_all<scalar_t>(
+            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+        at::vec::map([m](V v) { return (v - V(m)).exp(); }, lp, row, width);
+        V log_s(std::log(
+            at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, lp, width)));
+        V dot(scalar_t(0));
+        for (int64_t c = 0; c < width; c += step) {
+          int64_t count = std::min(step, width - c);
+          V value = (V::loadu(row + c, count) - V(m)) - log_s;
+          value.store(lp + c, count);
+          dot = dot + V::set(V(scalar_t(0)), value * q.at(c, count), count);
+        }
+        scalar_t value = -at::vec::vec_reduce_all<scalar_t>([](V a, V b) { return a + b; }, dot);
+        if (none) {
+          l[i] = value;
+        }
+        sum += value;
+      }
+      return sum;
+    };
+    total = at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+  });
+  if (none) {
+    return {loss, log_p};
+  }
+  return {scalar_of(reduction == "sum" ? total : total / static_cast<double>(rows), input),
+          log_p};
+}
+
+// dL/dx of CrossEntropyProbsFunction with no gradient reaching log p, one row at a time:
+// G = −g_i q_i (Python's order: −(g_i w) t'), dL/dx = G − e^{log p} Σ_c G_c; g = dL/dℓ (per
+// sample for 'none', else one value, the 'mean' divided by N).
+Tensor cross_entropy_probability_grad_rows(const Tensor& log_p, const Tensor& target,
+                                           const Tensor& weight, const Tensor& grad_loss,
+                                           double smoothing) {
+  int64_t rows = log_p.size(0), width = log_p.size(1);
+  Tensor grad_input = at::empty_like(log_p);
+  Tensor per_sample = grad_loss.contiguous();
+  bool one = per_sample.numel() == 1;
+  AT_DISPATCH_FLOATING_TYPES(log_p.scalar_type(), "manualgrad_cross_entropy_probs_grad", [&] {
+    using V = Vec<scalar_t>;
+    constexpr int64_t step = V::size();
+    const scalar_t* lp = log_p.const_data_ptr<scalar_t>();
+    const scalar_t* t = target.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
+    scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        // q with g folded in: −(g w) t' = (t (1 − ε) + ε / C) · (−(g w))
+        V g(one ? gs[0] : gs[i]);
+        RowTargets<scalar_t> q{t + i * width, nullptr, smoothing, width};
+        auto term = [&](int64_t c, int64_t count) {
+          V gw = w ? g * V::loadu(w + c, count) : g;
+          return gw.neg() * q.at(c, count);
+        };
+        V sum(scalar_t(0));
+        for (int64_t c = 0; c < width; c += step) {
+          int64_t count = std::min(step, width - c);
+          sum = sum + V::set(V(scalar_t(0)), term(c, count), count);
+        }
+        V total(at::vec::vec_reduce_all<scalar_t>([](V a, V b) { return a + b; }, sum));
+        const scalar_t* row = lp + i * width;
+        for (int64_t c = 0; c < width; c += step) {
+          int64_t count = std::min(step, width - c);
+          V grad = term(c, count) - V::loadu(row + c, count).exp() * total;
+          grad.store(out + i * width + c, count);
+        }
+      }
+    });
+  });
+  return grad_input;
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.losses.CrossEntropyProbsFunction. Outputs (L, log p), log p
+// hidden; saves log p, t (only if x needs a gradient) and the weight. On a contiguous (N, C)
+// input the forward and a first-order dL/dx (t needing none) are row kernels
+// (cross_entropy_probability_rows / _grad_rows); else the Python Function's ops.
+struct CrossEntropyProbsTwin : public torch::autograd::Function<CrossEntropyProbsTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                               const std::optional<Tensor>& weight_arg, std::string reduction,
+                               double smoothing) {
+    Tensor weight = weight_arg.value_or(Tensor());
+    ctx->set_materialize_grads(false);
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["smoothing"] = smoothing;
+    Tensor loss, log_p;
+    if (probability_rows(input, target, weight)) {
+      std::tie(loss, log_p) =
+          cross_entropy_probability_rows(input, target, weight, reduction, smoothing);
+    } else {
+      int64_t dim = class_dim(input);
+      log_p = log_softmax_values(input, dim);
+      Tensor q = smoothed(target, smoothing, log_p.size(dim));
+      if (weight.defined()) {
+        q = q * along_classes(weight, log_p, dim);
+      }
+      loss = reduce(-(log_p * q).sum(dim), reduction);
+    }
+    ctx->save_for_backward({log_p, input.requires_grad() ? target : Tensor(), weight});
+    return {loss, log_p};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& log_p = saved[0];
+    const Tensor& target = saved[1];
+    const Tensor& weight = saved[2];
+    const Tensor& grad_loss = grads[0];
+    bool needs_input = ctx->needs_input_grad(0);
+    bool needs_target = ctx->needs_input_grad(1);
+    int64_t dim = class_dim(log_p);
+    double smoothing = ctx->saved_data["smoothing"].toDouble();
+    const std::string& reduction = ctx->saved_data["reduction"].toStringRef();
+    variable_list none(5);
+    Tensor grad = grads[1];
+    if (grad_loss.defined()) {
+      int64_t count = log_p.numel() ? log_p.numel() / log_p.size(dim) : 0;
+      Tensor g = unreduce(grad_loss, reduction, count);
+      if (needs_input && !needs_target && !grad.defined() && !at::GradMode::is_enabled() &&
+          plain(g) && g.scalar_type() == log_p.scalar_type() &&
+          probability_rows(log_p, target, weight)) {
+        none[0] = cross_entropy_probability_grad_rows(log_p, target, weight, g, smoothing);
+        return none;
+      }
+      if (reduction == "none") {
+        g = g.unsqueeze(dim);
+      }
+      if (weight.defined()) {
+        g = g * along_classes(weight, log_p, dim);
+      }
+      if (needs_input) {
+        Tensor term = -g * smoothed(target, smoothing, log_p.size(dim));
+        grad = grad.defined() ? grad + term : term;
+      }
+      if (needs_target) {
+        none[1] = (-(1 - smoothing)) * g * log_p;
+      }
+    }
+    if (needs_input && grad.defined()) {
+      none[0] = grad - log_p.exp() * grad.sum(dim, true);
+    }
     return none;
   }
 };
@@ -922,6 +1168,132 @@ struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
 
 namespace {
 
+// ---- binary hinge loss ---------------------------------------------------------------------
+
+// HingeLossFunction's forward in one pass over x and t: z = m − t x, ℓ = max(z, 0) written
+// ('none') or summed in double, a = 1[z ≥ 0] written (bool) and, when `slope`, −t·a (int8).
+struct HingeForward {
+  Tensor loss, active, slope;
+};
+HingeForward hinge_fused(const Tensor& input, const Tensor& target, double margin,
+                         const std::string& reduction, bool slope) {
+  auto shape = at::infer_size(input.sizes(), target.sizes());
+  bool none = reduction == "none";
+  HingeForward out{none ? at::empty(shape, input.options()) : Tensor(),
+                   at::empty(shape, input.options().dtype(at::kBool)),
+                   slope ? at::empty(shape, input.options().dtype(at::kChar)) : Tensor()};
+  at::TensorIteratorConfig config;
+  config.check_all_same_dtype(false);
+  for (const Tensor* output : {&out.loss, &out.active, &out.slope}) {
+    if (output->defined()) {
+      config.add_output(*output);
+    }
+  }
+  auto iter = config.add_const_input(input).add_const_input(target).build();
+  const int a = none ? 1 : 0, x = a + 1 + slope;
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_hinge", [&] {
+    using V = Vec<scalar_t>;
+    total = fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      V t = o[x + 1].load(i, count);
+      V z = V(static_cast<scalar_t>(margin)) - t * o[x].load(i, count);
+      V loss = at::vec::clamp_min(z, V(scalar_t(0)));
+      V active = z.ge(V(scalar_t(0)));
+      o[a].store_bytes(i, active, count);
+      if (slope) {
+        o[a + 1].store_bytes(i, active * t.neg(), count);
+      }
+      if (none) {
+        o[0].store(i, loss, count);
+        return V(scalar_t(0));
+      }
+      return loss;
+    });
+  });
+  if (!none) {
+    double mean = total / static_cast<double>(out.active.numel());
+    out.loss = scalar_of(reduction == "sum" ? total : mean, input);
+  }
+  return out;
+}
+
+// HingeLossFunction's dL/dy = g · (−t a) in one pass from the int8 slope (g 0-d or
+// slope-shaped).
+Tensor hinge_grad_fused(const Tensor& g, const Tensor& slope) {
+  Tensor grad = at::empty(slope.sizes(), g.options());
+  auto iter = at::TensorIteratorConfig()
+                  .check_all_same_dtype(false)
+                  .add_output(grad)
+                  .add_const_input(g)
+                  .add_const_input(slope)
+                  .build();
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_hinge_grad", [&] {
+    using V = Vec<scalar_t>;
+    fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
+      o[0].store(i, o[1].load(i, count) * o[2].load_bytes(i, count), count);
+      return V(scalar_t(0));
+    });
+  });
+  return grad;
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.losses.HingeLossFunction. Outputs (L, a = 1[z ≥ 0]), a hidden
+// and non-differentiable; saves the int8 slope −t·a, or x, t and a when t needs a gradient.
+// The forward and the first-order dL/dy from the slope are one pass each (hinge_fused,
+// hinge_grad_fused) on plain float/double tensors of one dtype.
+struct HingeLossTwin : public torch::autograd::Function<HingeLossTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                               double margin, std::string reduction) {
+    bool target_grad = target.requires_grad();
+    HingeForward out;
+    if (fusable_all({&input, &target})) {
+      out = hinge_fused(input, target, margin, reduction, !target_grad);
+    } else {
+      Tensor z = at::rsub(target * input, margin);
+      out.loss = reduce(z.clamp_min(0), reduction);
+      out.active = z >= 0;
+      out.slope = target_grad ? Tensor() : (out.active * -target).to(at::kChar);
+    }
+    ctx->mark_non_differentiable({out.active});
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->saved_data["target_shape"] = target.sizes().vec();
+    if (target_grad) {
+      ctx->save_for_backward({input, target, out.active});
+    } else {
+      ctx->save_for_backward({Tensor(), Tensor(), out.slope});
+    }
+    return {out.loss, out.active};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& input = saved[0];
+    const Tensor& target = saved[1];
+    const Tensor& mask = saved[2];
+    auto input_shape = ctx->saved_data["input_shape"].toIntVector();
+    Tensor g = unreduce(grads[0], ctx->saved_data["reduction"].toStringRef(), mask.numel());
+    if (!input.defined()) {
+      bool fuse = !at::GradMode::is_enabled() && fusable(g) && plain(mask);
+      Tensor grad = fuse ? hinge_grad_fused(g, mask) : g * mask;
+      return {grad.sum_to_size(input_shape), Tensor(), Tensor(), Tensor()};
+    }
+    g = g * mask;
+    Tensor grad_input, grad_target;
+    if (ctx->needs_input_grad(0)) {
+      grad_input = (-g * target).sum_to_size(input_shape);
+    }
+    if (ctx->needs_input_grad(1)) {
+      grad_target = (-g * input).sum_to_size(ctx->saved_data["target_shape"].toIntVector());
+    }
+    return {grad_input, grad_target, Tensor(), Tensor()};
+  }
+};
+
+namespace {
+
 std::tuple<Tensor, Tensor> pair(variable_list outputs) {
   return {outputs[0], outputs[1]};
 }
@@ -947,6 +1319,16 @@ std::tuple<Tensor, Tensor> cross_entropy(const Tensor& input, const Tensor& targ
                                          double label_smoothing) {
   return pair(
       CrossEntropyTwin::apply(input, target, weight, reduction, ignore_index, label_smoothing));
+}
+std::tuple<Tensor, Tensor> cross_entropy_probabilities(const Tensor& input, const Tensor& target,
+                                                       const std::optional<Tensor>& weight,
+                                                       std::string reduction,
+                                                       double label_smoothing) {
+  return pair(CrossEntropyProbsTwin::apply(input, target, weight, reduction, label_smoothing));
+}
+std::tuple<Tensor, Tensor> hinge_loss(const Tensor& input, const Tensor& target, double margin,
+                                      std::string reduction) {
+  return pair(HingeLossTwin::apply(input, target, margin, reduction));
 }
 Tensor nll_loss(const Tensor& input, const Tensor& target, const std::optional<Tensor>& weight,
                 std::string reduction, int64_t ignore_index) {

@@ -60,7 +60,7 @@ std::vector<Tensor> batch_norm(const Tensor& input, const std::optional<Tensor>&
                                const std::optional<Tensor>& running_var, bool training,
                                double momentum, double eps);
 
-// losses.cpp (the element-wise losses and cross_entropy return (L, hidden output))
+// losses.cpp (the element-wise losses, hinge and both cross_entropy return (L, hidden output))
 std::tuple<Tensor, Tensor> mse_loss(const Tensor& input, const Tensor& target,
                                     const std::optional<Tensor>& weight, std::string reduction);
 std::tuple<Tensor, Tensor> l1_loss(const Tensor& input, const Tensor& target,
@@ -78,6 +78,12 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
                                         const std::optional<Tensor>& weight,
                                         const std::optional<Tensor>& pos_weight,
                                         std::string reduction);
+std::tuple<Tensor, Tensor> cross_entropy_probabilities(const Tensor& input, const Tensor& target,
+                                                       const std::optional<Tensor>& weight,
+                                                       std::string reduction,
+                                                       double label_smoothing);
+std::tuple<Tensor, Tensor> hinge_loss(const Tensor& input, const Tensor& target, double margin,
+                                      std::string reduction);
 
 // embedding.cpp
 Tensor embedding(const Tensor& input, const Tensor& weight, int64_t padding_idx,

@@ -368,11 +368,13 @@ def _probability_samples(dtype: torch.dtype) -> Iterator[Sample]:
         reduction: str = "mean",
         label_smoothing: float = 0.0,
         noncontiguous: bool = False,
+        data_target: bool = False,
     ) -> Sample:
         input = tensor(*shape, dtype=dtype, noncontiguous=noncontiguous)
         target = tensor(*shape, dtype=dtype, low=0, high=1)
         args = (input, target, weight, None, -100, None, reduction, label_smoothing)
-        return Sample(name, args, constant=frozenset({2}), noncontiguous_grad=noncontiguous)
+        constant = frozenset({1, 2} if data_target else {2})
+        return Sample(name, args, constant=constant, noncontiguous_grad=noncontiguous)
 
     for reduction in REDUCTIONS:
         yield sample(reduction, (4, 5), reduction=reduction)
@@ -384,6 +386,16 @@ def _probability_samples(dtype: torch.dtype) -> Iterator[Sample]:
     yield sample("unbatched", (5,))
     yield sample("empty_batch_sum", (0, 5), reduction="sum")
     yield sample("noncontiguous", (2, 3, 4), reduction="none", noncontiguous=True)
+    # targets as data (no gradient), as in training
+    yield sample("data_target", (4, 5), data_target=True)
+    yield sample(
+        "data_target_weighted_smoothing_none",
+        (4, 5),
+        _weight(5, dtype=dtype),
+        "none",
+        0.2,
+        data_target=True,
+    )
 
 
 # ---------------------------------------------------------------------------------------- bce
@@ -399,11 +411,13 @@ def _bce_samples(dtype: torch.dtype) -> Iterator[Sample]:
         reduction: str = "mean",
         pos_weight: Tensor | None = None,
         noncontiguous: bool = False,
+        data_target: bool = False,
     ) -> Sample:
         input = tensor(*shape, dtype=dtype, low=-4, high=4, noncontiguous=noncontiguous)
         target = tensor(*shape, dtype=dtype, low=0, high=1)
         args = (input, target, weight, None, None, reduction, pos_weight)
-        return Sample(name, args, constant=frozenset({2, 6}), noncontiguous_grad=noncontiguous)
+        constant = frozenset({1, 2, 6} if data_target else {2, 6})
+        return Sample(name, args, constant=constant, noncontiguous_grad=noncontiguous)
 
     for reduction in REDUCTIONS:
         yield sample(reduction, (4, 3), reduction=reduction)
@@ -416,6 +430,16 @@ def _bce_samples(dtype: torch.dtype) -> Iterator[Sample]:
     yield sample("empty_sum", (0, 3), reduction="sum")
     yield sample("scalar", ())
     yield sample("noncontiguous", (2, 3, 4), reduction="none", noncontiguous=True)
+    # targets as data (no gradient), as in training
+    yield sample("data_target", (4, 3), data_target=True)
+    yield sample(
+        "data_target_weight_pos_weight_none",
+        (2, 3, 4),
+        _weight(3, 1, dtype=dtype),
+        "none",
+        _weight(4, dtype=dtype),
+        data_target=True,
+    )
 
 
 def _bce_errors() -> Iterator[ErrorCase]:

@@ -21,6 +21,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -64,23 +66,69 @@ void strip(int64_t n, const Body& body) {
   }
 }
 
-// A factor of a row formula: one value per element (data), or one for all (value).
+// A factor of a row formula, its kind fixed at compile time: one value per element (Each) or one
+// for all (All), so a kernel is compiled once per combination and its loops carry no branch.
 template <typename T>
-struct Operand {
-  const T* data = nullptr;
-  T value = T(0);
+struct Each {
+  const T* data;
   template <typename V>
   V at(int64_t i, const V& tag) const {
-    return data != nullptr ? load(data + i, tag) : V(value);
+    return load(data + i, tag);
+  }
+  Each shifted(int64_t offset) const {  // the factor from element `offset` on
+    return {data + offset};
   }
 };
 template <typename T>
-Operand<T> each(const T* data) {
-  return {data, T(0)};
+struct All {
+  T value;
+  template <typename V>
+  V at(int64_t, const V&) const {
+    return V(value);
+  }
+  All shifted(int64_t) const {
+    return *this;
+  }
+};
+template <typename T>
+Each<T> each(const T* data) {
+  return {data};
 }
 template <typename T>
-Operand<T> all(T value) {
-  return {nullptr, value};
+All<T> all(T value) {
+  return {value};
+}
+
+// f(each(data)) when data is there, else f(all(otherwise)).
+template <typename T, typename F>
+void select(const T* data, T otherwise, const F& f) {
+  if (data != nullptr) {
+    f(each(data));
+  } else {
+    f(all(otherwise));
+  }
+}
+
+// f(std::true_type()) or f(std::false_type()): a flag fixed at compile time.
+template <typename F>
+void flag(bool value, const F& f) {
+  if (value) {
+    f(std::true_type());
+  } else {
+    f(std::false_type());
+  }
+}
+
+// The sum of a vector's lanes.
+template <typename T>
+T lanes(const Vec<T>& v) {
+  T parts[Vec<T>::size()];
+  v.store(parts);
+  T total(0);
+  for (T part : parts) {
+    total += part;
+  }
+  return total;
 }
 
 // Σ_{i<n} term(i, V): four vector accumulators (independent chains, so the adds overlap), then
@@ -102,13 +150,37 @@ T row_sum(int64_t n, const Term& term) {
   for (; i < n; ++i) {
     tail += term(i, T());
   }
-  T parts[step];
-  ((sums[0] + sums[1]) + (sums[2] + sums[3])).store(parts);
-  T total(0);
-  for (T part : parts) {
-    total += part;
+  return lanes((sums[0] + sums[1]) + (sums[2] + sums[3])) + tail;
+}
+
+// (Σ first, Σ second) of terms(i, V) = (first, second) over i < n in one visit, two vector
+// accumulators per sum; terms may also write element i (the accumulation of column sums).
+template <typename T, typename Terms>
+std::pair<T, T> row_sums(int64_t n, const Terms& terms) {
+  constexpr int64_t step = Vec<T>::size();
+  Vec<T> firsts[2] = {Vec<T>(T(0)), Vec<T>(T(0))};
+  Vec<T> seconds[2] = {Vec<T>(T(0)), Vec<T>(T(0))};
+  int64_t i = 0;
+  for (; i + 2 * step <= n; i += 2 * step) {
+    for (int64_t k = 0; k < 2; ++k) {
+      auto [first, second] = terms(i + k * step, Vec<T>());
+      firsts[k] += first;
+      seconds[k] += second;
+    }
   }
-  return total + tail;
+  for (; i + step <= n; i += step) {
+    auto [first, second] = terms(i, Vec<T>());
+    firsts[0] += first;
+    seconds[0] += second;
+  }
+  T first_tail(0);
+  T second_tail(0);
+  for (; i < n; ++i) {
+    auto [first, second] = terms(i, T());
+    first_tail += first;
+    second_tail += second;
+  }
+  return {lanes(firsts[0] + firsts[1]) + first_tail, lanes(seconds[0] + seconds[1]) + second_tail};
 }
 
 // out[i] = term(i, V) for i < n.
@@ -139,22 +211,27 @@ std::pair<T, T> moments(const T* x, int64_t n, bool centred, double eps) {
   return {mean, T(1) / std::sqrt(var + static_cast<T>(eps))};
 }
 
-// y = ((x − m)·s)·w + t over n values (the forward's normalisation and affine map).
-template <typename T>
-void normalise(T* y, const T* x, int64_t n, Operand<T> m, Operand<T> s, Operand<T> w,
-               Operand<T> t) {
+// y = ((x − m)·s)·w + t over n values (the forward's normalisation and affine map); each
+// factor an Each or an All.
+template <typename T, typename M, typename S, typename W, typename B>
+void normalise(T* y, const T* x, int64_t n, const M& m, const S& s, const W& w, const B& t) {
   write<T>(y, n, [&](int64_t i, auto tag) {
     return ((load(x + i, tag) - m.at(i, tag)) * s.at(i, tag)) * w.at(i, tag) + t.at(i, tag);
   });
 }
 
-// dL/dx = ((dL/dy·s)·w + x·B) + C over n values (s·w = r ∘ w: the module docstring's r ĝ).
-template <typename T>
-void input_grad_row(T* dx, const T* g, Operand<T> x, int64_t n, Operand<T> s, Operand<T> w,
-                    Operand<T> b, Operand<T> c) {
+// dL/dx = ((dL/dy·s)·w + x·B) + C over n values (s·w = r ∘ w: the module docstring's r ĝ),
+// plus `extra` (AddNorm's dL/dh from its output h) when kExtra; each factor an Each or an All.
+template <bool kExtra, typename T, typename X, typename S, typename W, typename B, typename C>
+void input_grad_row(T* dx, const T* g, const X& x, int64_t n, const S& s, const W& w, const B& b,
+                    const C& c, const T* extra) {
   write<T>(dx, n, [&](int64_t i, auto tag) {
-    return ((load(g + i, tag) * s.at(i, tag)) * w.at(i, tag) + x.at(i, tag) * b.at(i, tag)) +
-           c.at(i, tag);
+    auto value = ((load(g + i, tag) * s.at(i, tag)) * w.at(i, tag) + x.at(i, tag) * b.at(i, tag)) +
+                 c.at(i, tag);
+    if constexpr (kExtra) {
+      value = value + load(extra + i, tag);
+    }
+    return value;
   });
 }
 
@@ -279,14 +356,19 @@ Tensor composite_input_grad(const Tensor& grad, const Tensor& input, const Tenso
 
 // ---- layer norm, RMS norm -----------------------------------------------------------------
 
-// The forward of a norm over the last `dims` dims (centred: layer norm; else RMS norm):
-// (y, μ, r) with μ, r of the input's leading shape and 1 per normalised dim.
-std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
-                                     int64_t dims, double eps, bool centred) {
-  Tensor x = input.contiguous();
-  std::vector<int64_t> stat_shape(input.sizes().begin(), input.sizes().end());
+// The forward of a norm over the last `dims` dims (centred: layer norm; else RMS norm) of
+// h = input (+ residual when defined: AddNorm's sum, written in the same visit of each row when
+// the shapes agree): (y, μ, r, h) with μ, r of h's leading shape and 1 per normalised dim.
+std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& residual,
+                                     const Tensor& weight, const Tensor& bias, int64_t dims,
+                                     double eps, bool centred) {
+  bool fuse_sum = residual.defined() && residual.sizes() == input.sizes();
+  Tensor x = residual.defined() && !fuse_sum ? (input + residual) : input.contiguous();
+  Tensor addend = fuse_sum ? residual.contiguous() : Tensor();
+  Tensor total = fuse_sum ? at::empty_like(x) : x;
+  std::vector<int64_t> stat_shape(x.sizes().begin(), x.sizes().end());
   int64_t width = 1;
-  for (int64_t d = input.dim() - dims; d < input.dim(); ++d) {
+  for (int64_t d = x.dim() - dims; d < x.dim(); ++d) {
     width *= stat_shape[d];
     stat_shape[d] = 1;
   }
@@ -298,29 +380,41 @@ std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& weight, 
   Tensor b = contiguous(bias);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_norm_forward", [&] {
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
+    const scalar_t* addends = pointer<scalar_t>(addend);
+    scalar_t* sums = fuse_sum ? total.data_ptr<scalar_t>() : nullptr;
     scalar_t* ys = output.data_ptr<scalar_t>();
     scalar_t* means = mean.data_ptr<scalar_t>();
     scalar_t* rstds = rstd.data_ptr<scalar_t>();
-    Operand<scalar_t> scale = weight.defined() ? each(pointer<scalar_t>(w)) : all(scalar_t(1));
-    Operand<scalar_t> shift = bias.defined() ? each(pointer<scalar_t>(b)) : all(scalar_t(0));
-    over_rows<scalar_t>(x.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
-      const scalar_t* row = xs + i * width;
-      auto [mu, r] = moments(row, width, centred, eps);
-      means[i] = mu;
-      rstds[i] = r;
-      normalise(ys + i * width, row, width, all(mu), all(r), scale, shift);
+    select(pointer<scalar_t>(w), scalar_t(1), [&](auto scale) {
+      select(pointer<scalar_t>(b), scalar_t(0), [&](auto shift) {
+        over_rows<scalar_t>(x.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
+          const scalar_t* row = xs + i * width;
+          if (sums != nullptr) {  // h = x + r, then normalised while in cache
+            const scalar_t* other = addends + i * width;
+            write<scalar_t>(sums + i * width, width, [&](int64_t j, auto tag) {
+              return load(row + j, tag) + load(other + j, tag);
+            });
+            row = sums + i * width;
+          }
+          auto [mu, r] = moments(row, width, centred, eps);
+          means[i] = mu;
+          rstds[i] = r;
+          normalise(ys + i * width, row, width, all(mu), all(r), scale, shift);
+        });
+      });
     });
   });
-  return {output, centred ? mean : Tensor(), rstd};
+  return {output, centred ? mean : Tensor(), rstd, total};
 }
 
-// The first-order backward of a norm over the last `dims` dims (mean undefined: RMS norm), in
-// one pass per row: Σ ĝ, Σ ĝ x, then dL/dx = r ĝ + B x + C, and dL/dw = Σ_rows dL/dy ∘ x̂,
-// dL/db = Σ_rows dL/dy into per-thread column sums.
+// The first-order backward of a norm over the last `dims` dims (mean undefined: RMS norm), one
+// visit of each row for its sums Σ ĝ, Σ ĝ (x − μ) and the column sums dL/dw = Σ_rows dL/dy ∘ x̂,
+// dL/db = Σ_rows dL/dy (per-thread buffers), then dL/dx = r ĝ + B x + C (+ extra: AddNorm's
+// dL/dh, of the input's shape) in a second.
 std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
                                         const Tensor& weight, const Tensor& mean,
                                         const Tensor& rstd, const Tensor& grad_mean,
-                                        const Tensor& grad_rstd, int64_t dims,
+                                        const Tensor& grad_rstd, const Tensor& extra, int64_t dims,
                                         const std::vector<bool>& need) {
   bool centred = mean.defined();
   at::IntArrayRef shape = input.sizes().slice(input.dim() - dims);
@@ -333,47 +427,49 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
   Tensor r = rstd.contiguous();
   Tensor gm = contiguous(grad_mean);
   Tensor gr = contiguous(grad_rstd);
+  Tensor e = contiguous(extra);
   Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
   int64_t count = (need[1] || need[2]) ? 2 : 0;
   Tensor sums;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_norm_grads", [&] {
     const scalar_t* gs = g.const_data_ptr<scalar_t>();
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
-    const scalar_t* ws = pointer<scalar_t>(w);
     const scalar_t* means = pointer<scalar_t>(mu);
     const scalar_t* rstds = r.const_data_ptr<scalar_t>();
     const scalar_t* grad_means = pointer<scalar_t>(gm);
     const scalar_t* grad_rstds = pointer<scalar_t>(gr);
+    const scalar_t* extras = pointer<scalar_t>(e);
     scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
-    Operand<scalar_t> w_op = ws != nullptr ? each(ws) : all(scalar_t(1));
-    sums = over_rows<scalar_t>(x.options(), rows, width, count, [&](int64_t i, scalar_t* own) {
-      const scalar_t* gi = gs + i * width;
-      const scalar_t* xi = xs + i * width;
-      scalar_t mu = value_at(means, i);
-      scalar_t r = rstds[i];
-      if (dx != nullptr) {
-        scalar_t sum_grad(0);
-        if (centred) {
-          sum_grad = row_sum<scalar_t>(
-              width, [&](int64_t j, auto tag) { return load(gi + j, tag) * w_op.at(j, tag); });
+    auto kernel = [&](auto w_op, auto params, auto with_extra) {
+      return over_rows<scalar_t>(x.options(), rows, width, count, [&](int64_t i, scalar_t* own) {
+        const scalar_t* gi = gs + i * width;
+        const scalar_t* xi = xs + i * width;
+        scalar_t mu = value_at(means, i);
+        scalar_t r = rstds[i];
+        auto [sum_grad, centred_sum] = row_sums<scalar_t>(width, [&](int64_t j, auto tag) {
+          using V = decltype(tag);
+          V gj = load(gi + j, tag);
+          V c = load(xi + j, tag) - V(mu);
+          if constexpr (decltype(params)::value) {
+            store(own + j, load(own + j, tag) + gj * (c * V(r)));
+            store(own + width + j, load(own + width + j, tag) + gj);
+          }
+          return std::pair<V, V>(gj * w_op.at(j, tag), (gj * c) * w_op.at(j, tag));
+        });
+        if (dx == nullptr) {
+          return;
         }
-        scalar_t centred_sum = row_sum<scalar_t>(width, [&](int64_t j, auto tag) {
-          using V = decltype(tag);
-          return (load(gi + j, tag) * (load(xi + j, tag) - V(mu))) * w_op.at(j, tag);
-        });
-        auto [b, c] = coefficients(sum_grad, centred_sum, mu, r, width, value_at(grad_means, i),
-                                   value_at(grad_rstds, i), centred);
-        input_grad_row(dx + i * width, gi, each(xi), width, all(r), w_op, all(b), all(c));
-      }
-      if (need[1]) {
-        add_to(own, width, [&](int64_t j, auto tag) {
-          using V = decltype(tag);
-          return load(gi + j, tag) * ((load(xi + j, tag) - V(mu)) * V(r));
-        });
-      }
-      if (need[2]) {
-        add_to(own + width, width, [&](int64_t j, auto tag) { return load(gi + j, tag); });
-      }
+        auto [b, c] = coefficients(centred ? sum_grad : scalar_t(0), centred_sum, mu, r, width,
+                                   value_at(grad_means, i), value_at(grad_rstds, i), centred);
+        const scalar_t* ei = extras != nullptr ? extras + i * width : nullptr;
+        input_grad_row<decltype(with_extra)::value>(dx + i * width, gi, each(xi), width, all(r),
+                                                    w_op, all(b), all(c), ei);
+      });
+    };
+    select(pointer<scalar_t>(w), scalar_t(1), [&](auto w_op) {
+      flag(count > 0, [&](auto params) {
+        flag(extras != nullptr, [&](auto with_extra) { sums = kernel(w_op, params, with_extra); });
+      });
     });
   });
   Tensor grad_weight = need[1] ? sums[0].view(shape) : Tensor();
@@ -422,15 +518,24 @@ std::vector<Tensor> trailing_grads_composite(const Tensor& grad, const Tensor& i
   return {grad_input, grad_weight, grad_bias};
 }
 
+// dL/dx (+ extra when defined: AddNorm's dL/dh, of the input's shape), dL/dw, dL/db of a norm
+// over the last `dims` dims: the row kernels (extra added in their dL/dx pass) when first
+// order, else composite ops.
 std::vector<Tensor> trailing_grads(const Tensor& grad, const Tensor& input, const Tensor& weight,
                                    const Tensor& mean, const Tensor& rstd, const Tensor& grad_mean,
-                                   const Tensor& grad_rstd, int64_t dims,
+                                   const Tensor& grad_rstd, const Tensor& extra, int64_t dims,
                                    const std::vector<bool>& need) {
   Tensor g = grad_or_zeros(grad, input);
-  if (first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd})) {
-    return trailing_grads_rows(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+  if (first_order({g, input, weight, mean, rstd, grad_mean, grad_rstd, extra})) {
+    return trailing_grads_rows(g, input, weight, mean, rstd, grad_mean, grad_rstd, extra, dims,
+                               need);
   }
-  return trailing_grads_composite(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+  auto grads =
+      trailing_grads_composite(g, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+  if (need[0] && extra.defined()) {
+    grads[0] = grads[0] + extra;
+  }
+  return grads;
 }
 
 }  // namespace
@@ -466,13 +571,16 @@ struct CentredNorm : public torch::autograd::Function<Self> {
 struct LayerNormTwin : public CentredNorm<LayerNormTwin> {
   static std::vector<Tensor> outputs(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                      int64_t dims, double eps) {
-    return trailing_forward(input, weight, bias, dims, eps, true);
+    auto outputs = trailing_forward(input, Tensor(), weight, bias, dims, eps, true);
+    outputs.pop_back();  // h = x
+    return outputs;
   }
   static std::vector<Tensor> gradients(const Tensor& grad, const Tensor& input,
                                        const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                                        const Tensor& grad_mean, const Tensor& grad_rstd,
                                        int64_t dims, const std::vector<bool>& need) {
-    return trailing_grads(grad, input, weight, mean, rstd, grad_mean, grad_rstd, dims, need);
+    return trailing_grads(grad, input, weight, mean, rstd, grad_mean, grad_rstd, Tensor(), dims,
+                          need);
   }
 };
 
@@ -484,7 +592,7 @@ struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
     ctx->saved_data["weight"] = weight.has_value();
     ctx->saved_data["dims"] = dims;
     Tensor w = value_or_undefined(weight);
-    auto outputs = trailing_forward(input, w, Tensor(), dims, eps, false);
+    auto outputs = trailing_forward(input, Tensor(), w, Tensor(), dims, eps, false);
     ctx->save_for_backward({input, w, outputs[2]});
     return {outputs[0], outputs[2]};
   }
@@ -492,7 +600,7 @@ struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
     auto saved = ctx->get_saved_variables();
     auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(), false});
     auto result = trailing_grads(grads[0], saved[0], saved[1], Tensor(), saved[2], Tensor(),
-                                 grads[1], ctx->saved_data["dims"].toInt(), need);
+                                 grads[1], Tensor(), ctx->saved_data["dims"].toInt(), need);
     return {result[0], result[1], Tensor(), Tensor()};
   }
 };
@@ -515,10 +623,10 @@ struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
     ctx->saved_data["centred"] = centred;
     ctx->saved_data["input_sizes"] = input.sizes().vec();
     ctx->saved_data["residual_sizes"] = residual.sizes().vec();
-    Tensor total = input + residual;
     Tensor w = value_or_undefined(weight);
     Tensor b = centred ? value_or_undefined(bias) : Tensor();
-    auto outputs = trailing_forward(total, w, b, dims, eps, centred);
+    auto outputs = trailing_forward(input, residual, w, b, dims, eps, centred);
+    Tensor total = outputs[3];
     ctx->save_for_backward({total, w, outputs[1], outputs[2]});
     if (centred) {
       return {outputs[0], total, outputs[1], outputs[2]};
@@ -532,13 +640,11 @@ struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
         ctx, {true, true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
     Tensor grad_mean = centred ? grads[2] : Tensor();
     Tensor grad_rstd = grads[centred ? 3 : 2];
-    auto norm =
-        trailing_grads(grads[0], saved[0], saved[1], saved[2], saved[3], grad_mean, grad_rstd,
-                       ctx->saved_data["dims"].toInt(), {need[0] || need[1], need[2], need[3]});
+    // dL/dh = normᵀ(dL/dy) + dL/dh|_out, the sum formed in the norm's dL/dx pass
+    auto norm = trailing_grads(grads[0], saved[0], saved[1], saved[2], saved[3], grad_mean,
+                               grad_rstd, grads[1], ctx->saved_data["dims"].toInt(),
+                               {need[0] || need[1], need[2], need[3]});
     Tensor grad_total = norm[0];
-    if (grads[1].defined()) {
-      grad_total = grad_total.defined() ? grad_total + grads[1] : grads[1];
-    }
     auto reduced = [&](bool wanted, const char* sizes) {
       return wanted && grad_total.defined()
                  ? grad_total.sum_to_size(ctx->saved_data[sizes].toIntVector())
@@ -650,12 +756,12 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
       for (int64_t k = 0; k < shape.size; ++k) {
         const scalar_t* gk = gs + i * width + k * length;
         const scalar_t* xk = xs + i * width + k * length;
-        sums[cell + k] =
-            row_sum<scalar_t>(length, [&](int64_t j, auto tag) { return load(gk + j, tag); });
-        centred_sums[cell + k] = row_sum<scalar_t>(length, [&](int64_t j, auto tag) {
-          using V = decltype(tag);
-          return load(gk + j, tag) * (load(xk + j, tag) - V(mu));
-        });
+        std::tie(sums[cell + k], centred_sums[cell + k]) =
+            row_sums<scalar_t>(length, [&](int64_t j, auto tag) {
+              using V = decltype(tag);
+              V gj = load(gk + j, tag);
+              return std::pair<V, V>(gj, gj * (load(xk + j, tag) - V(mu)));
+            });
         scalar_t wc = ws != nullptr ? ws[first + k] : scalar_t(1);
         group_grad += wc * sums[cell + k];
         group_centred += wc * centred_sums[cell + k];
@@ -668,8 +774,9 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
       for (int64_t k = 0; k < shape.size; ++k) {
         int64_t offset = i * width + k * length;
         scalar_t scale = ws != nullptr ? rstds[i] * ws[first + k] : rstds[i];
-        input_grad_row(dx + offset, gs + offset, each(xs + offset), length, all(scale),
-                       all(scalar_t(1)), all(b), all(c));
+        input_grad_row<false>(dx + offset, gs + offset, each(xs + offset), length, all(scale),
+                              all(scalar_t(1)), all(b), all(c),
+                              static_cast<const scalar_t*>(nullptr));
       }
     });
   });
@@ -760,39 +867,128 @@ namespace {
 
 // ---- batch norm ---------------------------------------------------------------------------
 
-// A batch norm's input as the (N, K = C·L) matrix of its samples: the cells of channel c are
-// the columns c·L … c·L + L − 1.
+// A batch norm's input as (N, C, L): channel c's M = N·L cells are the N contiguous segments
+// (n, c) of L (the rows n·C + c of the (N·C, L) matrix). Images (L of a vector at least) are
+// read a segment at a time, the per-channel factors as scalars, as torch's contiguous kernels;
+// short segments (BatchNorm1d: L = 1) a sample at a time instead, as the columns of the
+// (N, C·L) matrix, the factors laid out per column (torch treats N×C×1 as channels-last).
 struct Channels {
-  int64_t rows, channels, length;
+  int64_t batch, channels, length;
   explicit Channels(const Tensor& input)
-      : rows(input.size(0)),
+      : batch(input.size(0)),
         channels(input.size(1)),
         length(c10::multiply_integers(input.sizes().slice(2))) {
   }
-  int64_t width() const {
+  int64_t width() const {  // C·L: one sample
     return channels * length;
   }
   int64_t count() const {  // M: the cells of one channel
-    return rows * length;
+    return batch * length;
+  }
+  template <typename T>
+  bool segments() const {
+    return length >= Vec<T>::size();
   }
 };
 
-// Per channel, the sum of the column sums `sums` (K) over its columns.
+// body(c) for each channel c, channels in parallel (kGrain cells per thread at least).
+template <typename Body>
+void over_channels(const Channels& shape, const Body& body) {
+  int64_t grain = std::max<int64_t>(1, kGrain / std::max<int64_t>(shape.count(), 1));
+  at::parallel_for(0, shape.channels, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      body(c);
+    }
+  });
+}
+
+// Per channel, the sum of the column sums `sums` (C·L) over its columns.
 template <typename T>
 T channel_sum(const T* sums, int64_t c, int64_t length) {
   const T* first = sums + c * length;
   return row_sum<T>(length, [&](int64_t j, auto tag) { return load(first + j, tag); });
 }
 
-// data[c·L … c·L + L − 1] = value: a per-channel value on each of its columns.
+// data[c·L … c·L + L − 1] = per_channel[c] for every channel: per-channel values per column.
 template <typename T>
-void fill_channel(T* data, int64_t c, int64_t length, T value) {
-  std::fill(data + c * length, data + (c + 1) * length, value);
+void per_column(T* data, const T* per_channel, const Channels& shape) {
+  for (int64_t c = 0; c < shape.channels; ++c) {
+    std::fill(data + c * shape.length, data + (c + 1) * shape.length, per_channel[c]);
+  }
+}
+
+// Per channel c, (Σ first, Σ second) of terms(j, V, m) = (first, second) over its cells j
+// (offsets into the (N, C, L) data), m = centres[c] as a V (0 without centres), into
+// firsts[c], seconds[c]: a channel's segments in turn, or per-thread column sums over samples.
+template <typename T, typename Terms>
+void channel_sums(const Channels& shape, const at::TensorOptions& options, const T* centres,
+                  T* firsts, T* seconds, const Terms& terms) {
+  int64_t length = shape.length;
+  if (shape.segments<T>()) {
+    over_channels(shape, [&](int64_t c) {
+      auto centre = all(centres != nullptr ? centres[c] : T(0));
+      T first(0);
+      T second(0);
+      for (int64_t n = 0; n < shape.batch; ++n) {
+        int64_t offset = (n * shape.channels + c) * length;
+        auto sums = row_sums<T>(
+            length, [&](int64_t l, auto tag) { return terms(offset + l, tag, centre.at(l, tag)); });
+        first += sums.first;
+        second += sums.second;
+      }
+      firsts[c] = first;
+      seconds[c] = second;
+    });
+    return;
+  }
+  int64_t width = shape.width();
+  Tensor column_centres = at::zeros({width}, options);
+  if (centres != nullptr) {
+    per_column(column_centres.data_ptr<T>(), centres, shape);
+  }
+  const T* centre = column_centres.const_data_ptr<T>();
+  Tensor sums = over_rows<T>(options, shape.batch, width, 2, [&](int64_t n, T* own) {
+    strip<T>(width, [&](int64_t j, auto tag) {
+      auto [first, second] = terms(n * width + j, tag, load(centre + j, tag));
+      store(own + j, load(own + j, tag) + first);
+      store(own + width + j, load(own + width + j, tag) + second);
+    });
+  });
+  const T* totals = sums.const_data_ptr<T>();
+  for (int64_t c = 0; c < shape.channels; ++c) {
+    firsts[c] = channel_sum(totals, c, length);
+    seconds[c] = channel_sum(totals + width, c, length);
+  }
+}
+
+// y = ((x − m)·s)·1 + t (the row kernels' normalise) with per-channel m, s, t, or
+// dL/dx = (dL/dy·s)·1 + x·B + C (input_grad_row, x all 0 in eval mode): a kernel over the
+// (N·C, L) segments given all(factor) per channel, or over the (N, C·L) samples given each(its
+// per-column copy).
+template <typename T, typename Kernel>
+void per_channel_pass(const Channels& shape, const at::TensorOptions& options,
+                      std::initializer_list<const T*> factors, const Kernel& kernel) {
+  std::vector<const T*> per_channel(factors);
+  if (shape.segments<T>()) {
+    over_rows<T>(options, shape.batch * shape.channels, shape.length, 0, [&](int64_t i, T*) {
+      int64_t c = i % shape.channels;
+      kernel(i * shape.length, shape.length, [&](int64_t k) { return all(per_channel[k][c]); });
+    });
+    return;
+  }
+  int64_t width = shape.width();
+  Tensor columns = at::empty({static_cast<int64_t>(per_channel.size()), width}, options);
+  T* data = columns.data_ptr<T>();
+  for (size_t k = 0; k < per_channel.size(); ++k) {
+    per_column(data + k * width, per_channel[k], shape);
+  }
+  over_rows<T>(options, shape.batch, width, 0, [&](int64_t n, T*) {
+    kernel(n * width, width, [&](int64_t k) { return each<T>(data + k * width); });
+  });
 }
 
 // Batch norm's forward in row kernels: training: per channel μ = Σ x/M, v = Σ (x − μ)²/M (two
-// column-sum passes), y = (x − μ)·(r w) + b; eval: y = x·(r w) + (b − μ r w). The per-channel
-// factors are laid out per column, so that one pass over each row applies them.
+// passes), y = (x − μ)·(r w) + b; eval: y = x·(r w) + (b − μ r w).
 std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, const Tensor& bias,
                                   const std::optional<Tensor>& running_mean,
                                   const std::optional<Tensor>& running_var, bool training,
@@ -801,14 +997,12 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
   Tensor w = contiguous(weight);
   Tensor b = contiguous(bias);
   Channels shape(x);
-  int64_t width = shape.width();
-  int64_t length = shape.length;
   Tensor output = at::empty_like(x);
   Tensor mean = training ? at::empty({shape.channels}, x.options())
                          : running_mean->clone(at::MemoryFormat::Contiguous);
   Tensor var = training ? at::empty({shape.channels}, x.options()) : running_var->contiguous();
   Tensor rstd = at::empty({shape.channels}, x.options());
-  Tensor factors = at::empty({3, width}, x.options());  // y = (x − m)·s + t, per column
+  Tensor factors = at::empty({3, shape.channels}, x.options());  // y = (x − m)·s + t
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_batch_norm_forward", [&] {
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
     const scalar_t* ws = pointer<scalar_t>(w);
@@ -817,46 +1011,39 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
     scalar_t* vars = var.data_ptr<scalar_t>();
     scalar_t* rstds = rstd.data_ptr<scalar_t>();
     scalar_t* centres = factors.data_ptr<scalar_t>();
-    scalar_t* scales = centres + width;
-    scalar_t* shifts = scales + width;
-    auto column_sums = [&](const auto& term) {  // Σ_rows term(row, j, V) per column j
-      return over_rows<scalar_t>(x.options(), shape.rows, width, 1, [&](int64_t i, scalar_t* own) {
-        const scalar_t* row = xs + i * width;
-        add_to(own, width, [&](int64_t j, auto tag) { return term(row, j, tag); });
-      });
-    };
+    scalar_t* scales = centres + shape.channels;
+    scalar_t* shifts = scales + shape.channels;
     auto count = static_cast<scalar_t>(shape.count());
-    if (training) {
-      Tensor sums =
-          column_sums([](const scalar_t* row, int64_t j, auto tag) { return load(row + j, tag); });
+    if (training) {  // Σ x, then Σ (x − μ)² (each pass's second sum unused)
+      channel_sums(shape, x.options(), static_cast<const scalar_t*>(nullptr), means, vars,
+                   [xs](int64_t j, auto tag, auto) {
+                     auto value = load(xs + j, tag);
+                     return std::pair(value, value);
+                   });
       for (int64_t c = 0; c < shape.channels; ++c) {
-        means[c] = channel_sum(sums.const_data_ptr<scalar_t>(), c, length) / count;
-        fill_channel(centres, c, length, means[c]);
+        means[c] /= count;
       }
-      Tensor squares = column_sums([centres](const scalar_t* row, int64_t j, auto tag) {
-        auto centred = load(row + j, tag) - load(centres + j, tag);
-        return centred * centred;
-      });
+      channel_sums(shape, x.options(), static_cast<const scalar_t*>(means), rstds, vars,
+                   [xs](int64_t j, auto tag, auto centre) {
+                     auto centred = load(xs + j, tag) - centre;
+                     return std::pair(centred, centred * centred);
+                   });
       for (int64_t c = 0; c < shape.channels; ++c) {
-        vars[c] = channel_sum(squares.const_data_ptr<scalar_t>(), c, length) / count;
+        vars[c] /= count;
       }
     }
     for (int64_t c = 0; c < shape.channels; ++c) {
       rstds[c] = scalar_t(1) / std::sqrt(vars[c] + static_cast<scalar_t>(eps));
-      scalar_t scale = ws != nullptr ? rstds[c] * ws[c] : rstds[c];
-      fill_channel(scales, c, length, scale);
-      if (training) {  // (x − μ)·s + b
-        fill_channel(shifts, c, length, value_at(bs, c));
-      } else {  // x·s + (b − μ s)
-        fill_channel(centres, c, length, scalar_t(0));
-        fill_channel(shifts, c, length, value_at(bs, c) - means[c] * scale);
-      }
+      scales[c] = ws != nullptr ? rstds[c] * ws[c] : rstds[c];
+      centres[c] = training ? means[c] : scalar_t(0);  // training: (x − μ)·s + b
+      shifts[c] = training ? value_at(bs, c) : value_at(bs, c) - means[c] * scales[c];
     }
     scalar_t* ys = output.data_ptr<scalar_t>();
-    over_rows<scalar_t>(x.options(), shape.rows, width, 0, [&](int64_t i, scalar_t*) {
-      normalise(ys + i * width, xs + i * width, width, each<scalar_t>(centres),
-                each<scalar_t>(scales), all(scalar_t(1)), each<scalar_t>(shifts));
-    });
+    per_channel_pass<scalar_t>(shape, x.options(), {centres, scales, shifts},
+                               [&](int64_t offset, int64_t n, const auto& factor) {
+                                 normalise(ys + offset, xs + offset, n, factor(0), factor(1),
+                                           all(scalar_t(1)), factor(2));
+                               });
   });
   if (training && running_mean.has_value()) {
     running_mean->mul_(1 - momentum).add_(mean, momentum);
@@ -868,8 +1055,8 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
   return {output, mean, rstd};
 }
 
-// Batch norm's first-order backward: per channel Σ dL/dy, Σ dL/dy ∘ x (one column-sum pass),
-// then dL/dx = (r w) dL/dy + B x + C (training) or (r w) dL/dy (eval) in one pass.
+// Batch norm's first-order backward: per channel Σ dL/dy, Σ dL/dy ∘ (x − μ) (one pass), then
+// dL/dx = (r w) dL/dy + B x + C (training) or (r w) dL/dy (eval) in one pass.
 std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, const Tensor& weight,
                                      const Tensor& mean, const Tensor& rstd,
                                      const Tensor& grad_mean, const Tensor& grad_rstd,
@@ -880,69 +1067,60 @@ std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, co
   Tensor gm = contiguous(grad_mean);
   Tensor gr = contiguous(grad_rstd);
   Channels shape(g);
-  int64_t width = shape.width();
-  int64_t length = shape.length;
   bool with_input = x.defined() && (need[1] || (training && need[0]));
   Tensor grad_input = need[0] ? at::empty_like(g) : Tensor();
   Tensor grad_weight = need[1] ? at::empty({shape.channels}, g.options()) : Tensor();
   Tensor grad_bias = at::empty({shape.channels}, g.options());  // Σ dL/dy
+  Tensor factors = at::empty({4, shape.channels}, g.options());
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_batch_norm_grads", [&] {
     const scalar_t* gs = g.const_data_ptr<scalar_t>();
     const scalar_t* xs = pointer<scalar_t>(x);
     const scalar_t* ws = pointer<scalar_t>(w);
     const scalar_t* means = mean.const_data_ptr<scalar_t>();
     const scalar_t* rstds = rstd.const_data_ptr<scalar_t>();
-    // Per column: μ, then the factors of dL/dx = (g·s) + x·B + C.
-    Tensor factors = at::empty({4, width}, g.options());
-    scalar_t* centres = factors.data_ptr<scalar_t>();
-    scalar_t* scales = centres + width;
-    scalar_t* coefs_x = scales + width;
-    scalar_t* coefs_1 = coefs_x + width;
-    for (int64_t c = 0; c < shape.channels; ++c) {
-      fill_channel(centres, c, length, means[c]);
-    }
-    // Σ dL/dy and Σ dL/dy ∘ (x − μ) per column (= Σ dL/dy ∘ x − μ Σ dL/dy, without cancellation).
-    Tensor column_sums = over_rows<scalar_t>(
-        g.options(), shape.rows, width, with_input ? 2 : 1, [&](int64_t i, scalar_t* own) {
-          const scalar_t* gi = gs + i * width;
-          add_to(own, width, [&](int64_t j, auto tag) { return load(gi + j, tag); });
-          if (with_input) {
-            const scalar_t* xi = xs + i * width;
-            add_to(own + width, width, [&](int64_t j, auto tag) {
-              return load(gi + j, tag) * (load(xi + j, tag) - load(centres + j, tag));
-            });
-          }
-        });
-    const scalar_t* sums = column_sums.const_data_ptr<scalar_t>();
     scalar_t* sum_grad = grad_bias.data_ptr<scalar_t>();
+    scalar_t* centred_sums = factors.data_ptr<scalar_t>();  // Σ dL/dy ∘ (x − μ)
+    scalar_t* scales = centred_sums + shape.channels;       // dL/dx = (g·s) + x·B + C
+    scalar_t* coefs_x = scales + shape.channels;
+    scalar_t* coefs_1 = coefs_x + shape.channels;
+    flag(with_input, [&](auto input_sums) {
+      channel_sums(shape, g.options(), means, sum_grad, centred_sums,
+                   [gs, xs](int64_t j, auto tag, auto centre) {
+                     auto gj = load(gs + j, tag);
+                     if constexpr (decltype(input_sums)::value) {
+                       return std::pair(gj, gj * (load(xs + j, tag) - centre));
+                     } else {
+                       return std::pair(gj, decltype(tag)(scalar_t(0)));
+                     }
+                   });
+    });
     for (int64_t c = 0; c < shape.channels; ++c) {
-      sum_grad[c] = channel_sum(sums, c, length);
-      scalar_t centred_sum = with_input ? channel_sum(sums + width, c, length) : scalar_t(0);
       if (need[1]) {  // dL/dw = r (Σ dL/dy ∘ x − μ Σ dL/dy)
-        grad_weight.data_ptr<scalar_t>()[c] = rstds[c] * centred_sum;
-      }
-      if (!need[0]) {
-        continue;
+        grad_weight.data_ptr<scalar_t>()[c] = rstds[c] * centred_sums[c];
       }
       scalar_t wc = ws != nullptr ? ws[c] : scalar_t(1);
-      fill_channel(scales, c, length, ws != nullptr ? rstds[c] * wc : rstds[c]);
+      scales[c] = ws != nullptr ? rstds[c] * wc : rstds[c];
       std::pair<scalar_t, scalar_t> coefs{scalar_t(0), scalar_t(0)};
-      if (training) {
-        coefs = coefficients(wc * sum_grad[c], wc * centred_sum, means[c], rstds[c], shape.count(),
-                             value_at(pointer<scalar_t>(gm), c), value_at(pointer<scalar_t>(gr), c),
-                             true);
+      if (training && need[0]) {
+        coefs = coefficients(wc * sum_grad[c], wc * centred_sums[c], means[c], rstds[c],
+                             shape.count(), value_at(pointer<scalar_t>(gm), c),
+                             value_at(pointer<scalar_t>(gr), c), true);
       }
-      fill_channel(coefs_x, c, length, coefs.first);
-      fill_channel(coefs_1, c, length, coefs.second);
+      coefs_x[c] = coefs.first;
+      coefs_1[c] = coefs.second;
     }
     if (!need[0]) {
       return;
     }
     scalar_t* dx = grad_input.data_ptr<scalar_t>();
-    over_rows<scalar_t>(g.options(), shape.rows, width, 0, [&](int64_t i, scalar_t*) {
-      Operand<scalar_t> xi = training ? each(xs + i * width) : all(scalar_t(0));
-      input_grad_row(dx + i * width, gs + i * width, xi, width, each<scalar_t>(scales),
-                     all(scalar_t(1)), each<scalar_t>(coefs_x), each<scalar_t>(coefs_1));
+    select(training ? xs : nullptr, scalar_t(0), [&](auto inputs) {
+      per_channel_pass<scalar_t>(shape, g.options(), {scales, coefs_x, coefs_1},
+                                 [&](int64_t offset, int64_t n, const auto& factor) {
+                                   input_grad_row<false>(dx + offset, gs + offset,
+                                                         inputs.shifted(offset), n, factor(0),
+                                                         all(scalar_t(1)), factor(1), factor(2),
+                                                         static_cast<const scalar_t*>(nullptr));
+                                 });
     });
   });
   return {grad_input, grad_weight, need[2] ? grad_bias : Tensor()};

@@ -40,6 +40,10 @@ def batch_norm_samples(dtype):
     yield _batch_norm("eval", (3, 2, 4), dtype, training=False)
     yield _batch_norm("training", (4, 3), dtype, training=True)
     yield _batch_norm("training_4d", (2, 3, 3, 3), dtype, training=True, momentum=0.3)
+    # Images of 20 cells a channel per sample: the twin's per-segment kernels (a vector or more
+    # of float32 and float64, and a tail), where the samples above take its per-column ones.
+    yield _batch_norm("training_images", (2, 2, 4, 5), dtype, training=True)
+    yield _batch_norm("eval_images", (2, 2, 4, 5), dtype, training=False)
     yield _batch_norm("training_no_running_stats", (3, 2, 4), dtype, running=False, training=True)
     yield _batch_norm("training_no_affine", (3, 2, 2, 2), dtype, affine=False, training=True)
     yield _batch_norm("eval_no_affine", (2, 3, 2, 2), dtype, affine=False, eps=1e-3)

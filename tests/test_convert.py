@@ -11,30 +11,10 @@ import torch.nn.functional as TF
 
 import manualgrad
 from manualgrad.conversion import ConvertReport
+from manualgrad.testing.real_models import BasicBlock
 from tests.autograd_graph import graph_nodes
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
-
-
-class BasicBlock(nn.Module):
-    """ResNet's basic block: two 3×3 conv-BN pairs and a (projected) skip connection."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = nn.Identity()
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
 class ResNet(nn.Module):

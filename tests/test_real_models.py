@@ -1,7 +1,7 @@
 """Real models through ``manualgrad.convert``: Hugging Face BERT, GPT-2 and Llama from small
-configs, a ``TransformerEncoderLayer`` stack, a CNN with ``ConvTranspose2d`` and the README's MLP
-give the unconverted model's loss and gradients, the same AdamW trajectory, and a backward graph
-with no native compute node left (read from the graph, not the source)."""
+configs, a ``TransformerEncoderLayer`` stack, a CNN with ``ConvTranspose2d``, a ResNet-18 and the
+README's MLP give the unconverted model's loss and gradients, the same AdamW trajectory, and a
+backward graph with no native compute node left (read from the graph, not the source)."""
 
 from __future__ import annotations
 

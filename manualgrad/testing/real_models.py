@@ -1,9 +1,9 @@
 """Real models, small: Hugging Face BERT, GPT-2 and Llama built from small configs (random
 weights, nothing downloaded), a ``torch.nn.TransformerEncoderLayer`` stack, a small CNN with a
-``ConvTranspose2d`` decoder and the README's MLP. Each builder returns a :class:`RealModel`: a
-module whose forward computes the training loss (a ``ModelOutput`` with ``.loss`` for the
-transformers models) and the keyword inputs of one batch. The real-model tests and
-``manualgrad bench models`` use the same builders.
+``ConvTranspose2d`` decoder, a ResNet-18 (torchvision's layout, narrow) and the README's MLP.
+Each builder returns a :class:`RealModel`: a module whose forward computes the training loss (a
+``ModelOutput`` with ``.loss`` for the transformers models) and the keyword inputs of one batch.
+The real-model tests and ``manualgrad bench models`` use the same builders.
 
 ``transformers`` is in the ``[test]`` extra; it is imported only by the builders that need it.
 """
@@ -160,6 +160,63 @@ def cnn() -> RealModel:
     return RealModel(ConvAutoencoder(), {"x": torch.rand(4, 1, 16, 16)})
 
 
+class BasicBlock(nn.Module):
+    """ResNet's basic block: two 3×3 conv-BN pairs and a (projected) skip connection."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """torchvision's ResNet-18 layout — a 7×7/2 stem conv, BN, ReLU, 3×3/2 max pool, four
+    stages of two :class:`BasicBlock` s (stride 2 from the second stage), global average pool,
+    linear head — at ``width`` channels in the first stage (torchvision: 64), with the
+    cross-entropy of ``classes`` classes."""
+
+    def __init__(self, width: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 7, 2, padding=3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, padding=1),
+        )
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        blocks, cin = [], width
+        for stage, cout in enumerate(widths):
+            blocks += [BasicBlock(cin, cout, 1 if stage == 0 else 2), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy of the image classes."""
+        return TF.cross_entropy(self.fc(self.pool(self.blocks(self.stem(x)))), target)
+
+
+def resnet() -> RealModel:
+    """:class:`ResNet18` (width 16) on a batch of 4 RGB 64×64 images (2×2 in the last stage)."""
+    return RealModel(
+        ResNet18(), {"x": torch.randn(4, 3, 64, 64), "target": torch.randint(0, 10, (4,))}
+    )
+
+
 class ReadmeMLP(nn.Module):
     """The README's MLP (64 → 32 → 10, ReLU) with ``nn.CrossEntropyLoss``."""
 
@@ -185,6 +242,7 @@ BUILDERS: dict[str, Callable[[], RealModel]] = {
     "llama": llama,
     "encoder": encoder,
     "cnn": cnn,
+    "resnet": resnet,
     "mlp": mlp,
 }
 
@@ -204,4 +262,13 @@ def build(name: str, dtype: torch.dtype = torch.float32) -> RealModel:
     return built
 
 
-__all__ = ["BUILDERS", "ConvAutoencoder", "EncoderClassifier", "ReadmeMLP", "RealModel", "build"]
+__all__ = [
+    "BUILDERS",
+    "BasicBlock",
+    "ConvAutoencoder",
+    "EncoderClassifier",
+    "ReadmeMLP",
+    "RealModel",
+    "ResNet18",
+    "build",
+]

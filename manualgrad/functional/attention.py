@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from manualgrad.functional._elementwise import scratch_allowed
-from manualgrad.functional._function import Function
+from manualgrad.functional._function import Function, transforms_or_tracing
 from manualgrad.functional.dropout import keep_scale
 
 BLOCK_ROWS: int | None = None
@@ -111,7 +111,7 @@ class AttentionFunction(Function):
         unshifted = plan.unshifted()
         parts = [tiles.forward(value, need_weights, unshifted) for tiles in plan.tiles()]
         output, lse, *weights = (plan.blocks.assemble(p) for p in zip(*parts, strict=True))
-        output, lse = output.to(query.dtype), lse.squeeze(-1)
+        output, lse = _laid_out_as(query, output.to(query.dtype)), lse.squeeze(-1)
         return (output, lse, weights[0].to(query.dtype)) if need_weights else (output, lse)
 
     @staticmethod
@@ -353,6 +353,8 @@ class _Tiles:
             self.forward_block(block, query, operands, need_weights, unshifted)
             for block, query in zip(self.blocks(), self.rows(self.query), strict=True)
         ]
+        if len(parts) == 1:  # one block: its fresh tensors as they are
+            return parts[0]
         return tuple(torch.cat(part, -2) for part in zip(*parts, strict=True))
 
     def forward_block(
@@ -487,6 +489,17 @@ def _right(tensor: Tensor) -> Tensor:
     products with a transposed view as right operand ran 1.5–8× slower on this CPU)."""
     transposed = tensor.transpose(-2, -1)
     return transposed if tensor.dim() == 2 else transposed.contiguous()
+
+
+def _laid_out_as(query: Tensor, output: Tensor) -> Tensor:
+    """``output`` in the memory layout of a non-contiguous ``query`` of its shape, as torch's CPU
+    kernel returns it: for a query viewed (B, H, L, E) from a (B, L, H, E) projection, the
+    ``transpose(1, 2).reshape`` a model applies next is then a view, not a copy that the output
+    projection saves a second time (a BERT/GPT-2/Llama step saved one (B, L, H·E) tensor per
+    attention call more than torch). Eager only: under transforms the output stays as it is."""
+    if query.is_contiguous() or query.shape != output.shape or transforms_or_tracing(output):
+        return output
+    return torch.empty_like(query, dtype=output.dtype).copy_(output)
 
 
 def _broadcast(shape: torch.Size, other: Sequence[int]) -> torch.Size:

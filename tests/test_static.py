@@ -91,7 +91,7 @@ CSRC = sorted(
 CSRC_FORBIDDEN = re.compile(
     r"\b(?!save_for_backward\b)\w*_backward\w*\s*\(|autograd::grad\b|\.backward\s*\(|"
     r"at::(?:_?(?:relu|leaky_relu|gelu|silu|softmax|log_softmax|linear|layer_norm|"
-    r"native_layer_norm|threshold))\w*\s*\("
+    r"native_layer_norm|threshold|max_pool|avg_pool|adaptive_avg_pool|adaptive_max_pool))\w*\s*\("
 )
 
 
@@ -103,6 +103,7 @@ def test_csrc_uses_no_autograd_and_no_replaced_op(path):
 
 
 def test_csrc_rule_catches_a_backward_kernel():
-    for call in ("at::threshold_backward(g, y, 0)", "at::_softmax_backward_data(", "at::gelu("):
+    calls = ("at::threshold_backward(g, y, 0)", "at::_softmax_backward_data(", "at::gelu(")
+    for call in (*calls, "at::max_pool2d_with_indices(x, k)", "at::_adaptive_avg_pool2d("):
         assert CSRC_FORBIDDEN.search(call), call
     assert not CSRC_FORBIDDEN.search("ctx->save_for_backward({y});")

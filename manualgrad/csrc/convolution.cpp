@@ -84,8 +84,10 @@ Tensor conv_input_grad(const Tensor& grad_output, const Tensor& weight, const In
   return grad;
 }
 
-// conv.PRODUCT_OUTPUTS: output pixels up to which a 2-d dL/dW is a matrix product.
+// conv.PRODUCT_OUTPUTS and PRODUCT_COLUMNS: output pixels, values of unfold(x), up to which a
+// 2-d dL/dW is a matrix product.
 constexpr int64_t kProductOutputs = 32;
+constexpr int64_t kProductColumns = 1 << 16;
 
 // conv._weight_grad_product: dL/dW[o, (c, j)] = Σ_{n, i} G_y[n, o, i] · unfold(x)[n, (c, j), i],
 // one matrix product per group over the N·L (sample, output pixel) pairs.
@@ -110,7 +112,7 @@ Tensor weight_grad_product(const Tensor& grad_output, const Tensor& input, const
 // with its own filters) and stride ↔ dilation swapped, cropped to the kernel size. Dense copies
 // for the kernel, channels-last in 2-d unless an operand is batched (a torch.func transform or
 // autograd's vmap over the incoming gradients: only the contiguous layout there). In 2-d with a
-// 1×1 kernel or a small output (and plain operands), the matrix product instead.
+// 1×1 kernel, a small output or a small unfold(x) (and plain operands), the matrix product.
 Tensor conv_weight_grad(const Tensor& grad_output, const Tensor& input, const Ints& weight_shape,
                         const Ints& stride, const Ints& padding, const Ints& dilation,
                         int64_t groups) {
@@ -119,8 +121,10 @@ Tensor conv_weight_grad(const Tensor& grad_output, const Tensor& input, const In
   }
   Ints kernel(weight_shape.begin() + 2, weight_shape.end());
   int64_t outputs = c10::multiply_integers(grad_output.sizes().slice(2));
-  if (input.dim() == 4 && (c10::multiply_integers(kernel) == 1 || outputs <= kProductOutputs) &&
-      plain(grad_output) && plain(input)) {
+  int64_t cells = c10::multiply_integers(kernel);
+  bool small = cells == 1 || outputs <= kProductOutputs ||
+               input.size(0) * input.size(1) * cells * outputs <= kProductColumns;
+  if (input.dim() == 4 && small && plain(grad_output) && plain(input)) {
     return weight_grad_product(grad_output, input, kernel, stride, padding, dilation, groups);
   }
   int64_t batch = input.size(0);

@@ -47,11 +47,11 @@ class ConvolutionFunction(Function):
     dL/dW = (x as a batch of C_in / G images whose channels are the N samples of each group)
             ⋆ (dL/dy as a kernel of C_out filters over the N channels), stride d, dilation s,
             cropped to the kernel size (the last windows of a floor division are unused);
-            in 2-d with a 1×1 kernel or at most ``PRODUCT_OUTPUTS`` output pixels, the same sum
-            as one matrix product per group, dL/dy (C_out / G × N·L) times unfold(x)ᵀ
-            (N·L × C_in / G · k): the columns of unfold(x) are the input cells each kernel cell
-            meets at each of the L outputs (a convolution whose channels are the N samples is
-            slow there, and the columns are few).
+            in 2-d with a 1×1 kernel, at most ``PRODUCT_OUTPUTS`` output pixels or at most
+            ``PRODUCT_COLUMNS`` values in unfold(x), the same sum as one matrix product per
+            group, dL/dy (C_out / G × N·L) times unfold(x)ᵀ (N·L × C_in / G · k): the columns of
+            unfold(x) are the input cells each kernel cell meets at each of the L outputs (a
+            convolution whose channels are the N samples is slow there, and the columns few).
     dL/db = Σ over batch and spatial dims of dL/dy.
     """
 
@@ -171,6 +171,10 @@ PRODUCT_OUTPUTS = 32
 """Output pixels up to which a 2-d weight gradient is a matrix product of unfold(x) (measured
 on a ResNet-18's 3×3 convolutions at 4×4 and 2×2 outputs, one thread: 2–9× faster than the
 convolution form; at 8×8 the two are even, above it the convolution is faster)."""
+PRODUCT_COLUMNS = 2**16
+"""Values of unfold(x) up to which a 2-d weight gradient is a matrix product all the same: a
+convolution kernel's fixed cost is more than the product of such small matrices (a 1 → 8
+channel 3×3 convolution of 4×1×16×16 images: 148 → 47 µs)."""
 
 
 def _conv_weight_grad(
@@ -183,14 +187,19 @@ def _conv_weight_grad(
     groups: int,
 ) -> Tensor:
     """dL/dW as one convolution: channels ↔ batch swapped, stride ↔ dilation swapped; or, for
-    a 2-d 1×1 kernel or a small output, as a matrix product of unfold(x)."""
+    a 2-d 1×1 kernel, a small output or a small unfold(x), as a matrix product of unfold(x)."""
     batch, channels, *spatial = input.shape
     kernel = weight_shape[2:]
     if input.numel() == 0:  # no samples (dL/dW = 0) or no input channels (W is empty)
         return grad_output.new_zeros(weight_shape)
+    outputs = math.prod(grad_output.shape[2:])
     if (
         input.dim() == 4
-        and (math.prod(kernel) == 1 or math.prod(grad_output.shape[2:]) <= PRODUCT_OUTPUTS)
+        and (
+            math.prod(kernel) == 1
+            or outputs <= PRODUCT_OUTPUTS
+            or batch * channels * math.prod(kernel) * outputs <= PRODUCT_COLUMNS
+        )
         and not transforms_or_tracing(grad_output, input)
     ):
         return _weight_grad_product(grad_output, input, kernel, stride, padding, dilation, groups)

@@ -253,33 +253,48 @@ std::pair<T, T> coefficients(T sum_grad, T centred_sum, T mean, T rstd, int64_t 
 
 constexpr int64_t kGrain = 32768;  // elements per thread at least
 
-// body(i, sums) for each row i < rows of an (rows, width) matrix, the rows in chunks run in
-// parallel (one per thread at most), each chunk with its own zeroed (count, width) sums; returns
-// the sums added over the chunks, (count, width) (undefined for count 0).
+// body(i, own) for each row i < rows of an (rows, width) matrix, the rows in chunks run in
+// parallel (one per thread at most). own[k] (k < outputs.size()) is a row of `width` column sums
+// the body adds to: the zeroed outputs[k] itself with one chunk, else the chunk's zeroed scratch
+// row, added into outputs[k] at the end. Plain buffers: no ATen op per call.
 template <typename T, typename Body>
-Tensor over_rows(const at::TensorOptions& options, int64_t rows, int64_t width, int64_t count,
-                 const Body& body) {
+void over_rows(int64_t rows, int64_t width, std::initializer_list<T*> outputs, const Body& body) {
   int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
   int64_t chunks = std::clamp<int64_t>(rows * width / kGrain, 1, threads);
-  Tensor sums = count > 0 ? at::zeros({chunks, count, width}, options) : Tensor();
-  T* data = count > 0 ? sums.data_ptr<T>() : nullptr;
+  std::vector<T*> targets(outputs);
+  auto count = static_cast<int64_t>(targets.size());
+  for (T* target : targets) {
+    std::fill(target, target + width, T(0));
+  }
+  bool shared = chunks == 1 || count == 0;
+  std::vector<T> scratch(shared ? 0 : chunks * count * width, T(0));
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T*> own(targets);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      T* own = data + chunk * count * width;
+      for (int64_t k = 0; k < count && !shared; ++k) {
+        own[k] = scratch.data() + (chunk * count + k) * width;
+      }
       for (int64_t i = rows * chunk / chunks; i < rows * (chunk + 1) / chunks; ++i) {
-        body(i, own);
+        body(i, own.data());
       }
     }
   });
-  if (count == 0) {
-    return sums;
+  for (int64_t chunk = 0; chunk < (shared ? 0 : chunks); ++chunk) {
+    for (int64_t k = 0; k < count; ++k) {
+      const T* part = scratch.data() + (chunk * count + k) * width;
+      add_to(targets[k], width, [&](int64_t j, auto tag) { return load(part + j, tag); });
+    }
   }
-  return chunks == 1 ? sums[0] : sums.sum(0);
 }
 
 template <typename T>
 const T* pointer(const Tensor& t) {
   return t.defined() ? t.const_data_ptr<T>() : nullptr;
+}
+
+template <typename T>
+T* pointer_of(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
 }
 
 template <typename T>
@@ -387,7 +402,7 @@ std::vector<Tensor> trailing_forward(const Tensor& input, const Tensor& residual
     scalar_t* rstds = rstd.data_ptr<scalar_t>();
     select(pointer<scalar_t>(w), scalar_t(1), [&](auto scale) {
       select(pointer<scalar_t>(b), scalar_t(0), [&](auto shift) {
-        over_rows<scalar_t>(x.options(), rows, width, 0, [&](int64_t i, scalar_t*) {
+        over_rows<scalar_t>(rows, width, {}, [&](int64_t i, scalar_t* const*) {
           const scalar_t* row = xs + i * width;
           if (sums != nullptr) {  // h = x + r, then normalised while in cache
             const scalar_t* other = addends + i * width;
@@ -429,8 +444,9 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
   Tensor gr = contiguous(grad_rstd);
   Tensor e = contiguous(extra);
   Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
-  int64_t count = (need[1] || need[2]) ? 2 : 0;
-  Tensor sums;
+  bool params = need[1] || need[2];  // both column sums, one visit
+  Tensor grad_weight = params ? at::empty(shape, x.options()) : Tensor();
+  Tensor grad_bias = params ? at::empty(shape, x.options()) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_norm_grads", [&] {
     const scalar_t* gs = g.const_data_ptr<scalar_t>();
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
@@ -440,8 +456,12 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
     const scalar_t* grad_rstds = pointer<scalar_t>(gr);
     const scalar_t* extras = pointer<scalar_t>(e);
     scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
-    auto kernel = [&](auto w_op, auto params, auto with_extra) {
-      return over_rows<scalar_t>(x.options(), rows, width, count, [&](int64_t i, scalar_t* own) {
+    std::initializer_list<scalar_t*> column_sums = {};
+    std::initializer_list<scalar_t*> parameter_sums = {pointer_of<scalar_t>(grad_weight),
+                                                       pointer_of<scalar_t>(grad_bias)};
+    auto kernel = [&](auto w_op, auto with_params, auto with_extra) {
+      auto outputs = decltype(with_params)::value ? parameter_sums : column_sums;
+      over_rows<scalar_t>(rows, width, outputs, [&](int64_t i, scalar_t* const* own) {
         const scalar_t* gi = gs + i * width;
         const scalar_t* xi = xs + i * width;
         scalar_t mu = value_at(means, i);
@@ -450,9 +470,9 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
           using V = decltype(tag);
           V gj = load(gi + j, tag);
           V c = load(xi + j, tag) - V(mu);
-          if constexpr (decltype(params)::value) {
-            store(own + j, load(own + j, tag) + gj * (c * V(r)));
-            store(own + width + j, load(own + width + j, tag) + gj);
+          if constexpr (decltype(with_params)::value) {
+            store(own[0] + j, load(own[0] + j, tag) + gj * (c * V(r)));
+            store(own[1] + j, load(own[1] + j, tag) + gj);
           }
           return std::pair<V, V>(gj * w_op.at(j, tag), (gj * c) * w_op.at(j, tag));
         });
@@ -467,14 +487,12 @@ std::vector<Tensor> trailing_grads_rows(const Tensor& grad, const Tensor& input,
       });
     };
     select(pointer<scalar_t>(w), scalar_t(1), [&](auto w_op) {
-      flag(count > 0, [&](auto params) {
-        flag(extras != nullptr, [&](auto with_extra) { sums = kernel(w_op, params, with_extra); });
+      flag(params, [&](auto with_params) {
+        flag(extras != nullptr, [&](auto with_extra) { kernel(w_op, with_params, with_extra); });
       });
     });
   });
-  Tensor grad_weight = need[1] ? sums[0].view(shape) : Tensor();
-  Tensor grad_bias = need[2] ? sums[1].view(shape) : Tensor();
-  return {need[0] ? grad_input.view(input.sizes()) : Tensor(), grad_weight, grad_bias};
+  return {grad_input, need[1] ? grad_weight : Tensor(), need[2] ? grad_bias : Tensor()};
 }
 
 // normalization.layer_norm_grads / rms_norm_grads (mean undefined) in composite ops.
@@ -699,7 +717,7 @@ std::vector<Tensor> group_forward(const Tensor& input, const Tensor& weight, con
     scalar_t* rstds = rstd.data_ptr<scalar_t>();
     const scalar_t* ws = pointer<scalar_t>(w);
     const scalar_t* bs = pointer<scalar_t>(b);
-    over_rows<scalar_t>(x.options(), mean.numel(), width, 0, [&](int64_t i, scalar_t*) {
+    over_rows<scalar_t>(mean.numel(), width, {}, [&](int64_t i, scalar_t* const*) {
       const scalar_t* row = xs + i * width;
       auto [mu, r] = moments(row, width, true, eps);
       means[i] = mu;
@@ -732,8 +750,8 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
   Tensor gm = contiguous(grad_mean);
   Tensor gr = contiguous(grad_rstd);
   Tensor grad_input = need[0] ? at::empty_like(x) : Tensor();
-  Tensor sum_grad = at::empty({shape.batch, shape.channels}, x.options());
-  Tensor sum_grad_centred = at::empty({shape.batch, shape.channels}, x.options());
+  Tensor grad_weight = need[1] ? at::empty({shape.channels}, x.options()) : Tensor();
+  Tensor grad_bias = need[2] ? at::empty({shape.channels}, x.options()) : Tensor();
   int64_t width = shape.width();
   int64_t length = shape.length;
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_grads", [&] {
@@ -744,10 +762,12 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
     const scalar_t* rstds = r.const_data_ptr<scalar_t>();
     const scalar_t* grad_means = pointer<scalar_t>(gm);
     const scalar_t* grad_rstds = pointer<scalar_t>(gr);
-    scalar_t* sums = sum_grad.data_ptr<scalar_t>();
-    scalar_t* centred_sums = sum_grad_centred.data_ptr<scalar_t>();
+    // Σ dL/dy and Σ dL/dy ∘ (x − μ) per (sample, channel)
+    std::vector<scalar_t> per_cell(2 * shape.batch * shape.channels);
+    scalar_t* sums = per_cell.data();
+    scalar_t* centred_sums = sums + shape.batch * shape.channels;
     scalar_t* dx = need[0] ? grad_input.data_ptr<scalar_t>() : nullptr;
-    over_rows<scalar_t>(x.options(), mu.numel(), width, 0, [&](int64_t i, scalar_t*) {
+    over_rows<scalar_t>(mu.numel(), width, {}, [&](int64_t i, scalar_t* const*) {
       int64_t first = (i % shape.groups) * shape.size;
       int64_t cell = (i / shape.groups) * shape.channels + first;  // (n, first channel)
       scalar_t mu = means[i];
@@ -779,16 +799,14 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
                               static_cast<const scalar_t*>(nullptr));
       }
     });
-  });
-  // dL/dw_c = Σ_n r Σ dL/dy ∘ (x − μ),  dL/db_c = Σ_n Σ dL/dy
-  Tensor grad_weight = need[1] ? at::zeros({shape.channels}, x.options()) : Tensor();
-  Tensor grad_bias = need[2] ? at::zeros({shape.channels}, x.options()) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_group_norm_parameter_grads", [&] {
-    const scalar_t* sums = sum_grad.const_data_ptr<scalar_t>();
-    const scalar_t* centred_sums = sum_grad_centred.const_data_ptr<scalar_t>();
-    const scalar_t* rstds = r.const_data_ptr<scalar_t>();
-    scalar_t* dw = need[1] ? grad_weight.data_ptr<scalar_t>() : nullptr;
-    scalar_t* db = need[2] ? grad_bias.data_ptr<scalar_t>() : nullptr;
+    // dL/dw_c = Σ_n r Σ dL/dy ∘ (x − μ),  dL/db_c = Σ_n Σ dL/dy
+    scalar_t* dw = pointer_of<scalar_t>(grad_weight);
+    scalar_t* db = pointer_of<scalar_t>(grad_bias);
+    for (scalar_t* out : {dw, db}) {
+      if (out != nullptr) {
+        std::fill(out, out + shape.channels, scalar_t(0));
+      }
+    }
     for (int64_t n = 0; n < shape.batch; ++n) {
       for (int64_t c = 0; c < shape.channels; ++c) {
         int64_t cell = n * shape.channels + c;
@@ -802,7 +820,7 @@ std::vector<Tensor> group_grads_rows(const Tensor& grad, const Tensor& input, co
       }
     }
   });
-  return {need[0] ? grad_input.view(input.sizes()) : Tensor(), grad_weight, grad_bias};
+  return {grad_input, grad_weight, grad_bias};
 }
 
 // GroupNormFunction.backward in composite ops.
@@ -921,8 +939,8 @@ void per_column(T* data, const T* per_channel, const Channels& shape) {
 // (offsets into the (N, C, L) data), m = centres[c] as a V (0 without centres), into
 // firsts[c], seconds[c]: a channel's segments in turn, or per-thread column sums over samples.
 template <typename T, typename Terms>
-void channel_sums(const Channels& shape, const at::TensorOptions& options, const T* centres,
-                  T* firsts, T* seconds, const Terms& terms) {
+void channel_sums(const Channels& shape, const T* centres, T* firsts, T* seconds,
+                  const Terms& terms) {
   int64_t length = shape.length;
   if (shape.segments<T>()) {
     over_channels(shape, [&](int64_t c) {
@@ -942,22 +960,22 @@ void channel_sums(const Channels& shape, const at::TensorOptions& options, const
     return;
   }
   int64_t width = shape.width();
-  Tensor column_centres = at::zeros({width}, options);
+  std::vector<T> buffers(3 * width, T(0));  // the centres, then both column sums, per column
+  T* centre = buffers.data();
   if (centres != nullptr) {
-    per_column(column_centres.data_ptr<T>(), centres, shape);
+    per_column(centre, centres, shape);
   }
-  const T* centre = column_centres.const_data_ptr<T>();
-  Tensor sums = over_rows<T>(options, shape.batch, width, 2, [&](int64_t n, T* own) {
-    strip<T>(width, [&](int64_t j, auto tag) {
-      auto [first, second] = terms(n * width + j, tag, load(centre + j, tag));
-      store(own + j, load(own + j, tag) + first);
-      store(own + width + j, load(own + width + j, tag) + second);
-    });
-  });
-  const T* totals = sums.const_data_ptr<T>();
+  over_rows<T>(shape.batch, width, {centre + width, centre + 2 * width},
+               [&](int64_t n, T* const* own) {
+                 strip<T>(width, [&](int64_t j, auto tag) {
+                   auto [first, second] = terms(n * width + j, tag, load(centre + j, tag));
+                   store(own[0] + j, load(own[0] + j, tag) + first);
+                   store(own[1] + j, load(own[1] + j, tag) + second);
+                 });
+               });
   for (int64_t c = 0; c < shape.channels; ++c) {
-    firsts[c] = channel_sum(totals, c, length);
-    seconds[c] = channel_sum(totals + width, c, length);
+    firsts[c] = channel_sum(centre + width, c, length);
+    seconds[c] = channel_sum(centre + 2 * width, c, length);
   }
 }
 
@@ -966,23 +984,23 @@ void channel_sums(const Channels& shape, const at::TensorOptions& options, const
 // (N·C, L) segments given all(factor) per channel, or over the (N, C·L) samples given each(its
 // per-column copy).
 template <typename T, typename Kernel>
-void per_channel_pass(const Channels& shape, const at::TensorOptions& options,
-                      std::initializer_list<const T*> factors, const Kernel& kernel) {
+void per_channel_pass(const Channels& shape, std::initializer_list<const T*> factors,
+                      const Kernel& kernel) {
   std::vector<const T*> per_channel(factors);
   if (shape.segments<T>()) {
-    over_rows<T>(options, shape.batch * shape.channels, shape.length, 0, [&](int64_t i, T*) {
+    over_rows<T>(shape.batch * shape.channels, shape.length, {}, [&](int64_t i, T* const*) {
       int64_t c = i % shape.channels;
       kernel(i * shape.length, shape.length, [&](int64_t k) { return all(per_channel[k][c]); });
     });
     return;
   }
   int64_t width = shape.width();
-  Tensor columns = at::empty({static_cast<int64_t>(per_channel.size()), width}, options);
-  T* data = columns.data_ptr<T>();
+  std::vector<T> columns(per_channel.size() * width);
+  T* data = columns.data();
   for (size_t k = 0; k < per_channel.size(); ++k) {
     per_column(data + k * width, per_channel[k], shape);
   }
-  over_rows<T>(options, shape.batch, width, 0, [&](int64_t n, T*) {
+  over_rows<T>(shape.batch, width, {}, [&](int64_t n, T* const*) {
     kernel(n * width, width, [&](int64_t k) { return each<T>(data + k * width); });
   });
 }
@@ -1002,7 +1020,6 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
                          : running_mean->clone(at::MemoryFormat::Contiguous);
   Tensor var = training ? at::empty({shape.channels}, x.options()) : running_var->contiguous();
   Tensor rstd = at::empty({shape.channels}, x.options());
-  Tensor factors = at::empty({3, shape.channels}, x.options());  // y = (x − m)·s + t
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "manualgrad_batch_norm_forward", [&] {
     const scalar_t* xs = x.const_data_ptr<scalar_t>();
     const scalar_t* ws = pointer<scalar_t>(w);
@@ -1010,12 +1027,13 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
     scalar_t* means = mean.data_ptr<scalar_t>();
     scalar_t* vars = var.data_ptr<scalar_t>();
     scalar_t* rstds = rstd.data_ptr<scalar_t>();
-    scalar_t* centres = factors.data_ptr<scalar_t>();
+    std::vector<scalar_t> factors(3 * shape.channels);  // y = (x − m)·s + t
+    scalar_t* centres = factors.data();
     scalar_t* scales = centres + shape.channels;
     scalar_t* shifts = scales + shape.channels;
     auto count = static_cast<scalar_t>(shape.count());
     if (training) {  // Σ x, then Σ (x − μ)² (each pass's second sum unused)
-      channel_sums(shape, x.options(), static_cast<const scalar_t*>(nullptr), means, vars,
+      channel_sums(shape, static_cast<const scalar_t*>(nullptr), means, vars,
                    [xs](int64_t j, auto tag, auto) {
                      auto value = load(xs + j, tag);
                      return std::pair(value, value);
@@ -1023,7 +1041,7 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
       for (int64_t c = 0; c < shape.channels; ++c) {
         means[c] /= count;
       }
-      channel_sums(shape, x.options(), static_cast<const scalar_t*>(means), rstds, vars,
+      channel_sums(shape, static_cast<const scalar_t*>(means), rstds, vars,
                    [xs](int64_t j, auto tag, auto centre) {
                      auto centred = load(xs + j, tag) - centre;
                      return std::pair(centred, centred * centred);
@@ -1039,11 +1057,10 @@ std::vector<Tensor> batch_forward(const Tensor& input, const Tensor& weight, con
       shifts[c] = training ? value_at(bs, c) : value_at(bs, c) - means[c] * scales[c];
     }
     scalar_t* ys = output.data_ptr<scalar_t>();
-    per_channel_pass<scalar_t>(shape, x.options(), {centres, scales, shifts},
-                               [&](int64_t offset, int64_t n, const auto& factor) {
-                                 normalise(ys + offset, xs + offset, n, factor(0), factor(1),
-                                           all(scalar_t(1)), factor(2));
-                               });
+    per_channel_pass<scalar_t>(
+        shape, {centres, scales, shifts}, [&](int64_t offset, int64_t n, const auto& factor) {
+          normalise(ys + offset, xs + offset, n, factor(0), factor(1), all(scalar_t(1)), factor(2));
+        });
   });
   if (training && running_mean.has_value()) {
     running_mean->mul_(1 - momentum).add_(mean, momentum);
@@ -1071,7 +1088,6 @@ std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, co
   Tensor grad_input = need[0] ? at::empty_like(g) : Tensor();
   Tensor grad_weight = need[1] ? at::empty({shape.channels}, g.options()) : Tensor();
   Tensor grad_bias = at::empty({shape.channels}, g.options());  // Σ dL/dy
-  Tensor factors = at::empty({4, shape.channels}, g.options());
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_batch_norm_grads", [&] {
     const scalar_t* gs = g.const_data_ptr<scalar_t>();
     const scalar_t* xs = pointer<scalar_t>(x);
@@ -1079,12 +1095,13 @@ std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, co
     const scalar_t* means = mean.const_data_ptr<scalar_t>();
     const scalar_t* rstds = rstd.const_data_ptr<scalar_t>();
     scalar_t* sum_grad = grad_bias.data_ptr<scalar_t>();
-    scalar_t* centred_sums = factors.data_ptr<scalar_t>();  // Σ dL/dy ∘ (x − μ)
-    scalar_t* scales = centred_sums + shape.channels;       // dL/dx = (g·s) + x·B + C
+    std::vector<scalar_t> factors(4 * shape.channels);
+    scalar_t* centred_sums = factors.data();           // Σ dL/dy ∘ (x − μ)
+    scalar_t* scales = centred_sums + shape.channels;  // dL/dx = (g·s) + x·B + C
     scalar_t* coefs_x = scales + shape.channels;
     scalar_t* coefs_1 = coefs_x + shape.channels;
     flag(with_input, [&](auto input_sums) {
-      channel_sums(shape, g.options(), means, sum_grad, centred_sums,
+      channel_sums(shape, means, sum_grad, centred_sums,
                    [gs, xs](int64_t j, auto tag, auto centre) {
                      auto gj = load(gs + j, tag);
                      if constexpr (decltype(input_sums)::value) {
@@ -1114,13 +1131,12 @@ std::vector<Tensor> batch_grads_rows(const Tensor& grad, const Tensor& input, co
     }
     scalar_t* dx = grad_input.data_ptr<scalar_t>();
     select(training ? xs : nullptr, scalar_t(0), [&](auto inputs) {
-      per_channel_pass<scalar_t>(shape, g.options(), {scales, coefs_x, coefs_1},
-                                 [&](int64_t offset, int64_t n, const auto& factor) {
-                                   input_grad_row<false>(dx + offset, gs + offset,
-                                                         inputs.shifted(offset), n, factor(0),
-                                                         all(scalar_t(1)), factor(1), factor(2),
-                                                         static_cast<const scalar_t*>(nullptr));
-                                 });
+      per_channel_pass<scalar_t>(
+          shape, {scales, coefs_x, coefs_1}, [&](int64_t offset, int64_t n, const auto& factor) {
+            input_grad_row<false>(dx + offset, gs + offset, inputs.shifted(offset), n, factor(0),
+                                  all(scalar_t(1)), factor(1), factor(2),
+                                  static_cast<const scalar_t*>(nullptr));
+          });
     });
   });
   return {grad_input, grad_weight, need[2] ? grad_bias : Tensor()};

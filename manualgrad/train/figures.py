@@ -66,17 +66,23 @@ def confusion_figure(
 
 
 def weights_figure(weight: Tensor, image_shape: tuple[int, ...]) -> Figure:
-    """The first ``MAX_UNITS`` rows of a first-layer ``weight`` (units × pixels) as images."""
+    """The first ``MAX_UNITS`` rows of a first-layer ``weight`` (units × pixels) as images, tiled
+    eight to a row with a one-pixel gap, in one image (one Axes: 64 small Axes made the figure
+    0.8 s of a ``make train`` run's CPU time)."""
     units = weight.detach().cpu()[:MAX_UNITS]
     columns = min(8, len(units))
     rows = math.ceil(len(units) / columns)
+    height, width = image_shape
     scale = units.abs().max().item() or 1.0
+    mosaic = torch.full((rows * (height + 1) - 1, columns * (width + 1) - 1), math.nan)
+    for k, row in enumerate(units):
+        top, left = (k // columns) * (height + 1), (k % columns) * (width + 1)
+        mosaic[top : top + height, left : left + width] = row.reshape(image_shape)
     figure = Figure(figsize=(columns * 1.1, rows * 1.1 + 0.4), layout="constrained")
     figure.suptitle("first layer: each unit's incoming weights (red +, blue −)", fontsize=9)
-    for k, row in enumerate(units):
-        axes = figure.add_subplot(rows, columns, k + 1)
-        axes.imshow(row.reshape(image_shape).numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)
-        axes.axis("off")
+    axes = figure.add_subplot()
+    axes.imshow(mosaic.numpy(), cmap="RdBu_r", vmin=-scale, vmax=scale)  # NaN gaps: blank
+    axes.axis("off")
     return figure
 
 

@@ -103,6 +103,13 @@ def _output_size(
     return output
 
 
+_WINDOWS: dict[tuple, _Window] = {}
+"""The geometry of the pooling calls seen so far, by op, input shape and arguments: a training
+loop pools the same shapes every step, and checking a call costs more than pooling a small
+image (16 of 56 µs of a 1×16×16×16 max_pool2d)."""
+_WINDOWS_KEPT = 1024
+
+
 def _window(
     op: str,
     input: Tensor,
@@ -112,7 +119,40 @@ def _window(
     dilation: IntPair,
     ceil_mode: bool,
 ) -> _Window:
-    """Validate a pooling call the way torch does and return its geometry."""
+    """Validate a pooling call the way torch does and return its geometry (remembered in
+    ``_WINDOWS`` for eager calls whose arguments are ints or flat sequences)."""
+    arguments = (kernel_size, stride, padding, dilation)
+    flat = all(value is None or isinstance(value, int | tuple | list) for value in arguments)
+    if torch.compiler.is_compiling() or not flat:
+        return _geometry(op, input.shape, *arguments, ceil_mode)
+    key = (op, tuple(input.shape), ceil_mode, *(_frozen(value) for value in arguments))
+    try:
+        window = _WINDOWS.get(key)
+    except TypeError:  # an unhashable element: an invalid argument, as _geometry says
+        return _geometry(op, input.shape, *arguments, ceil_mode)
+    if window is None:
+        window = _geometry(op, input.shape, *arguments, ceil_mode)
+        if len(_WINDOWS) >= _WINDOWS_KEPT:
+            _WINDOWS.clear()
+        _WINDOWS[key] = window
+    return window
+
+
+def _frozen(value: IntPair | None) -> int | tuple | None:
+    """An argument as a dictionary key: a list as a tuple."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _geometry(
+    op: str,
+    shape: torch.Size,
+    kernel_size: IntPair,
+    stride: IntPair | None,
+    padding: IntPair,
+    dilation: IntPair,
+    ceil_mode: bool,
+) -> _Window:
+    """The checks and geometry of :func:`_window` for an input of ``shape``."""
     kernel = _pair(
         kernel_size, op, "kernel_size must either be a single int, or a tuple of two ints"
     )
@@ -124,12 +164,12 @@ def _window(
     )
     pads = _pair(padding, op, "padding must either be a single int, or a tuple of two ints")
     dilations = _pair(dilation, op, "dilation must be either a single int, or a tuple of two ints")
-    if input.dim() not in (3, 4) or any(size == 0 for size in input.shape[-3:]):
+    if len(shape) not in (3, 4) or any(size == 0 for size in shape[-3:]):
         raise RuntimeError(
             "Expected 3D or 4D (batch mode) tensor with optional 0 dim batch size for input, "
-            f"but got:{list(input.shape)}"
+            f"but got:{list(shape)}"
         )
-    height, width = input.shape[-2:]
+    height, width = shape[-2:]
     output = tuple(
         _output_size(size, k, s, p, d, ceil_mode)
         for size, k, s, p, d in zip((height, width), kernel, strides, pads, dilations, strict=True)
@@ -154,7 +194,7 @@ def _window(
             f"padW = {pads[1]}, padH = {pads[0]}, kW = {kernel[1]}, kH = {kernel[0]}"
         )
     if min(output) < 1:
-        channels = input.shape[-3]
+        channels = shape[-3]
         raise RuntimeError(
             f"Given input size: ({channels}x{height}x{width}). Calculated output size: "
             f"({channels}x{output[0]}x{output[1]}). Output size is too small"

@@ -62,8 +62,13 @@ _TWINS = {
     "manualgrad.functional.activations.SoftplusFunction": "softplus",
     "manualgrad.functional.activations.MishFunction": "mish",
     "manualgrad.functional.activations.LogSigmoidFunction": "logsigmoid",
+    "manualgrad.functional.activations.PReLUFunction": "prelu",
+    "manualgrad.functional.activations.GLUFunction": "glu",
     "manualgrad.functional.linear.LinearFunction": "linear",
     "manualgrad.functional.fused.LinearReLUFunction": "linear_relu",
+    "manualgrad.functional.fused.LinearGELUFunction": "linear_gelu",
+    "manualgrad.functional.dropout.DropoutFunction": "dropout",
+    "manualgrad.functional.dropout.AlphaDropoutFunction": "alpha_dropout",
     "manualgrad.functional.softmax.SoftmaxFunction": "softmax",
     "manualgrad.functional.softmax.LogSoftmaxFunction": "log_softmax",
     "manualgrad.functional.losses.MSELossFunction": "mse_loss",
@@ -100,7 +105,7 @@ if EXTENSION is not None and (_missing := sorted(set(_TWINS.values()) - set(dir(
 
 _enabled = True
 _DTYPES = (torch.float32, torch.float64)
-_INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8)
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8, torch.bool)
 _PLAIN = (Tensor, Parameter)
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
@@ -132,7 +137,7 @@ def eligible(args: tuple) -> bool:
 def eligible_arguments(args: tuple) -> bool:
     """Autocast off, and every tensor a plain CPU strided tensor, not wrapped by a torch.func
     transform: the floating ones float32/float64 (one dtype for all, at least one), the others
-    integer index tensors (class targets, embedding indices).
+    integer index tensors (class targets, embedding indices) or bool masks (dropout's keep-mask).
 
     The reference of ``manualgrad._C.eligible_arguments``, the same test in one C++ call (it
     saves about 1 µs of attribute reads per tensor argument), which :func:`eligible` runs when

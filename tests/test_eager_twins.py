@@ -35,6 +35,7 @@ TWINNED_OPS = [
 # double sum in one pass where Python takes dot products or ATen's float sums).
 ROUNDED = {
     "GELUFunction",
+    "LinearGELUFunction",
     "SiLUFunction",
     "LayerNormFunction",
     "RMSNormFunction",

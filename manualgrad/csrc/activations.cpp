@@ -4,10 +4,59 @@
 #include <array>
 #include <vector>
 
+#include "activations.h"
 #include "common.h"
 #include "twins.h"
 
+#include <ATen/Parallel.h>
+
 namespace manualgrad {
+
+// ---- row kernels ---------------------------------------------------------------------------
+
+template <typename T>
+T load(const T* p, T) {
+  return *p;
+}
+template <typename T>
+Vec<T> load(const T* p, const Vec<T>&) {
+  return Vec<T>::loadu(p);
+}
+template <typename T>
+void store(T* p, T v) {
+  *p = v;
+}
+template <typename T>
+void store(T* p, const Vec<T>& v) {
+  v.store(p);
+}
+
+// body(i, V()) over [0, n): V = Vec<T> at each of two whole vectors, then V = T one element at a
+// time for the rest, as ATen's vectorized_loop: each element meets the arithmetic (the vector
+// or the scalar formula) an ATen kernel over a row of n would give it.
+template <typename T, typename Body>
+void vector_loop(int64_t n, const Body& body) {
+  constexpr int64_t width = Vec<T>::size();
+  int64_t i = 0;
+  for (; i + 2 * width <= n; i += 2 * width) {
+    body(i, Vec<T>());
+    body(i + width, Vec<T>());
+  }
+  for (; i < n; ++i) {
+    body(i, T());
+  }
+}
+
+// row(r) for r in [0, rows), in parallel over chunks of about 32768 elements (rows of width).
+template <typename Row>
+void parallel_rows(int64_t rows, int64_t width, const Row& row) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; ++r) {
+                       row(r);
+                     }
+                   });
+}
 
 // ---- element-wise twins -------------------------------------------------------------------
 
@@ -95,16 +144,59 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kTanhBeta = 0.79788456080286535588;  // √(2/π)
 constexpr double kTanhKappa = 0.044715;
 
+// 1/d for a float vector: the reciprocal estimate refined by one Newton step, r(2 − d·r)
+// (relative error about 2⁻²⁴ from AVX-512's 14-bit estimate, 2⁻²² from AVX2's 12-bit one),
+// without a division's cost; elsewhere the division.
+inline Vec<float> reciprocal_of(const Vec<float>& d) {
+#if defined(CPU_CAPABILITY_AVX512) || defined(CPU_CAPABILITY_AVX2)
+#if defined(CPU_CAPABILITY_AVX512)
+  Vec<float> r(_mm512_rcp14_ps(d));
+#else
+  Vec<float> r(_mm256_rcp_ps(d));
+#endif
+  return r * (Vec<float>(2.0f) - d * r);
+#else
+  return d.reciprocal();
+#endif
+}
+
+// erf(u) given e = e^{−u²}, for GELU's float vectors: ATen's Vectorized<float>::erf polynomial
+// (Abramowitz & Stegun 7.1.26, |error| ≤ 1.5e-7): sign(u)·(1 − t·P(t)·e), t = 1/(1 + p|u|),
+// with t from reciprocal_of instead of a division, and e shared with GELU's density in the
+// derivative. Every other value type (float64, scalars, tensors): erf_of.
+inline Vec<float> erf_given(const Vec<float>& u, const Vec<float>& e) {
+  using at::vec::fmadd;
+  Vec<float> t = reciprocal_of(fmadd(Vec<float>(0.3275911f), u.abs(), Vec<float>(1.0f)));
+  Vec<float> p = fmadd(Vec<float>(1.061405429f), t, Vec<float>(-1.453152027f));
+  p = fmadd(p, t, Vec<float>(1.421413741f));
+  p = fmadd(p, t, Vec<float>(-0.284496736f));
+  p = fmadd(p, t, Vec<float>(0.254829592f));
+  Vec<float> magnitude = Vec<float>(1.0f) - p * t * e;
+  return magnitude ^ (u & Vec<float>(-0.0f));  // the sign bit of u
+}
+template <typename V>
+auto erf_given(const V& u, const V&) {
+  return erf_of(u);
+}
+inline Vec<float> gelu_erf(const Vec<float>& u) {
+  return erf_given(u, (u * u).neg().exp());
+}
+template <typename V>
+auto gelu_erf(const V& u) {
+  return erf_of(u);
+}
+
 // GELU's two forms (GELUFunction's gelu_value, gelu_derivative), each its own fused pass.
 struct GELUErf {
   template <typename V>
   static auto value(const V& z) {  // ½z(1 + erf(z/√2))
-    return (erf_of(z * constant(z, kSqrt1_2)) + constant(z, 1)) * z * constant(z, 0.5);
+    return (gelu_erf(z * constant(z, kSqrt1_2)) + constant(z, 1)) * z * constant(z, 0.5);
   }
   template <typename V>
-  static auto derivative(const V& z) {  // Φ(z) + z·φ(z)
+  static auto derivative(const V& z) {  // Φ(z) + z·φ(z); e^{−z²/2} is erf(z/√2)'s e^{−u²}
     auto density = exp_of(z * z * constant(z, -0.5));
-    auto cdf = (erf_of(z * constant(z, kSqrt1_2)) + constant(z, 1)) * constant(z, 0.5);
+    auto u = z * constant(z, kSqrt1_2);
+    auto cdf = (erf_given(u, density) + constant(z, 1)) * constant(z, 0.5);
     return cdf + constant(z, kInvSqrt2Pi) * z * density;
   }
 };
@@ -126,22 +218,49 @@ struct GELUTanh {
   }
 };
 
+// GELU(z) by Form (GELUErf, GELUTanh) in one pass: over a contiguous z into out (z itself, or
+// undefined: a new tensor), else into a new tensor of z's layout.
+template <typename Form>
+Tensor gelu_into(const Tensor& z, Tensor out) {
+  if (!fusable(z) || !z.is_contiguous()) {
+    return fused(z, [](auto x) { return Form::value(x); });
+  }
+  if (!out.defined()) {
+    out = at::empty_like(z, at::MemoryFormat::Contiguous);
+  }
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "manualgrad_gelu", [&] {
+    const scalar_t* x = z.const_data_ptr<scalar_t>();
+    scalar_t* y = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, z.numel(), 32768, [&](int64_t begin, int64_t end) {
+      vector_loop<scalar_t>(end - begin, [&](int64_t i, auto v) {
+        store(y + begin + i, Form::value(load(x + begin + i, v)));
+      });
+    });
+  });
+  return out;
+}
+
+Tensor gelu_(Tensor z, bool tanh) {
+  return tanh ? gelu_into<GELUTanh>(z, z) : gelu_into<GELUErf>(z, z);
+}
+
+Tensor gelu_gradient(const Tensor& z, const Tensor& grad, bool tanh) {
+  if (tanh) {
+    return chain(z, grad, [](auto x) { return GELUTanh::derivative(x); });
+  }
+  return chain(z, grad, [](auto x) { return GELUErf::derivative(x); });
+}
+
 // Python: manualgrad.functional.activations.GELUFunction; c[0] is 1 for approximate='tanh'.
 struct GELUTwin : public Pointwise<GELUTwin, 1> {
   static bool from_output(const Coefficients&) {
     return false;
   }
   static Tensor value(const Tensor& input, const Coefficients& c) {
-    if (c[0] != 0) {
-      return fused(input, [](auto z) { return GELUTanh::value(z); });
-    }
-    return fused(input, [](auto z) { return GELUErf::value(z); });
+    return c[0] != 0 ? gelu_into<GELUTanh>(input, Tensor()) : gelu_into<GELUErf>(input, Tensor());
   }
   static Tensor gradient(const Tensor& input, const Tensor& grad, const Coefficients& c) {
-    if (c[0] != 0) {
-      return chain(input, grad, [](auto z) { return GELUTanh::derivative(z); });
-    }
-    return chain(input, grad, [](auto z) { return GELUErf::derivative(z); });
+    return gelu_gradient(input, grad, c[0] != 0);
   }
 };
 
@@ -320,6 +439,171 @@ struct TanhTwin : public FromOutput<TanhTwin> {
   }
 };
 
+// ---- prelu, glu -----------------------------------------------------------------------------
+
+// PReLUFunction's formulas: y = max(z, 0) + a·min(z, 0) (addcmul), the slope
+// (1 − 1[z > 0])·a + 1[z > 0] (slope_above) and dL/da's summand min(z, 0)·dL/dy.
+template <typename V, typename W>
+auto prelu_value(const V& z, const W& a) {
+  return maximum_of(z, constant(z, 0)) + a * minimum_of(z, constant(z, 0));
+}
+template <typename V, typename W>
+auto prelu_slope(const V& z, const W& a) {
+  return (constant(z, 1) - indicator_gt(z, 0)) * a + indicator_gt(z, 0);
+}
+
+// Python: manualgrad.functional.activations.PReLUFunction (weight a shaped to broadcast: one
+// element, or one per channel at dim 1). Saves z, and a if dL/dz is needed; dL/dz = dL/dy ·
+// slope, dL/da = Σ_{broadcast dims} dL/dy · min(z, 0) (sum_to_size over the summands, as the
+// Python Function sums them). First order over a contiguous z and dL/dy: both gradients in one
+// pass over rows (a per-channel a: one a per row of an (N·C, H·W...) view, or a row of a's along
+// an (N, C) input); else the Python Function's composite ops.
+struct PReLUTwin : public torch::autograd::Function<PReLUTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight) {
+    ctx->saved_data["weight_shape"] = weight.sizes().vec();
+    ctx->save_for_backward({input, input.requires_grad() ? weight : Tensor()});
+    if (fusable(input) && fusable(weight)) {
+      return fused(input, weight, [](auto z, auto a) { return prelu_value(z, a); });
+    }
+    return at::addcmul(input.clamp_min(0), weight, input.clamp_max(0));
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor& input = saved[0];
+    const Tensor& weight = saved[1];
+    const Tensor& grad = grads[0];
+    auto shape = ctx->saved_data["weight_shape"].toIntVector();
+    bool needs_input = ctx->needs_input_grad(0);
+    bool needs_weight = ctx->needs_input_grad(1);
+    Tensor grad_input, grad_weight;
+    if (!at::GradMode::is_enabled() && fusable(grad) && plain(input) && input.is_contiguous() &&
+        grad.is_contiguous() && input.sizes() == grad.sizes() &&
+        grad.scalar_type() == input.scalar_type() &&
+        (!needs_input || (plain(weight) && weight.is_contiguous()))) {
+      if (needs_input) {
+        grad_input = at::empty_like(input);
+      }
+      if (needs_weight) {
+        grad_weight = at::empty_like(input);
+      }
+      int64_t channels = c10::multiply_integers(shape);
+      gradients(input, needs_input ? weight : Tensor(), grad, grad_input, grad_weight, channels);
+    } else {
+      if (needs_input) {
+        grad_input = times(prelu_slope(input, weight), grad);
+      }
+      if (needs_weight) {
+        grad_weight = times(input.clamp_max(0), grad);
+      }
+    }
+    if (needs_weight) {
+      grad_weight = grad_weight.sum_to_size(shape);
+    }
+    return {grad_input, grad_weight};
+  }
+  // dL/dz and dL/da's summands into grad_input and summands (each where defined): one pass.
+  static void gradients(const Tensor& input, const Tensor& weight, const Tensor& grad,
+                        const Tensor& grad_input, const Tensor& summands, int64_t channels) {
+    int64_t numel = input.numel();
+    if (numel == 0) {
+      return;
+    }
+    // a row of a's (an (N, C) input: rows N, width C), or one a per row (N·C rows, or one row)
+    bool along = channels > 1 && input.dim() == 2;
+    int64_t width = along ? channels : (channels > 1 ? numel / (input.size(0) * channels) : numel);
+    int64_t rows = numel / width;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_prelu_grads", [&] {
+      const scalar_t* z = input.const_data_ptr<scalar_t>();
+      const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+      const scalar_t* g = grad.const_data_ptr<scalar_t>();
+      scalar_t* dz = grad_input.defined() ? grad_input.mutable_data_ptr<scalar_t>() : nullptr;
+      scalar_t* dw = summands.defined() ? summands.mutable_data_ptr<scalar_t>() : nullptr;
+      parallel_rows(rows, width, [&](int64_t r) {
+        int64_t offset = r * width;
+        scalar_t a = w == nullptr || along ? scalar_t(0) : w[r % channels];
+        vector_loop<scalar_t>(width, [&](int64_t i, auto v) {
+          using V = decltype(v);
+          V zv = load(z + offset + i, v);
+          V gv = load(g + offset + i, v);
+          if (dz != nullptr) {
+            V av = along ? load(w + i, v) : V(a);
+            store(dz + offset + i, prelu_slope(zv, av) * gv);
+          }
+          if (dw != nullptr) {
+            store(dw + offset + i, minimum_of(zv, constant(zv, 0)) * gv);
+          }
+        });
+      });
+    });
+  }
+};
+
+// Python: manualgrad.functional.activations.GLUFunction: a, b the halves of z along dim,
+// y = a·σ(b), saves z; dL/da = dL/dy · σ(b), dL/db = dL/dy · (1 − σ(b))σ(b)·a. Over a
+// contiguous z, seen as rows [a | b] of 2L (L the half's size times the trailing dims'): one
+// pass each way, both halves of dL/dz written in place; else composite (the Python Function's
+// ops, the sigmoid twin's entry point under grad mode).
+struct GLUTwin : public torch::autograd::Function<GLUTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, int64_t dim) {
+    dim = c10::maybe_wrap_dim(dim, input.dim());
+    ctx->saved_data["dim"] = dim;
+    ctx->save_for_backward({input});
+    if (!fusable(input) || !input.is_contiguous()) {
+      auto halves = input.chunk(2, dim);
+      return at::sigmoid(halves[1]).mul_(halves[0]);
+    }
+    auto sizes = input.sizes().vec();
+    sizes[dim] /= 2;
+    Tensor output = at::empty(sizes, input.options());
+    int64_t half = output.numel() == 0 ? 0 : input.stride(dim) * sizes[dim];
+    int64_t rows = half == 0 ? 0 : output.numel() / half;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_glu", [&] {
+      const scalar_t* z = input.const_data_ptr<scalar_t>();
+      scalar_t* y = output.mutable_data_ptr<scalar_t>();
+      parallel_rows(rows, half, [&](int64_t r) {
+        const scalar_t* a = z + 2 * r * half;
+        vector_loop<scalar_t>(half, [&](int64_t i, auto v) {
+          store(y + r * half + i, sigmoid_value(load(a + half + i, v)) * load(a + i, v));
+        });
+      });
+    });
+    return output;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor input = ctx->get_saved_variables()[0];
+    int64_t dim = ctx->saved_data["dim"].toInt();
+    const Tensor& grad = grads[0];
+    if (at::GradMode::is_enabled() || !fusable(grad) || !plain(input) ||
+        !input.is_contiguous() || !grad.is_contiguous() ||
+        grad.scalar_type() != input.scalar_type()) {
+      auto halves = input.chunk(2, dim);
+      Tensor sigma = sigmoid_value(halves[1]);
+      Tensor grad_a = sigma * grad;
+      Tensor grad_b = times((constant(sigma, 1) - sigma) * sigma, halves[0]);
+      return {at::cat({grad_a, times(grad_b, grad)}, dim), Tensor()};
+    }
+    Tensor grad_input = at::empty_like(input);
+    int64_t half = grad.numel() == 0 ? 0 : input.stride(dim) * grad.size(dim);
+    int64_t rows = half == 0 ? 0 : grad.numel() / half;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_glu_grad", [&] {
+      const scalar_t* z = input.const_data_ptr<scalar_t>();
+      const scalar_t* g = grad.const_data_ptr<scalar_t>();
+      scalar_t* dz = grad_input.mutable_data_ptr<scalar_t>();
+      parallel_rows(rows, half, [&](int64_t r) {
+        int64_t row = 2 * r * half;
+        vector_loop<scalar_t>(half, [&](int64_t i, auto v) {
+          auto a = load(z + row + i, v);
+          auto sigma = sigmoid_value(load(z + row + half + i, v));
+          auto gv = load(g + r * half + i, v);
+          store(dz + row + i, sigma * gv);
+          store(dz + row + half + i, (constant(sigma, 1) - sigma) * sigma * a * gv);
+        });
+      });
+    });
+    return {grad_input, Tensor()};
+  }
+};
+
 Tensor relu(const Tensor& x) {
   return ReLUTwin::apply(x);
 }
@@ -358,6 +642,12 @@ Tensor mish(const Tensor& x) {
 }
 Tensor logsigmoid(const Tensor& x) {
   return LogSigmoidTwin::apply(x);
+}
+Tensor prelu(const Tensor& input, const Tensor& weight) {
+  return PReLUTwin::apply(input, weight);
+}
+Tensor glu(const Tensor& input, int64_t dim) {
+  return GLUTwin::apply(input, dim);
 }
 
 }  // namespace manualgrad

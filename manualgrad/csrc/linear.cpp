@@ -1,6 +1,7 @@
 // C++ twins of manualgrad.functional.linear.LinearFunction and
-// manualgrad.functional.fused.LinearReLUFunction (see twins.h).
+// manualgrad.functional.fused.LinearReLUFunction, LinearGELUFunction (see twins.h).
 
+#include "activations.h"
 #include "common.h"
 #include "twins.h"
 
@@ -115,12 +116,41 @@ struct LinearReLUTwin : public torch::autograd::Function<LinearReLUTwin> {
   }
 };
 
+// Python: manualgrad.functional.fused.LinearGELUFunction: y = GELU(x Wᵀ + b) (GELU over the
+// fresh affine output, in place), saves x, W and b; backward recomputes z = x Wᵀ + b and takes
+// the affine gradients of dL/dy ⊙ GELU'(z).
+struct LinearGELUTwin : public torch::autograd::Function<LinearGELUTwin> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+                        const std::optional<Tensor>& bias, std::string approximate) {
+    ctx->save_for_backward({input, weight, bias.value_or(Tensor())});
+    ctx->saved_data["bias"] = bias.has_value();
+    ctx->saved_data["tanh"] = approximate == "tanh";
+    return gelu_(affine(input, weight, bias), approximate == "tanh");
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    std::optional<Tensor> bias;
+    if (saved[2].defined()) {
+      bias = saved[2];
+    }
+    Tensor pre = affine(saved[0], saved[1], bias);
+    Tensor grad_pre = gelu_gradient(pre, grads[0], ctx->saved_data["tanh"].toBool());
+    variable_list result = affine_grads(ctx, grad_pre, saved);
+    result.emplace_back();  // approximate
+    return result;
+  }
+};
+
 Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias) {
   return LinearTwin::apply(input, weight, bias);
 }
 Tensor linear_relu(const Tensor& input, const Tensor& weight,
                    const std::optional<Tensor>& bias) {
   return LinearReLUTwin::apply(input, weight, bias);
+}
+Tensor linear_gelu(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+                   std::string approximate) {
+  return LinearGELUTwin::apply(input, weight, bias, approximate);
 }
 
 }  // namespace manualgrad

@@ -117,8 +117,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("softplus", &manualgrad::softplus);
   m.def("mish", &manualgrad::mish);
   m.def("logsigmoid", &manualgrad::logsigmoid);
+  m.def("prelu", &manualgrad::prelu);
+  m.def("glu", &manualgrad::glu);
   m.def("linear", &manualgrad::linear);
   m.def("linear_relu", &manualgrad::linear_relu);
+  m.def("linear_gelu", &manualgrad::linear_gelu);
+  m.def("dropout", &manualgrad::dropout);
+  m.def("alpha_dropout", &manualgrad::alpha_dropout);
   m.def("softmax", &manualgrad::softmax);
   m.def("log_softmax", &manualgrad::log_softmax);
   m.def("mse_loss", &manualgrad::mse_loss);

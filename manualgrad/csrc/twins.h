@@ -34,10 +34,18 @@ Tensor hardswish(const Tensor& x);
 Tensor softplus(const Tensor& x, double beta, double threshold);
 Tensor mish(const Tensor& x);
 Tensor logsigmoid(const Tensor& x);
+Tensor prelu(const Tensor& input, const Tensor& weight);
+Tensor glu(const Tensor& input, int64_t dim);
 
-// linear.cpp (linear, and fused.LinearReLUFunction)
+// linear.cpp (linear, and fused.LinearReLUFunction, LinearGELUFunction)
 Tensor linear(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);
 Tensor linear_relu(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias);
+Tensor linear_gelu(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,
+                   std::string approximate);
+
+// dropout.cpp (DropoutFunction, AlphaDropoutFunction: the keep-mask drawn by the Python wrapper)
+Tensor dropout(const Tensor& input, const Tensor& mask, double p);
+Tensor alpha_dropout(const Tensor& input, const Tensor& mask, double p);
 
 // softmax.cpp
 Tensor softmax(const Tensor& input, int64_t dim);

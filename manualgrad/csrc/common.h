@@ -20,6 +20,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/native/TensorIterator.h>
 #include <ATen/native/cpu/Loops.h>
 #include <torch/csrc/autograd/custom_function.h>
@@ -178,15 +179,51 @@ inline bool fusable(const Tensor& t) {
   return plain(t) && (t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble);
 }
 
+// fused() runs over t: plain, and float32/float64 or float16/bfloat16 (in float, see opmath).
+inline bool mappable(const Tensor& t) {
+  return fusable(t) || (plain(t) && at::isReducedFloatingType(t.scalar_type()));
+}
+
+// formula(x...) on a float32/float64 element or vector as it is; on a float16/bfloat16 one in
+// float (a vector as its two Vectorized<float> halves), the result rounded once to the element
+// type, as ATen's reduced-precision CPU kernels compute (opmath).
+template <typename T, typename Formula, typename... Ts>
+T opmath(const Formula& formula, T x, Ts... rest) {
+  if constexpr (c10::is_reduced_floating_point_v<T>) {
+    return static_cast<T>(formula(static_cast<float>(x), static_cast<float>(rest)...));
+  } else {
+    return formula(x, rest...);
+  }
+}
+template <typename T, typename Formula>
+Vec<T> opmath(const Formula& formula, const Vec<T>& x) {
+  if constexpr (c10::is_reduced_floating_point_v<T>) {
+    auto [x0, x1] = at::vec::convert_to_float<T>(x);
+    return at::vec::convert_from_float<T>(formula(x0), formula(x1));
+  } else {
+    return formula(x);
+  }
+}
+template <typename T, typename Formula>
+Vec<T> opmath(const Formula& formula, const Vec<T>& x, const Vec<T>& y) {
+  if constexpr (c10::is_reduced_floating_point_v<T>) {
+    auto [x0, x1] = at::vec::convert_to_float<T>(x);
+    auto [y0, y1] = at::vec::convert_to_float<T>(y);
+    return at::vec::convert_from_float<T>(formula(x0, y0), formula(x1, y1));
+  } else {
+    return formula(x, y);
+  }
+}
+
 // formula(a) element-wise in one vectorised pass (a new tensor, a's layout).
 template <typename Formula>
 Tensor fused(const Tensor& a, const Formula& formula) {
   Tensor output;
   auto iter = at::TensorIteratorConfig().add_output(output).add_const_input(a).build();
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "manualgrad_map", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.scalar_type(), "manualgrad_map", [&] {
     at::native::cpu_kernel_vec(
-        iter, [&](scalar_t x) -> scalar_t { return formula(x); },
-        [&](Vec<scalar_t> x) -> Vec<scalar_t> { return formula(x); });
+        iter, [&](scalar_t x) -> scalar_t { return opmath(formula, x); },
+        [&](Vec<scalar_t> x) -> Vec<scalar_t> { return opmath(formula, x); });
   });
   return iter.output();
 }
@@ -197,11 +234,14 @@ Tensor fused(const Tensor& a, const Tensor& b, const Formula& formula) {
   Tensor output;
   auto iter =
       at::TensorIteratorConfig().add_output(output).add_const_input(a).add_const_input(b).build();
-  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "manualgrad_map2", [&] {
-    at::native::cpu_kernel_vec(
-        iter, [&](scalar_t x, scalar_t g) -> scalar_t { return formula(x, g); },
-        [&](Vec<scalar_t> x, Vec<scalar_t> g) -> Vec<scalar_t> { return formula(x, g); });
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, a.scalar_type(), "manualgrad_map2", [&] {
+        at::native::cpu_kernel_vec(
+            iter, [&](scalar_t x, scalar_t g) -> scalar_t { return opmath(formula, x, g); },
+            [&](Vec<scalar_t> x, Vec<scalar_t> g) -> Vec<scalar_t> {
+              return opmath(formula, x, g);
+            });
+      });
   return iter.output();
 }
 
@@ -209,7 +249,7 @@ Tensor fused(const Tensor& a, const Tensor& b, const Formula& formula) {
 // differentiable) when grad mode is on.
 template <typename Derivative>
 Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivative) {
-  if (at::GradMode::is_enabled() || !fusable(grad) || !plain(saved) ||
+  if (at::GradMode::is_enabled() || !mappable(grad) || !plain(saved) ||
       grad.scalar_type() != saved.scalar_type()) {
     return derivative(saved) * grad;
   }

@@ -79,6 +79,7 @@ _TWINS = {
     "manualgrad.functional.losses.BCEWithLogitsFunction": "binary_cross_entropy_with_logits",
     "manualgrad.functional.losses.CrossEntropyProbsFunction": "cross_entropy_probabilities",
     "manualgrad.functional.losses.HingeLossFunction": "hinge_loss",
+    "manualgrad.functional.losses.MultiMarginLossFunction": "multi_margin_loss",
     "manualgrad.functional.embedding.EmbeddingFunction": "embedding",
     "manualgrad.functional.normalization.LayerNormFunction": "layer_norm",
     "manualgrad.functional.normalization.RMSNormFunction": "rms_norm",

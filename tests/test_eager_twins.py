@@ -55,6 +55,7 @@ ROUNDED = {
     "BCEWithLogitsFunction",
     "CrossEntropyProbsFunction",
     "HingeLossFunction",
+    "MultiMarginLossFunction",
     "AvgPool2dFunction",  # the window sums in row-major order, not the convolution's
 }
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")

@@ -872,7 +872,7 @@ Tensor cross_entropy_probability_grad_rows(const Tensor& log_p, const Tensor& ta
     scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
     at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        // q with g folded in: −(g w) t' = (t (1 − ε) + ε / C) · (−(g w))
+        // G_c = −(g_i w_c) t'_c, in the Python Function's order
         V g(one ? gs[0] : gs[i]);
         RowTargets<scalar_t> q{t + i * width, nullptr, smoothing, width};
         auto term = [&](int64_t c, int64_t count) {
@@ -967,6 +967,198 @@ struct CrossEntropyProbsTwin : public torch::autograd::Function<CrossEntropyProb
     if (needs_input && grad.defined()) {
       none[0] = grad - log_p.exp() * grad.sum(dim, true);
     }
+    return none;
+  }
+};
+
+namespace {
+
+// ---- multi-class margin loss ---------------------------------------------------------------
+
+// Rows x (N, C), target column y (N, 1), z_ij = m − x_{i,y_i} + x_ij and the active mask
+// a_ij = 1[z_ij > 0, j ≠ y_i], as losses._margin_terms.
+struct MarginTerms {
+  Tensor rows, column, z, active;
+};
+MarginTerms margin_terms(const Tensor& input, const Tensor& target, double margin) {
+  int64_t classes = input.dim() ? input.size(-1) : 1;
+  Tensor rows = input.reshape({-1, classes});
+  Tensor column = target.reshape({-1, 1});
+  Tensor z = at::rsub(rows.gather(1, column), margin) + rows;
+  return {rows, column, z, (z > 0).scatter(1, column, false)};
+}
+
+// Whether multi_margin_grad_rows may run: first order, the saved mask or x a contiguous (N, C)
+// plain tensor (x of g's dtype), g plain float/double, int64 targets, a contiguous class weight
+// of g's dtype if any.
+bool margin_grad_rows(const Tensor& saved, const Tensor& target, const Tensor& weight,
+                      const Tensor& g, int64_t p) {
+  return !at::GradMode::is_enabled() && fusable(g) && saved.dim() == 2 && saved.numel() > 0 &&
+         saved.is_contiguous() && plain(saved) &&
+         (p == 1 || saved.scalar_type() == g.scalar_type()) &&
+         target.scalar_type() == at::kLong && plain(target) &&
+         (!weight.defined() || (weight.scalar_type() == g.scalar_type() &&
+                                weight.is_contiguous() && plain(weight)));
+}
+
+// MultiMarginLossFunction's forward, one loop per row: z_j = (m − x_y) + x_j,
+// a_j = 1[z_j > 0, j ≠ y] written, ℓ_i = Σ_j (a_j z_j)^p / C · w_y written ('none') or summed
+// in double ('mean' over max(N, 1) rows).
+std::tuple<Tensor, Tensor> multi_margin_rows(const Tensor& input, const Tensor& target,
+                                             int64_t p, double margin, const Tensor& weight,
+                                             const std::string& reduction) {
+  int64_t rows = input.size(0), width = input.size(1);
+  bool none = reduction == "none";
+  Tensor active = at::empty({rows, width}, input.options().dtype(at::kBool));
+  Tensor loss = at::empty({none ? rows : 0}, input.options());
+  Tensor targets = target.contiguous();
+  double total = 0;
+  AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_multi_margin", [&] {
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    bool* a = active.mutable_data_ptr<bool>();
+    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
+    auto chunk = [&](int64_t begin, int64_t end, double sum) {
+      for (int64_t i = begin; i < end; ++i) {
+        const scalar_t* row = x + i * width;
+        scalar_t base = static_cast<scalar_t>(margin) - row[t[i]];
+        scalar_t row_sum = 0;
+        for (int64_t j = 0; j < width; ++j) {
+          scalar_t z = base + row[j];
+          bool on = z > 0 && j != t[i];
+          a[i * width + j] = on;
+          scalar_t hinge = on ? z : scalar_t(0);
+          row_sum += p == 1 ? hinge : hinge * hinge;
+        }
+        scalar_t value = row_sum / static_cast<scalar_t>(width);
+        if (w) {
+          value = value * w[t[i]];
+        }
+        if (none) {
+          l[i] = value;
+        }
+        sum += value;
+      }
+      return sum;
+    };
+    total = at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+  });
+  if (none) {
+    return {loss, active};
+  }
+  double mean = total / static_cast<double>(std::max<int64_t>(rows, 1));
+  return {scalar_of(reduction == "sum" ? total : mean, input), active};
+}
+
+// MultiMarginLossFunction's dL/dx, one loop per row: s_i = g_i / C · w_y, h_j = a_j (p = 1,
+// from the saved mask) or 2 a_j z_j (p = 2, z from the saved x); dL/dx_j = s_i h_j, and
+// −s_i Σ_j h_j added at y; g = dL/dℓ (per sample for 'none', else one value).
+Tensor multi_margin_grad_rows(const Tensor& saved, const Tensor& target, const Tensor& weight,
+                              const Tensor& g, int64_t p, double margin) {
+  int64_t rows = saved.size(0), width = saved.size(1);
+  Tensor grad_input = at::empty({rows, width}, g.options());
+  Tensor targets = target.contiguous();
+  Tensor per_sample = g.contiguous();
+  bool one = per_sample.numel() == 1;
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_multi_margin_grad", [&] {
+    const scalar_t* x = p == 2 ? saved.const_data_ptr<scalar_t>() : nullptr;
+    const bool* a = p == 1 ? saved.const_data_ptr<bool>() : nullptr;
+    const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
+    const scalar_t* gs = per_sample.const_data_ptr<scalar_t>();
+    const int64_t* t = targets.const_data_ptr<int64_t>();
+    scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        scalar_t scale = (one ? gs[0] : gs[i]) / static_cast<scalar_t>(width);
+        if (w) {
+          scale = scale * w[t[i]];
+        }
+        scalar_t* grad = out + i * width;
+        scalar_t sum = 0;
+        for (int64_t j = 0; j < width; ++j) {
+          scalar_t slope;
+          if (p == 1) {
+            slope = a[i * width + j] ? scalar_t(1) : scalar_t(0);
+          } else {
+            scalar_t z = (static_cast<scalar_t>(margin) - x[i * width + t[i]]) + x[i * width + j];
+            slope = 2 * (z > 0 && j != t[i] ? z : scalar_t(0));
+          }
+          grad[j] = scale * slope;
+          sum += grad[j];
+        }
+        grad[t[i]] += -sum;
+      }
+    });
+  });
+  return grad_input;
+}
+
+}  // namespace
+
+// Python: manualgrad.functional.losses.MultiMarginLossFunction. Outputs (L, a), a hidden and
+// non-differentiable; saves a (p = 1) or x (p = 2), the target and the weight. On a contiguous
+// (N, C) input the forward and a first-order dL/dx are one loop per row (multi_margin_rows /
+// _grad_rows); else the Python Function's ops.
+struct MultiMarginLossTwin : public torch::autograd::Function<MultiMarginLossTwin> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+                               int64_t p, double margin, const std::optional<Tensor>& weight_arg,
+                               std::string reduction) {
+    Tensor weight = weight_arg.value_or(Tensor());
+    Tensor loss, active;
+    if (row_kernel(input, target, weight)) {
+      std::tie(loss, active) = multi_margin_rows(input, target, p, margin, weight, reduction);
+    } else {
+      auto terms = margin_terms(input, target, margin);
+      Tensor hinge = at::where(terms.active, terms.z, 0);
+      loss = (p == 1 ? hinge : hinge.square()).sum(1) / terms.rows.size(1);
+      if (weight.defined()) {
+        loss = loss * weight.index_select(0, terms.column.squeeze(1));
+      }
+      loss = loss.reshape(target.sizes());
+      int64_t count = std::max<int64_t>(terms.rows.size(0), 1);
+      loss = reduction == "mean" ? loss.sum() / count : reduce(loss, reduction);
+      active = terms.active;
+    }
+    ctx->mark_non_differentiable({active});
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["margin"] = margin;
+    ctx->saved_data["reduction"] = reduction;
+    ctx->saved_data["input_shape"] = input.sizes().vec();
+    ctx->save_for_backward({p == 1 ? active : input, target, weight});
+    return {loss, active};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved_tensors = ctx->get_saved_variables();
+    const Tensor& saved = saved_tensors[0];
+    const Tensor& target = saved_tensors[1];
+    const Tensor& weight = saved_tensors[2];
+    int64_t p = ctx->saved_data["p"].toInt();
+    double margin = ctx->saved_data["margin"].toDouble();
+    auto input_shape = ctx->saved_data["input_shape"].toIntVector();
+    variable_list none(6);
+    int64_t samples = saved.dim() == 2 ? saved.size(0) : 1;
+    Tensor g = unreduce(grads[0], ctx->saved_data["reduction"].toStringRef(),
+                        std::max<int64_t>(samples, 1));
+    if (margin_grad_rows(saved, target, weight, g, p)) {
+      none[0] = multi_margin_grad_rows(saved, target, weight, g, p, margin);
+      return none;
+    }
+    Tensor column = target.reshape({-1, 1});
+    Tensor slope;
+    if (p == 1) {
+      slope = saved.to(g.scalar_type());
+    } else {
+      auto terms = margin_terms(saved, target, margin);
+      slope = 2 * at::where(terms.active, terms.z, 0);
+    }
+    Tensor scale = g.reshape({-1, 1}) / slope.size(1);
+    if (weight.defined()) {
+      scale = scale * weight.index_select(0, column.reshape(-1)).view({-1, 1});
+    }
+    Tensor grad = scale * slope;
+    none[0] = grad.scatter_add(1, column, -grad.sum(1, true)).reshape(input_shape);
     return none;
   }
 };
@@ -1329,6 +1521,11 @@ std::tuple<Tensor, Tensor> cross_entropy_probabilities(const Tensor& input, cons
 std::tuple<Tensor, Tensor> hinge_loss(const Tensor& input, const Tensor& target, double margin,
                                       std::string reduction) {
   return pair(HingeLossTwin::apply(input, target, margin, reduction));
+}
+std::tuple<Tensor, Tensor> multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p,
+                                             double margin, const std::optional<Tensor>& weight,
+                                             std::string reduction) {
+  return pair(MultiMarginLossTwin::apply(input, target, p, margin, weight, reduction));
 }
 Tensor nll_loss(const Tensor& input, const Tensor& target, const std::optional<Tensor>& weight,
                 std::string reduction, int64_t ignore_index) {

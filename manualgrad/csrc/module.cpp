@@ -134,6 +134,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("binary_cross_entropy_with_logits", &manualgrad::binary_cross_entropy_with_logits);
   m.def("cross_entropy_probabilities", &manualgrad::cross_entropy_probabilities);
   m.def("hinge_loss", &manualgrad::hinge_loss);
+  m.def("multi_margin_loss", &manualgrad::multi_margin_loss);
   m.def("embedding", &manualgrad::embedding);
   m.def("layer_norm", as_tuple(&manualgrad::layer_norm));
   m.def("rms_norm", as_tuple(&manualgrad::rms_norm));

@@ -68,7 +68,7 @@ std::vector<Tensor> batch_norm(const Tensor& input, const std::optional<Tensor>&
                                const std::optional<Tensor>& running_var, bool training,
                                double momentum, double eps);
 
-// losses.cpp (the element-wise losses, hinge and both cross_entropy return (L, hidden output))
+// losses.cpp (all but nll and bce return (L, hidden output))
 std::tuple<Tensor, Tensor> mse_loss(const Tensor& input, const Tensor& target,
                                     const std::optional<Tensor>& weight, std::string reduction);
 std::tuple<Tensor, Tensor> l1_loss(const Tensor& input, const Tensor& target,
@@ -92,6 +92,9 @@ std::tuple<Tensor, Tensor> cross_entropy_probabilities(const Tensor& input, cons
                                                        double label_smoothing);
 std::tuple<Tensor, Tensor> hinge_loss(const Tensor& input, const Tensor& target, double margin,
                                       std::string reduction);
+std::tuple<Tensor, Tensor> multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p,
+                                             double margin, const std::optional<Tensor>& weight,
+                                             std::string reduction);
 
 // embedding.cpp
 Tensor embedding(const Tensor& input, const Tensor& weight, int64_t padding_idx,

@@ -56,6 +56,7 @@ ROUNDED = {
     "CrossEntropyProbsFunction",
     "HingeLossFunction",
     "MultiMarginLossFunction",
+    "L1LossFunction",
     "AvgPool2dFunction",  # the window sums in row-major order, not the convolution's
 }
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")

@@ -111,12 +111,15 @@ constexpr int kMaxOperands = 6;
 // Vectors summed in T before their total joins the double sum (64 additions per lane).
 constexpr int64_t kRun = 64;
 
-// A TensorIterator over `outputs` new tensors (the inputs' broadcast shape and layout, as an
-// element-wise ATen op allocates) and the inputs (one dtype).
-at::TensorIterator loss_iterator(int outputs, std::initializer_list<const Tensor*> inputs) {
+// A TensorIterator over `outputs` (each already allocated, of any dtype) and the inputs.
+at::TensorIterator mixed_iterator(std::initializer_list<const Tensor*> outputs,
+                                  std::initializer_list<const Tensor*> inputs) {
   at::TensorIteratorConfig config;
-  for (int k = 0; k < outputs; ++k) {
-    config.add_owned_output(Tensor());
+  config.check_all_same_dtype(false);
+  for (const Tensor* output : outputs) {
+    if (output->defined()) {
+      config.add_output(*output);
+    }
   }
   for (const Tensor* input : inputs) {
     if (input->defined()) {
@@ -209,22 +212,38 @@ Tensor pointwise_forward(const Tensor& diff, const std::optional<Tensor>& weight
   return reduce(Self::error(diff, delta) * *weight, reduction, denominator);
 }
 
-// The same (L, d) in one pass over x, t and w: d = x − t written, and ℓ = e(d) · w written
-// ('none') or summed in double (the 'mean' then divided by Σ w or n as above).
+// The sign of x (±1, 0; 0 for NaN) as values of x's type.
+template <typename T>
+Vec<T> sign_of(const Vec<T>& x) {
+  return x.gt(Vec<T>(T(0))) - x.lt(Vec<T>(T(0)));
+}
+
+// pointwise_forward's (L, d) in one pass over x, t and w: d = x − t written, ℓ = e(d) · w written
+// ('none') or summed in double (the 'mean' then divided by Σ w or n as above), and with `sign`
+// sign(d) written as int8 (L1's saved state).
+struct PointwiseForward {
+  Tensor loss, diff, sign;
+};
 template <typename Self>
-std::tuple<Tensor, Tensor> pointwise_fused(const Tensor& input, const Tensor& target,
-                                           const Tensor& weight, const std::string& reduction,
-                                           double delta) {
+PointwiseForward pointwise_fused(const Tensor& input, const Tensor& target, const Tensor& weight,
+                                 const std::string& reduction, double delta, bool sign) {
   bool none = reduction == "none";
   bool weighted = weight.defined();
-  auto iter = loss_iterator(none ? 2 : 1, {&input, &target, &weight});
+  auto shape = at::infer_size(input.sizes(), target.sizes());
+  PointwiseForward out{none ? at::empty(shape, input.options()) : Tensor(),
+                       at::empty(shape, input.options()),
+                       sign ? at::empty(shape, input.options().dtype(at::kChar)) : Tensor()};
+  auto iter = mixed_iterator({&out.diff, &out.loss, &out.sign}, {&input, &target, &weight});
   double total = 0;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_pointwise_loss", [&] {
     using V = Vec<scalar_t>;
-    const int x = none ? 2 : 1;
+    const int x = 1 + none + sign;
     total = fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
       V d = o[x].load(i, count) - o[x + 1].load(i, count);
       o[0].store(i, d, count);
+      if (sign) {
+        o[1 + none].store_bytes(i, sign_of(d), count);
+      }
       V loss = Self::error(d, delta);
       if (weighted) {
         loss = loss * o[x + 2].load(i, count);
@@ -236,36 +255,37 @@ std::tuple<Tensor, Tensor> pointwise_fused(const Tensor& input, const Tensor& ta
       return loss;
     });
   });
-  Tensor diff = iter.output(0);
-  if (none) {
-    return {iter.output(1), diff};
-  }
   if (reduction == "sum") {
-    return {scalar_of(total, input), diff};
+    out.loss = scalar_of(total, input);
+  } else if (reduction == "mean") {
+    out.loss = weighted && Self::mean_over_weight
+                   ? scalar_of(total, input) / weight.sum()
+                   : scalar_of(total / static_cast<double>(out.diff.numel()), input);
   }
-  if (weighted && Self::mean_over_weight) {
-    return {scalar_of(total, input) / weight.sum(), diff};
-  }
-  return {scalar_of(total / static_cast<double>(diff.numel()), input), diff};
+  return out;
 }
 
-// Self::slope(g · w, d) in one pass (g 0-d or d-shaped, w optional).
+// Self::slope(g · w, state) in one pass (g 0-d or state-shaped, w optional; the state d, or
+// L1's int8 sign).
 template <typename Self>
-Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& diff, double delta) {
+Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& state, double delta) {
   bool weighted = weight.defined();
-  auto iter = loss_iterator(1, {&g, &diff, &weight});
-  AT_DISPATCH_FLOATING_TYPES(diff.scalar_type(), "manualgrad_pointwise_slope", [&] {
+  bool bytes = state.scalar_type() == at::kChar;
+  Tensor grad = at::empty(state.sizes(), g.options());
+  auto iter = mixed_iterator({&grad}, {&g, &state, &weight});
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_pointwise_slope", [&] {
     using V = Vec<scalar_t>;
     fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {
       V gw = o[1].load(i, count);
       if (weighted) {
         gw = gw * o[3].load(i, count);
       }
-      o[0].store(i, Self::slope(gw, o[2].load(i, count), delta), count);
+      V value = bytes ? o[2].load_bytes(i, count) : o[2].load(i, count);
+      o[0].store(i, Self::slope(gw, value, delta), count);
       return V(scalar_t(0));
     });
   });
-  return iter.output();
+  return grad;
 }
 
 }  // namespace
@@ -273,39 +293,38 @@ Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& diff, do
 // The Function of ℓ = w · e(x − t): outputs (L, d = x − t), d hidden (double backward flows
 // through it). Saves Self::state(d) if it has one, else d — or x and t when the broadcast d is
 // bigger than both — and the weight; dL/dx = Self::slope(g, state), dL/dt = −dL/dx,
-// dL/dw = g · Self::value(state) (losses._pointwise_setup / _pointwise_backward). With
-// Self::fused, the forward and a first-order dL/dx are one pass each (pointwise_fused,
-// slope_fused) when the tensors are plain float/double of one dtype.
+// dL/dw = g · Self::value(state) (losses._pointwise_setup / _pointwise_backward). The forward
+// and a first-order dL/dx are one pass each (pointwise_fused, slope_fused) when the tensors are
+// plain float/double of one dtype.
 template <typename Self>
 struct Pointwise : public torch::autograd::Function<Self> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight, std::string reduction,
                                double delta) {
     Tensor w = weight.value_or(Tensor());
-    Tensor loss, diff;
-    if constexpr (Self::fused) {
-      if (fusable_all({&input, &target, &w})) {
-        std::tie(loss, diff) = pointwise_fused<Self>(input, target, w, reduction, delta);
-      }
+    bool weight_grad = w.defined() && w.requires_grad();
+    bool sign = Self::sign_state && !weight_grad;
+    PointwiseForward out;
+    if (fusable_all({&input, &target, &w})) {
+      out = pointwise_fused<Self>(input, target, w, reduction, delta, sign);
+    } else {
+      out.diff = input - target;
+      out.loss = pointwise_forward<Self>(out.diff, weight, reduction, delta);
     }
-    if (!diff.defined()) {
-      diff = input - target;
-      loss = pointwise_forward<Self>(diff, weight, reduction, delta);
-    }
+    const Tensor& diff = out.diff;
     ctx->set_materialize_grads(false);
     ctx->saved_data["reduction"] = reduction;
     ctx->saved_data["delta"] = delta;
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->saved_data["target_shape"] = target.sizes().vec();
     ctx->saved_data["shape"] = diff.sizes().vec();
-    bool weight_grad = w.defined() && w.requires_grad();
-    Tensor state = Self::state(diff, weight_grad);
+    Tensor state = out.sign.defined() ? out.sign : Self::state(diff, weight_grad);
     if (!state.defined() && diff.numel() > input.numel() + target.numel()) {
       ctx->save_for_backward({Tensor(), input, target, w});
     } else {
       ctx->save_for_backward({state.defined() ? state : diff, Tensor(), Tensor(), w});
     }
-    return {loss, diff};
+    return {out.loss, diff};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -326,13 +345,11 @@ struct Pointwise : public torch::autograd::Function<Self> {
       Tensor g = unreduce(grads[0], reduction, c10::multiply_integers(shape), denominator);
       if (needs_input || needs_target) {
         Tensor term;
-        if constexpr (Self::fused) {
-          if (!grad_d.defined() && !at::GradMode::is_enabled() &&
-              fusable_all({&state, &g, &weight})) {
-            term = slope_fused<Self>(g, weight, state, delta);
-          }
-        }
-        if (!term.defined()) {
+        auto state_type = Self::sign_state ? at::kChar : g.scalar_type();
+        if (!grad_d.defined() && !at::GradMode::is_enabled() && fusable_all({&g, &weight}) &&
+            plain(state) && state.scalar_type() == state_type) {
+          term = slope_fused<Self>(g, weight, state, delta);
+        } else {
           term = Self::slope(weight.defined() ? g * weight : g, state, delta);
         }
         grad_d = grad_d.defined() ? grad_d + term : term;
@@ -362,7 +379,7 @@ struct Pointwise : public torch::autograd::Function<Self> {
 struct MSELossTwin : public Pointwise<MSELossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = true;
-  static constexpr bool fused = true;
+  static constexpr bool sign_state = false;
   static Tensor error(const Tensor& diff, double) {
     return diff.square();
   }
@@ -390,8 +407,9 @@ struct MSELossTwin : public Pointwise<MSELossTwin> {
 struct L1LossTwin : public Pointwise<L1LossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = false;
-  static constexpr bool fused = false;
-  static Tensor error(const Tensor& diff, double) {
+  static constexpr bool sign_state = true;
+  template <typename V>
+  static V error(const V& diff, double) {
     return diff.abs();
   }
   static Tensor state(const Tensor& diff, bool weight_grad) {
@@ -399,6 +417,10 @@ struct L1LossTwin : public Pointwise<L1LossTwin> {
   }
   static Tensor slope(const Tensor& g, const Tensor& state, double) {
     return g * (state.is_floating_point() ? state.sign() : state);
+  }
+  template <typename T>  // the state is sign(d) (int8, read as T)
+  static Vec<T> slope(const Vec<T>& g, const Vec<T>& sign, double) {
+    return g * sign;
   }
   static Tensor value(const Tensor& state, double) {
     return state.abs();
@@ -410,7 +432,7 @@ struct L1LossTwin : public Pointwise<L1LossTwin> {
 struct HuberLossTwin : public Pointwise<HuberLossTwin> {
   static constexpr bool mean_over_weight = false;
   static constexpr bool has_total = true;
-  static constexpr bool fused = true;
+  static constexpr bool sign_state = false;
   template <typename V>
   static V error(const V& diff, double delta) {
     V clamped = clamp_of(diff, delta);
@@ -1233,7 +1255,8 @@ struct BCEOperands {
 Tensor bce_fused(const Tensor& input, const Tensor& target, const Tensor& weight,
                  const Tensor& pos_weight, const std::string& reduction) {
   bool none = reduction == "none";
-  auto iter = loss_iterator(none ? 1 : 0, {&input, &target, &weight, &pos_weight});
+  Tensor loss = none ? at::empty(input.sizes(), input.options()) : Tensor();
+  auto iter = mixed_iterator({&loss}, {&input, &target, &weight, &pos_weight});
   BCEOperands k(none ? 1 : 0, weight, pos_weight);
   double total = 0;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_bce", [&] {
@@ -1256,7 +1279,7 @@ Tensor bce_fused(const Tensor& input, const Tensor& target, const Tensor& weight
     });
   });
   if (none) {
-    return iter.output();
+    return loss;
   }
   if (reduction == "sum") {
     return scalar_of(total, input);
@@ -1268,7 +1291,8 @@ Tensor bce_fused(const Tensor& input, const Tensor& target, const Tensor& weight
 // x-shaped).
 Tensor bce_grad_fused(const Tensor& g, const Tensor& input, const Tensor& target,
                       const Tensor& weight, const Tensor& pos_weight) {
-  auto iter = loss_iterator(1, {&g, &input, &target, &weight, &pos_weight});
+  Tensor grad = at::empty(input.sizes(), input.options());
+  auto iter = mixed_iterator({&grad}, {&g, &input, &target, &weight, &pos_weight});
   BCEOperands k(2, weight, pos_weight);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_bce_grad", [&] {
     using V = Vec<scalar_t>;
@@ -1289,7 +1313,7 @@ Tensor bce_grad_fused(const Tensor& g, const Tensor& input, const Tensor& target
       return V(scalar_t(0));
     });
   });
-  return iter.output();
+  return grad;
 }
 
 }  // namespace
@@ -1374,14 +1398,7 @@ HingeForward hinge_fused(const Tensor& input, const Tensor& target, double margi
   HingeForward out{none ? at::empty(shape, input.options()) : Tensor(),
                    at::empty(shape, input.options().dtype(at::kBool)),
                    slope ? at::empty(shape, input.options().dtype(at::kChar)) : Tensor()};
-  at::TensorIteratorConfig config;
-  config.check_all_same_dtype(false);
-  for (const Tensor* output : {&out.loss, &out.active, &out.slope}) {
-    if (output->defined()) {
-      config.add_output(*output);
-    }
-  }
-  auto iter = config.add_const_input(input).add_const_input(target).build();
+  auto iter = mixed_iterator({&out.loss, &out.active, &out.slope}, {&input, &target});
   const int a = none ? 1 : 0, x = a + 1 + slope;
   double total = 0;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_hinge", [&] {
@@ -1413,12 +1430,7 @@ HingeForward hinge_fused(const Tensor& input, const Tensor& target, double margi
 // slope-shaped).
 Tensor hinge_grad_fused(const Tensor& g, const Tensor& slope) {
   Tensor grad = at::empty(slope.sizes(), g.options());
-  auto iter = at::TensorIteratorConfig()
-                  .check_all_same_dtype(false)
-                  .add_output(grad)
-                  .add_const_input(g)
-                  .add_const_input(slope)
-                  .build();
+  auto iter = mixed_iterator({&grad}, {&g, &slope});
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_hinge_grad", [&] {
     using V = Vec<scalar_t>;
     fused_pass<scalar_t>(iter, [&](const auto& o, int64_t i, int64_t count) {

@@ -7,6 +7,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec_convert.h>
 #include <c10/util/accumulate.h>
 
 #include <array>
@@ -90,8 +91,13 @@ struct Operand {
     }
   }
 
-  // A byte operand (bool or int8: values 0, ±1) read into, or written from, a T vector.
+  // A byte operand (bool or int8: values 0, ±1) read into, or written from, a T vector
+  // (through int32 lanes when contiguous).
   Vec<T> load_bytes(int64_t i, int64_t count) const {
+    if (stride == 1) {
+      auto bytes = Vec<int8_t>::loadu(data + i, count);
+      return at::vec::convert<T>(at::vec::convert<int32_t>(bytes));
+    }
     T lanes[Vec<T>::size()] = {};
     for (int64_t k = 0; k < count; ++k) {
       lanes[k] = static_cast<T>(*reinterpret_cast<const int8_t*>(data + (i + k) * stride));
@@ -99,6 +105,10 @@ struct Operand {
     return Vec<T>::loadu(lanes);
   }
   void store_bytes(int64_t i, const Vec<T>& value, int64_t count) const {
+    if (stride == 1) {
+      at::vec::convert<int8_t>(at::vec::convert<int32_t>(value)).store(data + i, count);
+      return;
+    }
     T lanes[Vec<T>::size()];
     value.store(lanes);
     for (int64_t k = 0; k < count; ++k) {

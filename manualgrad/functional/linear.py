@@ -72,13 +72,13 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     A 1-d ``weight`` (in,) maps (..., in) to (...), as in torch, and then takes no bias (torch
     raises RuntimeError).
     """
-    if weight.dim() == 1 and bias is not None:
+    if weight.dim() != 1:  # the common case first: one dim() read per call
+        return LinearFunction.apply(input, weight, bias)
+    if bias is not None:
         raise RuntimeError(
             "linear: a 1-D `weight` takes no `bias` (mat2 must be a matrix, got 1-D tensor)"
         )
-    if weight.dim() == 1:
-        return LinearFunction.apply(input, weight.unsqueeze(0), bias).squeeze(-1)
-    return LinearFunction.apply(input, weight, bias)
+    return LinearFunction.apply(input, weight.unsqueeze(0), bias).squeeze(-1)
 
 
 __all__ = ["LinearFunction", "linear"]

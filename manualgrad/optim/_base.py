@@ -211,11 +211,12 @@ class FirstOrderOptimizer(Traits, Optimizer, abstract=True):
     def _states(self, group: dict[str, Any], params: list[Tensor]) -> list[dict[str, Tensor]]:
         """Per-parameter state, created on first use; cloned first when ``differentiable``."""
         states = []
+        differentiable = group.get("differentiable")
         for param in params:
             state = self.state[param]
             if not state:
                 state.update(self._init_state(param, group))
-            if group.get("differentiable"):
+            if differentiable:
                 for key, value in state.items():
                     if key != "step" and torch.is_tensor(value):
                         state[key] = value.clone()
@@ -230,13 +231,14 @@ class FirstOrderOptimizer(Traits, Optimizer, abstract=True):
 
     def _grads(self, group: dict[str, Any], params: list[Tensor]) -> list[Tensor]:
         """The parameters' gradients, refusing sparse ones (and non-float parameters if fused)."""
+        fused = group.get("fused")
         for p in params:
             if p.grad.is_sparse:
                 raise RuntimeError(
                     f"manualgrad.optim.{type(self).__name__} does not support sparse gradients; "
                     "densify them (grad.to_dense()) or use torch.optim.SparseAdam"
                 )
-            if group.get("fused") and not torch.is_floating_point(p):
+            if fused and not torch.is_floating_point(p):
                 raise RuntimeError(
                     "`fused=True` requires all the params to be floating point Tensors, "
                     f"got {p.dtype}"

@@ -37,13 +37,16 @@ def broadcast_shape(
     """The common shape of ``input`` and ``target`` (RuntimeError naming both if there is none).
     With ``warn_stacklevel``, repeat torch's UserWarning of the regression losses when the sizes
     differ, attributed to that frame (counted from this function)."""
-    if warn_stacklevel is not None and target.size() != input.size():
+    same = target.shape == input.shape
+    if warn_stacklevel is not None and not same:
         warnings.warn(
             f"Using a target size ({target.size()}) that is different to the input size "
             f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
             "Please ensure they have the same size.",
             stacklevel=warn_stacklevel,
         )
+    if same:  # torch.broadcast_shapes is Python: tens of µs a call
+        return input.shape
     try:
         return torch.broadcast_shapes(input.shape, target.shape)
     except RuntimeError:

@@ -324,11 +324,12 @@ struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
                       data["output"].toIntVector(),  {0, 0}};
     int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
     const Tensor& grad = grads[0];
-    Tensor scaled = grad / divisor({data["rows"].toIntVector(), data["cols"].toIntVector()}, grad);
-    if (!at::GradMode::is_enabled() && fusable(scaled) &&
+    Tensor divisors = divisor({data["rows"].toIntVector(), data["cols"].toIntVector()}, grad);
+    if (!at::GradMode::is_enabled() && fusable(grad) &&
         c10::multiply_integers(shape) <= kLoopCells) {
-      return {loop_spread(scaled.contiguous(), window, shape), Tensor(), Tensor()};
+      return {loop_spread(grad.contiguous(), divisors, window, shape), Tensor(), Tensor()};
     }
+    Tensor scaled = grad / divisors;
     Ints unread;  // _Window.unread: trailing cells of the padded x that no window reads
     for (size_t d = 0; d < 2; ++d) {
       int64_t reach = window.dilation[d] * (window.kernel[d] - 1) + 1;
@@ -372,20 +373,24 @@ struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
   }
 
   // dL/dx first order: the share s = dL/dy / D of window (i, j) added to each of its cells.
-  static Tensor loop_spread(const Tensor& scaled, const PoolWindow& window, const Ints& shape) {
+  static Tensor loop_spread(const Tensor& grad, const Tensor& divisors, const PoolWindow& window,
+                            const Ints& shape) {
     int64_t height = shape[shape.size() - 2], width = shape[shape.size() - 1];
     FixedWindows windows(window, height, width);
     int64_t out_h = window.output[0], out_w = window.output[1];
-    Tensor grad_input = at::zeros(shape, scaled.options());
-    AT_DISPATCH_FLOATING_TYPES(scaled.scalar_type(), "manualgrad_avg_pool_spread", [&] {
-      const scalar_t* share = scaled.const_data_ptr<scalar_t>();
+    Tensor d = divisors.expand({out_h, out_w}).contiguous();
+    Tensor grad_input = at::zeros(shape, grad.options());
+    AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "manualgrad_avg_pool_spread", [&] {
+      const scalar_t* gy = grad.const_data_ptr<scalar_t>();
+      const scalar_t* divide = d.const_data_ptr<scalar_t>();
       scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
       over_planes(planes_of(grad_input), height * width, [&](int64_t p) {
         scalar_t* plane = gx + p * height * width;
-        const scalar_t* s = share + p * out_h * out_w;
+        const scalar_t* g = gy + p * out_h * out_w;
         for (int64_t i = 0, o = 0; i < out_h; ++i) {
           for (int64_t j = 0; j < out_w; ++j, ++o) {
-            windows.cells(i, j, [&](int64_t cell) { plane[cell] += s[o]; });
+            scalar_t share = g[o] / divide[o];
+            windows.cells(i, j, [&](int64_t cell) { plane[cell] += share; });
           }
         }
       });

@@ -163,6 +163,11 @@ inline Tensor sigmoid_value(const Tensor& x) {  // the sigmoid twin's entry poin
   return manualgrad::sigmoid(x);
 }
 
+// A Python number of the twins' signatures (twins.h) as the at::Scalar ATen takes.
+inline at::Scalar as_scalar(const Number& number) {
+  return std::visit([](auto value) { return at::Scalar(value); }, number);
+}
+
 // ---- fused passes -------------------------------------------------------------------------
 
 // Not wrapped by a torch.func transform or the legacy vmap (a backward run with

@@ -136,6 +136,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("hinge_loss", &manualgrad::hinge_loss);
   m.def("multi_margin_loss", &manualgrad::multi_margin_loss);
   m.def("embedding", &manualgrad::embedding);
+  m.def("add", &manualgrad::add);
+  m.def("sub", &manualgrad::sub);
+  m.def("mul", &manualgrad::mul);
+  m.def("div", &manualgrad::div);
+  m.def("pow", &manualgrad::pow);
+  m.def("neg", &manualgrad::neg);
+  m.def("rsqrt", &manualgrad::rsqrt);
+  m.def("sum", &manualgrad::sum);
+  m.def("mean", &manualgrad::mean);
+  m.def("matmul", &manualgrad::matmul);
+  m.def("addmm", &manualgrad::addmm);
   m.def("layer_norm", as_tuple(&manualgrad::layer_norm));
   m.def("rms_norm", as_tuple(&manualgrad::rms_norm));
   m.def("add_norm", as_tuple(&manualgrad::add_norm));

@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 namespace manualgrad {
@@ -99,6 +100,29 @@ std::tuple<Tensor, Tensor> multi_margin_loss(const Tensor& input, const Tensor& 
 // embedding.cpp
 Tensor embedding(const Tensor& input, const Tensor& weight, int64_t padding_idx,
                  bool scale_grad_by_freq, bool sparse);
+
+// arithmetic.cpp. A Number: a Python number (pybind11 cannot load an at::Scalar; as_scalar in
+// common.h makes it one); a TensorOrNumber: a tensor or a number, as the Python Functions take.
+using Number = std::variant<bool, int64_t, double, c10::complex<double>>;
+using TensorOrNumber = std::variant<Tensor, Number>;
+Tensor add(const TensorOrNumber& input, const TensorOrNumber& other, const Number& alpha);
+Tensor sub(const TensorOrNumber& input, const TensorOrNumber& other, const Number& alpha);
+Tensor mul(const TensorOrNumber& input, const TensorOrNumber& other);
+Tensor div(const TensorOrNumber& input, const TensorOrNumber& other,
+           const std::optional<std::string>& rounding_mode);
+Tensor pow(const TensorOrNumber& input, const TensorOrNumber& exponent);
+Tensor neg(const Tensor& input);
+Tensor rsqrt(const Tensor& input);
+
+// reductions.cpp (dim: None, an int or a sequence of them, as reductions.Dims)
+using Dims = std::optional<std::variant<int64_t, std::vector<int64_t>>>;
+Tensor sum(const Tensor& input, const Dims& dim, bool keepdim);
+Tensor mean(const Tensor& input, const Dims& dim, bool keepdim);
+
+// products.cpp (MatmulFunction, AddmmFunction: addmm and baddbmm)
+Tensor matmul(const Tensor& input, const Tensor& other);
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const Number& beta,
+             const Number& alpha);
 
 // convolution.cpp (conv.ConvolutionFunction, conv_transpose.ConvTransposeFunction)
 Tensor convolution(const Tensor& input, const Tensor& weight, const std::optional<Tensor>& bias,

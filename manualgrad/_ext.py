@@ -106,6 +106,14 @@ _TWINS = {
 }
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""
+LOW_PRECISION = frozenset(
+    {"relu", "leaky_relu", "silu", "sigmoid", "tanh", "hardtanh", "hardsigmoid", "hardswish", "elu"}
+)
+"""The twins that take float16/bfloat16 too: their forward and first-order backward are fused
+passes (csrc/common.h's ``fused``/``chain``: the formula in float, rounded once, as torch's
+reduced-precision kernels) or ATen kernels that compute so (clamp, sigmoid, tanh). The others'
+row kernels are float32/float64 only; gelu, softplus, mish, logsigmoid, glu (and selu, celu
+through elu) reach theirs in float32, upcast by the Python wrapper."""
 
 if EXTENSION is not None and (_missing := sorted(set(_TWINS.values()) - set(dir(EXTENSION)))):
     warnings.warn(
@@ -117,6 +125,7 @@ if EXTENSION is not None and (_missing := sorted(set(_TWINS.values()) - set(dir(
 
 _enabled = True
 _DTYPES = (torch.float32, torch.float64)
+_LOW_DTYPES = (torch.float16, torch.bfloat16)
 _INDEX_DTYPES = (torch.int64, torch.int32, torch.uint8, torch.bool)
 _PLAIN = (Tensor, Parameter)
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
@@ -126,6 +135,11 @@ def twin(function: type) -> Callable[..., Any] | None:
     """The compiled twin of ``function`` (a Function class), or None (none, or not built)."""
     name = _TWINS.get(f"{function.__module__}.{function.__qualname__}")
     return None if EXTENSION is None or name is None else getattr(EXTENSION, name, None)
+
+
+def low_precision(function: type) -> bool:
+    """Whether the twin of ``function`` (a Function class) takes float16/bfloat16 too."""
+    return _TWINS.get(f"{function.__module__}.{function.__qualname__}") in LOW_PRECISION
 
 
 @contextlib.contextmanager
@@ -140,16 +154,18 @@ def python_path() -> Iterator[None]:
         _enabled = previous
 
 
-def eligible(args: tuple) -> bool:
+def eligible(args: tuple, low_precision: bool = False) -> bool:
     """Whether a twin may run these arguments: not inside :func:`python_path`, and
-    :func:`eligible_arguments` (its compiled form when the extension is built)."""
-    return _enabled and _arguments_eligible(args)
+    :func:`eligible_arguments` (its compiled form when the extension is built);
+    ``low_precision`` for a twin of :data:`LOW_PRECISION`."""
+    return _enabled and _arguments_eligible(args, low_precision)
 
 
-def eligible_arguments(args: tuple) -> bool:
+def eligible_arguments(args: tuple, low_precision: bool = False) -> bool:
     """Autocast off, and every tensor a plain CPU strided tensor, not wrapped by a torch.func
-    transform: the floating ones float32/float64 (one dtype for all, at least one), the others
-    integer index tensors (class targets, embedding indices) or bool masks (dropout's keep-mask).
+    transform: the floating ones float32/float64, or float16/bfloat16 too with ``low_precision``
+    (one dtype for all, at least one), the others integer index tensors (class targets, embedding
+    indices) or bool masks (dropout's keep-mask).
 
     The reference of ``manualgrad._C.eligible_arguments``, the same test in one C++ call (it
     saves about 1 µs of attribute reads per tensor argument), which :func:`eligible` runs when
@@ -168,13 +184,15 @@ def eligible_arguments(args: tuple) -> bool:
                 continue
             if dtype is None:
                 dtype = arg_dtype
-            if arg_dtype != dtype or dtype not in _DTYPES:
+            if arg_dtype != dtype:
+                return False
+            if dtype not in _DTYPES and not (low_precision and dtype in _LOW_DTYPES):
                 return False
     return dtype is not None
 
 
 if EXTENSION is not None and hasattr(EXTENSION, "eligible_arguments"):
-    EXTENSION.set_eligible_dtypes(list(_DTYPES), list(_INDEX_DTYPES))
+    EXTENSION.set_eligible_dtypes(list(_DTYPES), list(_INDEX_DTYPES), list(_LOW_DTYPES))
     _arguments_eligible = EXTENSION.eligible_arguments
 else:  # not built, or a build older than eligible_arguments
     _arguments_eligible = eligible_arguments

@@ -6,7 +6,11 @@ fused kernels a training step runs, and with a graph), the double backward — b
 the arithmetic is the same, within float32 rounding where a transcendental comes from another
 kernel (SLEEF's exp/erf/tanh in the twin, torch's own in the Python Function) or a sum runs in
 another order (the norms' row kernels); bad input raises the same exception type and message
-on both paths. Without it those tests skip, and the dispatch tests below check
+on both paths. The float16/bfloat16 twins (``_ext.LOW_PRECISION``) compute in float and round
+once, as torch's kernels: within four roundings of the Python path (which rounds after each
+op), and each element within one unit in the last place of torch's result or no farther from
+it than the Python path's (torch's float16 sigmoid_backward rounds per op, so one rounding may
+land a unit away). Without the extension those tests skip, and the dispatch tests below check
 ``Function.apply``'s hook with a stand-in twin.
 """
 
@@ -59,24 +63,26 @@ ROUNDED = {
     "L1LossFunction",
     "AvgPool2dFunction",  # the window sums in row-major order, not the convolution's
 }
+LOW_PRECISION_OPS = [op for op in TWINNED_OPS if _ext.low_precision(op.function)]
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")
 
 
-def _cases(dtype: torch.dtype) -> list:
+def _cases(dtype: torch.dtype, ops: list = TWINNED_OPS) -> list:
     return [
         pytest.param(op, sample, id=f"{op.name}-{sample.name}")
-        for op in TWINNED_OPS
+        for op in ops
         for sample in op.seeded_samples(dtype)
     ]
 
 
-def _run(op, sample, dtype: torch.dtype, create_graph: bool = True) -> list[torch.Tensor | None]:
+def _run(call, sample, dtype: torch.dtype, create_graph: bool = True) -> list[torch.Tensor | None]:
     """Outputs, first-order gradients and (``create_graph``) a double-backward gradient of
-    ``op`` on ``sample``; without ``create_graph`` the first-order backward is the one a
-    training step runs (a twin's fused kernels, not its composite ops)."""
+    ``call`` (an op, or its torch reference) on ``sample``; without ``create_graph`` the
+    first-order backward is the one a training step runs (a twin's fused kernels, not its
+    composite ops)."""
     args = sample.prepared(dtype)
     leaves = [args[i] for i in sample.differentiable()]
-    outputs = float_outputs(op.op(*args, **sample.kwargs))
+    outputs = float_outputs(call(*args, **sample.kwargs))
     generator = torch.Generator().manual_seed(0)
     pairs = [(o, random_like(o, generator)) for o in outputs if o.requires_grad]
     if not pairs or not leaves:
@@ -103,9 +109,9 @@ def _run(op, sample, dtype: torch.dtype, create_graph: bool = True) -> list[torc
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(("op", "sample"), _cases(torch.float64))
 def test_twin_equals_python_path(op, sample, dtype, create_graph):
-    eager = _run(op, sample, dtype, create_graph)
+    eager = _run(op.op, sample, dtype, create_graph)
     with _ext.python_path():
-        reference = _run(op, sample, dtype, create_graph)
+        reference = _run(op.op, sample, dtype, create_graph)
     assert len(eager) == len(reference)
     exact = op.function.__name__ not in ROUNDED
     for got, expected in zip(eager, reference, strict=True):
@@ -116,6 +122,41 @@ def test_twin_equals_python_path(op, sample, dtype, create_graph):
             torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
         else:  # float32 rounding, scaled by the values
             torch.testing.assert_close(got, expected, rtol=4e-6, atol=1e-6, equal_nan=True)
+
+
+def _no_farther(got: torch.Tensor, expected: torch.Tensor, truth: torch.Tensor) -> bool:
+    """Whether each element of ``got`` is within one unit in the last place of ``truth``, or no
+    farther from it than ``expected``'s (equal NaNs are equal)."""
+    ulp = torch.nextafter(truth.abs(), torch.tensor(float("inf"), dtype=truth.dtype)) - truth.abs()
+    gap, allowed = (got - truth).abs(), torch.maximum((expected - truth).abs(), ulp)
+    return bool(((gap <= allowed) | (got == truth) | (got.isnan() & truth.isnan())).all())
+
+
+@needs_extension
+@pytest.mark.parametrize("create_graph", [True, False], ids=["double", "first_order"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize(("op", "sample"), _cases(torch.float64, LOW_PRECISION_OPS))
+def test_low_precision_twin_rounds_once(op, sample, dtype, create_graph):
+    outputs = float_outputs(op.op(*sample.prepared(dtype), **sample.kwargs))
+    assert _twin_node(op) in _node_names([o.grad_fn for o in outputs])
+    eager = _run(op.op, sample, dtype, create_graph)
+    with _ext.python_path():
+        reference = _run(op.op, sample, dtype, create_graph)
+    eps = torch.finfo(dtype).eps
+    for got, expected in zip(eager, reference, strict=True):
+        assert (got is None) == (expected is None)
+        if got is not None:
+            torch.testing.assert_close(got, expected, rtol=4 * eps, atol=4 * eps, equal_nan=True)
+    if not create_graph:  # the fused passes: one rounding, as torch's kernels
+        native = _run(op.reference, sample, dtype, create_graph)
+        for got, expected, truth in zip(eager, reference, native, strict=True):
+            if got is not None:
+                assert _no_farther(got, expected, truth)
+
+
+def _twin_node(op) -> str:
+    """The name of the autograd node of ``op``'s twin."""
+    return f"torch::autograd::CppNode<manualgrad::{op.function.__name__[: -len('Function')]}Twin>"
 
 
 def _node_names(roots: list) -> set[str]:
@@ -133,9 +174,7 @@ def _node_names(roots: list) -> set[str]:
 def test_twin_runs_when_eager(op):
     sample = op.seeded_samples(torch.float64)[0]
     outputs = float_outputs(op.op(*sample.prepared(), **sample.kwargs))
-    names = _node_names([o.grad_fn for o in outputs])
-    twin = f"torch::autograd::CppNode<manualgrad::{op.function.__name__[: -len('Function')]}Twin>"
-    assert twin in names
+    assert _twin_node(op) in _node_names([o.grad_fn for o in outputs])
 
 
 @needs_extension
@@ -193,8 +232,6 @@ def test_hook_calls_the_twin_when_eager(recorded):
 @pytest.mark.parametrize(
     "make",
     [
-        pytest.param(lambda: torch.randn(3, dtype=torch.float16), id="float16"),
-        pytest.param(lambda: torch.randn(3, dtype=torch.bfloat16), id="bfloat16"),
         pytest.param(lambda: torch.randn(3, dtype=torch.float64).to_sparse(), id="sparse"),
         pytest.param(lambda: torch.randn(3).as_subclass(_Sub), id="subclass"),
     ],
@@ -209,6 +246,15 @@ def test_hook_keeps_the_python_path_for_other_tensors(recorded, make):
 
 class _Sub(torch.Tensor):
     pass
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_hook_takes_low_precision_for_low_precision_twins_only(recorded, dtype):
+    x = torch.randn(3, dtype=dtype)
+    ReLUFunction.apply(x)
+    assert len(recorded) == 1  # relu's twin is in _ext.LOW_PRECISION
+    assert _ext.eligible((x,), low_precision=True)
+    assert _ext.eligible((x,)) is False  # the float32/float64 twins
 
 
 def test_hook_keeps_the_python_path_under_transforms_and_autocast(recorded):

@@ -46,10 +46,12 @@ def _argument_tuples() -> dict[str, tuple]:
 
 
 @needs_extension
+@pytest.mark.parametrize("low_precision", [False, True], ids=["float", "low_precision"])
 @pytest.mark.parametrize("name", list(_argument_tuples()))
-def test_compiled_test_answers_as_the_reference(name):
+def test_compiled_test_answers_as_the_reference(name, low_precision):
     args = _argument_tuples()[name]
-    assert _ext.EXTENSION.eligible_arguments(args) == _ext.eligible_arguments(args)
+    compiled = _ext.EXTENSION.eligible_arguments(args, low_precision)
+    assert compiled == _ext.eligible_arguments(args, low_precision)
 
 
 @needs_extension

@@ -18,12 +18,14 @@ namespace {
 
 // manualgrad._ext.eligible's test of a call's arguments, in one call (its Python reference,
 // _ext.eligible_arguments, spends about 1 µs per tensor argument on attribute reads). The dtypes
-// are _ext's (_DTYPES, _INDEX_DTYPES), handed over once by set_eligible_dtypes.
-std::vector<at::ScalarType> floating_dtypes, index_dtypes;
+// are _ext's (_DTYPES, _INDEX_DTYPES, _LOW_DTYPES), handed over once by set_eligible_dtypes.
+std::vector<at::ScalarType> floating_dtypes, index_dtypes, low_dtypes;
 
-void set_eligible_dtypes(std::vector<at::ScalarType> floating, std::vector<at::ScalarType> index) {
+void set_eligible_dtypes(std::vector<at::ScalarType> floating, std::vector<at::ScalarType> index,
+                         std::vector<at::ScalarType> low) {
   floating_dtypes = std::move(floating);
   index_dtypes = std::move(index);
+  low_dtypes = std::move(low);
 }
 
 bool contains(const std::vector<at::ScalarType>& dtypes, at::ScalarType dtype) {
@@ -43,8 +45,9 @@ bool functorch_wrapped(const at::Tensor& tensor) {
 
 // Autocast off on the CPU, and every tensor argument a torch.Tensor or nn.Parameter (no other
 // subclass) on the CPU, strided, not wrapped by torch.func; the floating ones all of one of
-// floating_dtypes (at least one), the others of index_dtypes.
-bool eligible_arguments(const pybind11::tuple& args) {
+// floating_dtypes (or of low_dtypes, for a low_precision twin; at least one), the others of
+// index_dtypes.
+bool eligible_arguments(const pybind11::tuple& args, bool low_precision) {
   if (at::autocast::is_autocast_enabled(at::kCPU)) {
     return false;
   }
@@ -70,7 +73,8 @@ bool eligible_arguments(const pybind11::tuple& args) {
     if (!dtype) {
       dtype = type;
     }
-    if (type != *dtype || !contains(floating_dtypes, type)) {
+    if (type != *dtype ||
+        !(contains(floating_dtypes, type) || (low_precision && contains(low_dtypes, type)))) {
       return false;
     }
   }
@@ -103,7 +107,8 @@ struct type_caster<manualgrad::PoolWindow> {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "C++ twins of manualgrad's hot Functions (the eager path; see manualgrad/_ext.py)";
   m.def("set_eligible_dtypes", &set_eligible_dtypes);
-  m.def("eligible_arguments", &eligible_arguments);
+  m.def("eligible_arguments", &eligible_arguments, pybind11::arg("args"),
+        pybind11::arg("low_precision") = false);
   m.def("relu", &manualgrad::relu);
   m.def("leaky_relu", &manualgrad::leaky_relu);
   m.def("gelu", &manualgrad::gelu);

@@ -16,8 +16,8 @@ nothing to bind, so eager calls go straight to the C++ entry point. torch's ``ap
 An eager call of a Function that has a compiled twin (:mod:`manualgrad._ext`: the same
 derivation as a C++ ``torch::autograd::Function``, when the extension is built) runs the twin
 instead, if its arguments are :func:`manualgrad._ext.eligible` (plain CPU float32/float64
-tensors, autocast off); the checks above run first, so transforms and tracing keep the Python
-Function.
+tensors, float16/bfloat16 too for the twins of ``_ext.LOW_PRECISION``, autocast off); the
+checks above run first, so transforms and tracing keep the Python Function.
 
 Tensors left wrapped by a transform that has exited ("dead wrappers", e.g. a ``torch.func.vjp``
 closure called later) are unwrapped first, as torch does.
@@ -75,6 +75,8 @@ class Function(torch.autograd.Function):
     _arity: int | None = None
     _twin: Callable[..., Any] | None = None
     """The compiled twin (:mod:`manualgrad._ext`) an eager call runs when it is eligible."""
+    _low_precision: bool = False
+    """Whether the twin takes float16/bfloat16 too (``manualgrad._ext.LOW_PRECISION``)."""
     autocast: str | None = None
     """The op's torch.autocast policy: None (runs in its inputs' dtypes: activations, norms,
     pooling, softmax), ``"lower"`` (cast to the autocast dtype: linear, conv, prelu, as torch's
@@ -89,6 +91,7 @@ class Function(torch.autograd.Function):
         kinds = [parameter.kind for parameter in signature.parameters.values()]
         cls._arity = None if inspect.Parameter.VAR_POSITIONAL in kinds else len(kinds)
         cls._twin = _ext.twin(cls)
+        cls._low_precision = _ext.low_precision(cls)
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any) -> Any:
@@ -101,7 +104,7 @@ class Function(torch.autograd.Function):
                     return cls.apply(*_autocast_cast(args, dtype or torch.float32), **kwargs)
         if kwargs or len(args) != cls._arity or transforms_or_tracing():
             return super().apply(*args, **kwargs)
-        if cls._twin is not None and _ext.eligible(args):
+        if cls._twin is not None and _ext.eligible(args, cls._low_precision):
             return cls._twin(*args)
         return super(torch.autograd.Function, cls).apply(*unwrap_dead_wrappers(args))
 

@@ -545,6 +545,33 @@ int64_t grain(int64_t width) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
 }
 
+// Σ_i ℓ_i in double over the rows, in parallel, ℓ_i = row_loss(i) (a T) also written to loss
+// when it has the rows ('none'; an empty tensor otherwise).
+template <typename T, typename RowLoss>
+double row_losses(int64_t rows, int64_t width, const Tensor& loss, const RowLoss& row_loss) {
+  T* l = loss.numel() ? loss.mutable_data_ptr<T>() : nullptr;
+  auto chunk = [&](int64_t begin, int64_t end, double sum) {
+    for (int64_t i = begin; i < end; ++i) {
+      T value = row_loss(i);
+      if (l) {
+        l[i] = value;
+      }
+      sum += value;
+    }
+    return sum;
+  };
+  return at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+}
+
+// A row kernel's L: the per-row loss ('none'), Σ ℓ ('sum') or Σ ℓ / rows ('mean').
+Tensor rows_reduced(double total, const std::string& reduction, int64_t rows,
+                    const Tensor& loss) {
+  if (reduction == "none") {
+    return loss;
+  }
+  return scalar_of(reduction == "sum" ? total : total / static_cast<double>(rows), loss);
+}
+
 // Σ ℓ and D = Σ w_t of a row loop, in double (at::parallel_reduce's value).
 struct Totals {
   double loss = 0, weight = 0;
@@ -849,39 +876,26 @@ std::tuple<Tensor, Tensor> cross_entropy_probability_rows(const Tensor& input,
     const scalar_t* t = target.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     scalar_t* out = log_p.mutable_data_ptr<scalar_t>();
-    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
-    auto chunk = [&](int64_t begin, int64_t end, double sum) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* row = x + i * width;
-        scalar_t* lp = out + i * width;
-        RowTargets<scalar_t> q{t + i * width, w, smoothing, width};
-        scalar_t m = at::vec::reduce_all<scalar_t>(
-            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
-        at::vec::map([m](V v) { return (v - V(m)).exp(); }, lp, row, width);
-        V log_s(std::log(
-            at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, lp, width)));
-        V dot(scalar_t(0));
-        for (int64_t c = 0; c < width; c += step) {
-          int64_t count = std::min(step, width - c);
-          V value = (V::loadu(row + c, count) - V(m)) - log_s;
-          value.store(lp + c, count);
-          dot = dot + V::set(V(scalar_t(0)), value * q.at(c, count), count);
-        }
-        scalar_t value = -at::vec::vec_reduce_all<scalar_t>([](V a, V b) { return a + b; }, dot);
-        if (none) {
-          l[i] = value;
-        }
-        sum += value;
+    total = row_losses<scalar_t>(rows, width, loss, [&](int64_t i) {
+      const scalar_t* row = x + i * width;
+      scalar_t* lp = out + i * width;
+      RowTargets<scalar_t> q{t + i * width, w, smoothing, width};
+      scalar_t m = at::vec::reduce_all<scalar_t>(
+          [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+      at::vec::map([m](V v) { return (v - V(m)).exp(); }, lp, row, width);
+      V log_s(
+          std::log(at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, lp, width)));
+      V dot(scalar_t(0));
+      for (int64_t c = 0; c < width; c += step) {
+        int64_t count = std::min(step, width - c);
+        V value = (V::loadu(row + c, count) - V(m)) - log_s;
+        value.store(lp + c, count);
+        dot = dot + V::set(V(scalar_t(0)), value * q.at(c, count), count);
       }
-      return sum;
-    };
-    total = at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+      return -at::vec::vec_reduce_all<scalar_t>([](V a, V b) { return a + b; }, dot);
+    });
   });
-  if (none) {
-    return {loss, log_p};
-  }
-  return {scalar_of(reduction == "sum" ? total : total / static_cast<double>(rows), input),
-          log_p};
+  return {rows_reduced(total, reduction, rows, loss), log_p};
 }
 
 // dL/dx of CrossEntropyProbsFunction with no gradient reaching log p, one row at a time:
@@ -1035,7 +1049,7 @@ bool margin_grad_rows(const Tensor& saved, const Tensor& target, const Tensor& w
 
 // MultiMarginLossFunction's forward, one loop per row: z_j = (m − x_y) + x_j,
 // a_j = 1[z_j > 0, j ≠ y] written, ℓ_i = Σ_j (a_j z_j)^p / C · w_y written ('none') or summed
-// in double ('mean' over max(N, 1) rows).
+// in double ('mean' over the N ≥ 1 rows).
 std::tuple<Tensor, Tensor> multi_margin_rows(const Tensor& input, const Tensor& target,
                                              int64_t p, double margin, const Tensor& weight,
                                              const std::string& reduction) {
@@ -1050,37 +1064,22 @@ std::tuple<Tensor, Tensor> multi_margin_rows(const Tensor& input, const Tensor& 
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
     bool* a = active.mutable_data_ptr<bool>();
-    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
-    auto chunk = [&](int64_t begin, int64_t end, double sum) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* row = x + i * width;
-        scalar_t base = static_cast<scalar_t>(margin) - row[t[i]];
-        scalar_t row_sum = 0;
-        for (int64_t j = 0; j < width; ++j) {
-          scalar_t z = base + row[j];
-          bool on = z > 0 && j != t[i];
-          a[i * width + j] = on;
-          scalar_t hinge = on ? z : scalar_t(0);
-          row_sum += p == 1 ? hinge : hinge * hinge;
-        }
-        scalar_t value = row_sum / static_cast<scalar_t>(width);
-        if (w) {
-          value = value * w[t[i]];
-        }
-        if (none) {
-          l[i] = value;
-        }
-        sum += value;
+    total = row_losses<scalar_t>(rows, width, loss, [&](int64_t i) {
+      const scalar_t* row = x + i * width;
+      scalar_t base = static_cast<scalar_t>(margin) - row[t[i]];
+      scalar_t row_sum = 0;
+      for (int64_t j = 0; j < width; ++j) {
+        scalar_t z = base + row[j];
+        bool on = z > 0 && j != t[i];
+        a[i * width + j] = on;
+        scalar_t hinge = on ? z : scalar_t(0);
+        row_sum += p == 1 ? hinge : hinge * hinge;
       }
-      return sum;
-    };
-    total = at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+      scalar_t value = row_sum / static_cast<scalar_t>(width);
+      return w ? value * w[t[i]] : value;
+    });
   });
-  if (none) {
-    return {loss, active};
-  }
-  double mean = total / static_cast<double>(std::max<int64_t>(rows, 1));
-  return {scalar_of(reduction == "sum" ? total : mean, input), active};
+  return {rows_reduced(total, reduction, rows, loss), active};
 }
 
 // MultiMarginLossFunction's dL/dx, one loop per row: s_i = g_i / C · w_y, h_j = a_j (p = 1,

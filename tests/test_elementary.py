@@ -14,6 +14,7 @@ import torch.nn.functional as TF
 
 import manualgrad
 import manualgrad.functional as F
+from manualgrad.graph_coverage import node_name
 
 SHADOWED = {"abs", "max", "min", "pow", "sum"}
 
@@ -41,13 +42,14 @@ def _assert_matches_torch(ours, theirs, *args, **kwargs):
 
 
 def _graph_names(op, *args, **kwargs) -> set[str]:
-    """The backward node types of ``op``'s graph on fresh leaves."""
+    """The backward node names of ``op``'s graph on fresh leaves (a compiled twin's node by its
+    Python Function's name: ``graph_coverage.node_name``)."""
     leaves = [a.detach().clone().requires_grad_() if _float(a) else a for a in args]
     names, stack = set(), [op(*leaves, **kwargs).grad_fn]
     while stack:
         node = stack.pop()
         if node is not None:
-            names.add(type(node).__name__)
+            names.add(node_name(node))
             stack.extend(following for following, _ in node.next_functions)
     return names
 

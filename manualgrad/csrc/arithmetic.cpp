@@ -31,6 +31,14 @@ Tensor as_tensor(const TensorOrNumber& operand) {
 
 bool is_number(const Tensor& operand) { return operand.unsafeGetTensorImpl()->is_wrapped_number(); }
 
+// A wrapped number's value, read from its storage: not .item(), which dispatches, and under a
+// Python dispatch mode (TorchDispatchMode) hands the mode the bare number instead of a tensor.
+at::Scalar number_value(const Tensor& number) {
+  return AT_DISPATCH_ALL_TYPES_AND_COMPLEX_AND(at::kBool, number.scalar_type(), "number_value", [&] {
+    return at::Scalar(*number.const_data_ptr<scalar_t>());
+  });
+}
+
 // arithmetic.reduce_to: grad summed over the dims its operand was broadcast along.
 Tensor reduce_to(const Tensor& grad, const std::vector<int64_t>& shape) {
   return grad.sizes() == at::IntArrayRef(shape) ? grad : grad.sum_to_size(shape);
@@ -54,7 +62,7 @@ void keep(AutogradContext* ctx, variable_list& saved, size_t slot, const Tensor&
     return;
   }
   if (is_number(operand)) {
-    ctx->saved_data[name] = operand.item();
+    ctx->saved_data[name] = number_value(operand);
   } else {
     saved[slot] = operand;
   }
@@ -177,8 +185,8 @@ struct PowTwin : public torch::autograd::Function<PowTwin> {
     keep_shapes(ctx, input, exponent);
     // torch.pow's overload for a number exponent or base (pow.Tensor_Scalar: x·x for p = 2),
     // not pow.Tensor_Tensor with a wrapped number: the Python Function's forward, bit for bit
-    Tensor output = is_number(exponent) ? at::pow(input, exponent.item())
-                    : is_number(input)  ? at::pow(input.item(), exponent)
+    Tensor output = is_number(exponent) ? at::pow(input, number_value(exponent))
+                    : is_number(input)  ? at::pow(number_value(input), exponent)
                                         : at::pow(input, exponent);
     variable_list saved(3);
     keep(ctx, saved, 0, input, input.requires_grad() || exponent.requires_grad(), "input");

@@ -3,7 +3,23 @@ the argument. They read only shapes and dtypes, never data, so they are safe und
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor
+
+
+def broadcast_shapes(shape: Sequence[int], other: Sequence[int]) -> torch.Size:
+    """``torch.broadcast_shapes(shape, other)`` of two shapes without its Python reference
+    implementation (~33 µs a call, a fifth of a small attention call's cost); shapes that do not
+    broadcast go to it for torch's error."""
+    if tuple(shape) == tuple(other):
+        return torch.Size(shape)
+    width = max(len(shape), len(other))
+    padded = [(1,) * (width - len(s)) + tuple(s) for s in (shape, other)]
+    if any(a != b and 1 not in (a, b) for a, b in zip(*padded, strict=True)):
+        return torch.broadcast_shapes(shape, other)
+    return torch.Size(b if a == 1 else a for a, b in zip(*padded, strict=True))
 
 
 def require_floating(input: Tensor, op: str) -> None:

@@ -13,6 +13,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from manualgrad.functional._checks import broadcast_shapes
 from manualgrad.functional._function import transforms_or_tracing
 
 # Class-index target dtypes, as torch's nll_loss (1-d/2-d input) and nll_loss2d/nd.
@@ -37,18 +38,15 @@ def broadcast_shape(
     """The common shape of ``input`` and ``target`` (RuntimeError naming both if there is none).
     With ``warn_stacklevel``, repeat torch's UserWarning of the regression losses when the sizes
     differ, attributed to that frame (counted from this function)."""
-    same = target.shape == input.shape
-    if warn_stacklevel is not None and not same:
+    if warn_stacklevel is not None and target.shape != input.shape:
         warnings.warn(
             f"Using a target size ({target.size()}) that is different to the input size "
             f"({input.size()}). This will likely lead to incorrect results due to broadcasting. "
             "Please ensure they have the same size.",
             stacklevel=warn_stacklevel,
         )
-    if same:  # torch.broadcast_shapes is Python: tens of µs a call
-        return input.shape
     try:
-        return torch.broadcast_shapes(input.shape, target.shape)
+        return broadcast_shapes(input.shape, target.shape)
     except RuntimeError:
         raise RuntimeError(
             f"{op}: the size of `target` {list(target.shape)} cannot be broadcast with the size "

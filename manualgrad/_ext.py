@@ -131,15 +131,20 @@ _PLAIN = (Tensor, Parameter)
 _is_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
+def _twin_name(function: type) -> str | None:
+    """The entry-point name of ``function``'s twin (a Function class), or None."""
+    return _TWINS.get(f"{function.__module__}.{function.__qualname__}")
+
+
 def twin(function: type) -> Callable[..., Any] | None:
     """The compiled twin of ``function`` (a Function class), or None (none, or not built)."""
-    name = _TWINS.get(f"{function.__module__}.{function.__qualname__}")
+    name = _twin_name(function)
     return None if EXTENSION is None or name is None else getattr(EXTENSION, name, None)
 
 
 def low_precision(function: type) -> bool:
     """Whether the twin of ``function`` (a Function class) takes float16/bfloat16 too."""
-    return _TWINS.get(f"{function.__module__}.{function.__qualname__}") in LOW_PRECISION
+    return _twin_name(function) in LOW_PRECISION
 
 
 @contextlib.contextmanager

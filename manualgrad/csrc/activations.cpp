@@ -60,21 +60,6 @@ void parallel_rows(int64_t rows, int64_t width, const Row& row) {
 
 // ---- element-wise twins -------------------------------------------------------------------
 
-// An activation whose derivative is a function of its output y: forward Self::value (an ATen
-// value op), save y only, dL/dz = Self::derivative(y) · dL/dy.
-template <typename Self>
-struct FromOutput : public torch::autograd::Function<Self> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
-    Tensor output = Self::value(input);
-    ctx->save_for_backward({output});
-    return output;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor output = ctx->get_saved_variables()[0];
-    return {chain(output, grads[0], [](auto y) { return Self::derivative(y); })};
-  }
-};
-
 // Python: manualgrad.functional.activations.ReLUFunction.
 struct ReLUTwin : public FromOutput<ReLUTwin> {
   static Tensor value(const Tensor& input) {

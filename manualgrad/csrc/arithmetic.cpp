@@ -261,15 +261,11 @@ Tensor cube(const Tensor& y) { return y.pow(3); }
 
 // Python: arithmetic.RsqrtFunction (y = x^{−1/2}): saves y; dL/dx = −½ · dL/dy · y³, one pass
 // when first order (the composite grad · (−0.5 · y³) otherwise, as in Python).
-struct RsqrtTwin : public torch::autograd::Function<RsqrtTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
-    Tensor output = at::rsqrt(input);
-    ctx->save_for_backward({output});
-    return output;
-  }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    Tensor output = ctx->get_saved_variables()[0];
-    return {chain(output, grads[0], [](auto y) { return constant(y, -0.5) * cube(y); })};
+struct RsqrtTwin : public FromOutput<RsqrtTwin> {
+  static Tensor value(const Tensor& input) { return at::rsqrt(input); }
+  template <typename V>
+  static auto derivative(const V& y) {
+    return constant(y, -0.5) * cube(y);
   }
 };
 

@@ -261,6 +261,21 @@ Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivati
   return fused(saved, grad, [&](auto x, auto g) { return derivative(x) * g; });
 }
 
+// A unary op (the activations, rsqrt) whose derivative is a function of its output y: forward Self::value (an ATen
+// value op), save y only, dL/dz = Self::derivative(y) · dL/dy.
+template <typename Self>
+struct FromOutput : public torch::autograd::Function<Self> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
+    Tensor output = Self::value(input);
+    ctx->save_for_backward({output});
+    return output;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor output = ctx->get_saved_variables()[0];
+    return {chain(output, grads[0], [](auto y) { return Self::derivative(y); })};
+  }
+};
+
 // fresh ∘ other, in place when first order and plain (fresh is a temporary), as
 // _elementwise.times.
 inline Tensor times(Tensor fresh, const Tensor& other) {

@@ -1,8 +1,9 @@
 // C++ twins of manualgrad.functional.pooling's MaxPool2dFunction, AvgPool2dFunction,
 // AdaptiveAvgPool2dFunction and AdaptiveMaxPool2dFunction (see twins.h).
 //
-// The max pools' forward is a selection: one loop over each window in row-major order with the
-// Python Functions' winner rule, so values and indices are theirs exactly; their backward is the
+// The max pools' forward is a selection with the Python Functions' winner rule, so values and
+// indices are theirs exactly (the fixed windows' running maxima vectorised over an output row, the
+// adaptive windows' maximum a vectorised reduction, then its first cell); their backward is the
 // scatter-add of dL/dy at the saved indices (a loop when first order; at::scatter_add, whose
 // derivative is a gather, when grad mode is on). The average pools are linear maps computed with
 // the Python Functions' own ops (a depthwise convolution with a kernel of ones, the tile mean,
@@ -76,12 +77,12 @@ struct FixedWindows {
   }
 };
 
-// The max pools' selection over every plane of a contiguous x: for output (i, j), the cells
-// cell(i, j) yields (flat indices h·W + w inside the plane, row-major window order) compete
-// with the Python Functions' rule; y and the int64 indices.
-template <typename Cells>
+// The max pools' selection over every plane of a contiguous x: row(i, plane, y, indices) writes
+// output row i of a plane (the values and the flat indices h·W + w inside the plane) with the
+// Python Functions' winner rule; y and the int64 indices.
+template <typename Row>
 std::vector<Tensor> select_maxima(const Tensor& input, int64_t out_h, int64_t out_w,
-                                  const Cells& cells) {
+                                  const Row& row) {
   Tensor x = input.contiguous();
   int64_t height = x.size(-2), width = x.size(-1);
   Tensor output = at::empty(pooled_shape(x, out_h, out_w), x.options());
@@ -91,13 +92,10 @@ std::vector<Tensor> select_maxima(const Tensor& input, int64_t out_h, int64_t ou
     const scalar_t* in = x.const_data_ptr<scalar_t>();
     scalar_t* out = output.mutable_data_ptr<scalar_t>();
     int64_t* arg = indices.mutable_data_ptr<int64_t>();
-    over_planes(planes, out_h * out_w * 4, [&](int64_t p) {
+    over_planes(planes, height * width, [&](int64_t p) {
       const scalar_t* plane = in + p * height * width;
-      int64_t o = p * out_h * out_w;
-      for (int64_t i = 0; i < out_h; ++i) {
-        for (int64_t j = 0; j < out_w; ++j, ++o) {
-          cells(i, j, plane, out[o], arg[o]);
-        }
+      for (int64_t i = 0, o = p * out_h * out_w; i < out_h; ++i, o += out_w) {
+        row(i, plane, out + o, arg + o);
       }
     });
   });
@@ -224,62 +222,151 @@ std::optional<Ints> tile_of(int64_t height, int64_t width, const Ints& output_si
   return std::nullopt;
 }
 
+// One kernel cell's turn in the running maxima of an output row: output column j in [lo, hi)
+// reads cells[j·stride]; where v > y or v ≠ v, y = v and the winner's ordinal = k (vectorised
+// over the columns for a column stride of 1 or 2, the pairs split by deinterleave2).
+template <typename T>
+void compete(const T* cells, int64_t stride, int64_t lo, int64_t hi, T k, T* best, T* ordinal) {
+  using V = Vec<T>;
+  int64_t j = lo;
+  if (stride == 1 || stride == 2) {
+    V cell(k);
+    for (; j + V::size() <= hi; j += V::size()) {
+      V v = stride == 1 ? V::loadu(cells + j)
+                        : at::vec::deinterleave2(V::loadu(cells + 2 * j),
+                                                 V::loadu(cells + 2 * j + V::size(), V::size() - 1))
+                              .first;
+      V y = V::loadu(best + j);
+      V replace = (v > y) | (v != v);
+      V::blendv(y, v, replace).store(best + j);
+      V::blendv(V::loadu(ordinal + j), cell, replace).store(ordinal + j);
+    }
+  }
+  for (; j < hi; ++j) {
+    T v = cells[j * stride];
+    if (v > best[j] || v != v) {
+      best[j] = v;
+      ordinal[j] = k;
+    }
+  }
+}
+
+// The first maximum in row-major order (the first NaN if there is one) of rows [row0, row1) ×
+// columns [col0, col1) of a plane of the given width, as its flat index: a scan with that rule
+// on a window narrower than a vector, else the window's maximum (a vectorised reduction, NaN if
+// a cell is) and then the first cell equal to it (or the first NaN).
+template <typename T>
+int64_t first_maximum(const T* plane, int64_t width, int64_t row0, int64_t row1, int64_t col0,
+                      int64_t col1) {
+  int64_t span = col1 - col0;
+  if (span == width) {  // whole rows: one span
+    span *= row1 - row0;
+    row1 = row0 + 1;
+  }
+  auto first = [&](const auto& wins) {
+    for (int64_t row = row0; row < row1; ++row) {
+      const T* cells = plane + row * width + col0;
+      for (int64_t c = 0; c < span; ++c) {
+        if (wins(cells[c])) {
+          return row * width + col0 + c;
+        }
+      }
+    }
+    return row0 * width + col0;
+  };
+  if (span < Vec<T>::size()) {
+    T best = plane[row0 * width + col0];
+    int64_t winner = row0 * width + col0;
+    for (int64_t row = row0; row < row1; ++row) {
+      for (int64_t c = col0; c < col0 + span; ++c) {
+        T v = plane[row * width + c];
+        if (v > best || (v != v && best == best)) {
+          best = v;
+          winner = row * width + c;
+        }
+      }
+    }
+    return winner;
+  }
+  auto larger = [](const Vec<T>& a, const Vec<T>& b) { return at::vec::maximum(a, b); };
+  T best = plane[row0 * width + col0];
+  for (int64_t row = row0; row < row1; ++row) {
+    best = maximum_of(best, at::vec::reduce_all<T>(larger, plane + row * width + col0, span));
+  }
+  if (best != best) {
+    return first([](T v) { return v != v; });
+  }
+  return first([best](T v) { return v == best; });
+}
+
 }  // namespace
 
 // Python: manualgrad.functional.pooling.MaxPool2dFunction: window (i, j) starts at
 // (i·s_h − p_h, j·s_w − p_w) and reads every d-th cell; the padding (−∞) never wins, so only the
 // real cells compete, from torch's initial argmax (the window's first real row and column); a
-// cell replaces the winner iff v > y or v ≠ v.
+// cell replaces the winner iff v > y or v ≠ v. As the Python Function's running maxima, the
+// kernel cells take their turns in row-major order, each over a whole output row (compete), the
+// winner carried as its cell's ordinal a·k_w + b (exact in x's dtype).
 struct MaxPool2dTwin : public MaxSelection<MaxPool2dTwin> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input,
                                const PoolWindow& window) {
-    FixedWindows windows(window, input.size(-2), input.size(-1));
-    auto cells = [&](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
-      using scalar_t = std::remove_const_t<std::remove_pointer_t<decltype(plane)>>;
-      int64_t row0 = i * windows.sh - windows.ph, col0 = j * windows.sw - windows.pw;
-      int64_t skip_row = row0 < 0 ? (-row0 + windows.dh - 1) / windows.dh * windows.dh : 0;
-      int64_t skip_col = col0 < 0 ? (-col0 + windows.dw - 1) / windows.dw * windows.dw : 0;
-      scalar_t best = -std::numeric_limits<scalar_t>::infinity();
-      int64_t winner = (row0 + skip_row) * windows.width + col0 + skip_col;  // _first_real
-      windows.cells(i, j, [&](int64_t cell) {
-        scalar_t v = plane[cell];
-        if (v > best || v != v) {
-          best = v;
-          winner = cell;
+    FixedWindows w(window, input.size(-2), input.size(-1));
+    int64_t out_w = window.output[1];
+    Ints offsets;  // of kernel cell a·k_w + b from its window's start
+    for (int64_t a = 0; a < w.kh; ++a) {
+      for (int64_t b = 0; b < w.kw; ++b) {
+        offsets.push_back(a * w.dh * w.width + b * w.dw);
+      }
+    }
+    auto row = [&](int64_t i, const auto* plane, auto* best, int64_t* index) {
+      using T = std::remove_const_t<std::remove_pointer_t<decltype(plane)>>;
+      thread_local std::vector<T> ordinal;
+      ordinal.resize(out_w);
+      int64_t row0 = i * w.sh - w.ph;
+      int64_t first_row = row0 < 0 ? (-row0 + w.dh - 1) / w.dh : 0;  // _first_real
+      for (int64_t j = 0; j < out_w; ++j) {
+        int64_t col0 = j * w.sw - w.pw;
+        int64_t first_col = col0 < 0 ? (-col0 + w.dw - 1) / w.dw : 0;
+        best[j] = -std::numeric_limits<T>::infinity();
+        ordinal[j] = static_cast<T>(first_row * w.kw + first_col);
+      }
+      for (int64_t a = 0; a < w.kh; ++a) {
+        int64_t r = row0 + a * w.dh;
+        if (r < 0 || r >= w.height) {
+          continue;
         }
-      });
-      value = best;
-      index = winner;
+        for (int64_t b = 0; b < w.kw; ++b) {
+          int64_t c = b * w.dw - w.pw;  // the column of output column j: j·s_w + c
+          int64_t lo = c < 0 ? (-c + w.sw - 1) / w.sw : 0;
+          int64_t hi = c < w.width ? std::min(out_w, (w.width - 1 - c) / w.sw + 1) : 0;
+          compete(plane + r * w.width + c, w.sw, lo, hi, static_cast<T>(a * w.kw + b), best,
+                  ordinal.data());
+        }
+      }
+      for (int64_t j = 0; j < out_w; ++j) {
+        index[j] = row0 * w.width + j * w.sw - w.pw + offsets[static_cast<int64_t>(ordinal[j])];
+      }
     };
-    return save(ctx, input, select_maxima(input, window.output[0], window.output[1], cells));
+    return save(ctx, input, select_maxima(input, window.output[0], out_w, row));
   }
 };
 
 // Python: manualgrad.functional.pooling.AdaptiveMaxPool2dFunction: over torch's adaptive
 // windows the winner is the first maximum in row-major window order (the first NaN if the
-// window holds one), what the Python Function's separable maxima pick.
+// window holds one), what the Python Function's separable maxima pick (first_maximum).
 struct AdaptiveMaxPool2dTwin : public MaxSelection<AdaptiveMaxPool2dTwin> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, Ints output_size) {
     int64_t height = input.size(-2), width = input.size(-1);
     int64_t out_h = output_size[0], out_w = output_size[1];
-    auto cells = [=](int64_t i, int64_t j, const auto* plane, auto& value, int64_t& index) {
-      int64_t row0 = window_start(i, height, out_h), col0 = window_start(j, width, out_w);
-      int64_t row1 = window_end(i, height, out_h), col1 = window_end(j, width, out_w);
-      auto best = plane[row0 * width + col0];
-      int64_t winner = row0 * width + col0;
-      for (int64_t row = row0; row < row1; ++row) {
-        for (int64_t col = col0; col < col1; ++col) {
-          auto v = plane[row * width + col];
-          if (v > best || (v != v && best == best)) {
-            best = v;
-            winner = row * width + col;
-          }
-        }
+    auto row = [=](int64_t i, const auto* plane, auto* value, int64_t* index) {
+      int64_t row0 = window_start(i, height, out_h), row1 = window_end(i, height, out_h);
+      for (int64_t j = 0; j < out_w; ++j) {
+        index[j] = first_maximum(plane, width, row0, row1, window_start(j, width, out_w),
+                                 window_end(j, width, out_w));
+        value[j] = plane[index[j]];
       }
-      value = best;
-      index = winner;
     };
-    return save(ctx, input, select_maxima(input, out_h, out_w, cells));
+    return save(ctx, input, select_maxima(input, out_h, out_w, row));
   }
 };
 

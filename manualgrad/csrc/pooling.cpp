@@ -14,6 +14,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <limits>
 
 namespace manualgrad {
@@ -117,15 +118,19 @@ Tensor scatter_to_input(const Tensor& grad_output, const Tensor& indices, const 
   }
   Tensor g = grad_output.contiguous();
   Tensor idx = flat_indices.contiguous();
-  Tensor grad_input = at::zeros(shape, g.options());
   int64_t outputs = idx.size(-1);
-  int64_t planes = outputs == 0 ? 0 : idx.numel() / outputs;
+  if (outputs == 0) {
+    return at::zeros(shape, g.options());
+  }
+  Tensor grad_input = at::empty(shape, g.options());  // each plane zeroed by its own thread
+  int64_t planes = idx.numel() / outputs;
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "manualgrad_max_pool_backward", [&] {
     const scalar_t* gy = g.const_data_ptr<scalar_t>();
     const int64_t* arg = idx.const_data_ptr<int64_t>();
     scalar_t* gx = grad_input.mutable_data_ptr<scalar_t>();
     over_planes(planes, height * width, [&](int64_t p) {
       scalar_t* plane = gx + p * height * width;
+      std::fill(plane, plane + height * width, scalar_t(0));
       for (int64_t o = p * outputs; o < (p + 1) * outputs; ++o) {
         plane[arg[o]] += gy[o];
       }

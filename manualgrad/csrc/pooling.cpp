@@ -259,7 +259,7 @@ void compete(const T* cells, int64_t stride, int64_t lo, int64_t hi, T k, T* bes
 // The first maximum in row-major order (the first NaN if there is one) of rows [row0, row1) ×
 // columns [col0, col1) of a plane of the given width, as its flat index: a scan with that rule
 // on a window narrower than a vector, else the window's maximum (a vectorised reduction, NaN if
-// a cell is) and then the first cell equal to it (or the first NaN).
+// a cell is) and then the first cell equal to it (or the first NaN), a vector at a time.
 template <typename T>
 int64_t first_maximum(const T* plane, int64_t width, int64_t row0, int64_t row1, int64_t col0,
                       int64_t col1) {
@@ -268,10 +268,18 @@ int64_t first_maximum(const T* plane, int64_t width, int64_t row0, int64_t row1,
     span *= row1 - row0;
     row1 = row0 + 1;
   }
-  auto first = [&](const auto& wins) {
+  auto first = [&](const auto& wins) {  // wins(v): 1[v is the winner] on a value or a vector
     for (int64_t row = row0; row < row1; ++row) {
       const T* cells = plane + row * width + col0;
-      for (int64_t c = 0; c < span; ++c) {
+      int64_t c = 0;
+      for (; c + Vec<T>::size() <= span; c += Vec<T>::size()) {
+        uint64_t lanes = ~static_cast<uint64_t>(wins(Vec<T>::loadu(cells + c)).zero_mask()) &
+                         ((uint64_t(1) << Vec<T>::size()) - 1);
+        if (lanes != 0) {
+          return row * width + col0 + c + __builtin_ctzll(lanes);
+        }
+      }
+      for (; c < span; ++c) {
         if (wins(cells[c])) {
           return row * width + col0 + c;
         }
@@ -299,9 +307,9 @@ int64_t first_maximum(const T* plane, int64_t width, int64_t row0, int64_t row1,
     best = maximum_of(best, at::vec::reduce_all<T>(larger, plane + row * width + col0, span));
   }
   if (best != best) {
-    return first([](T v) { return v != v; });
+    return first([](auto v) { return v != v; });
   }
-  return first([best](T v) { return v == best; });
+  return first([best](auto v) { return v == decltype(v)(best); });
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // C++ twins of manualgrad.functional.losses (see twins.h): the same derivations, operation for
 // operation, as the Python Functions named in each comment (their docstrings hold the math).
-// The Python wrappers validate the arguments; a twin sees validated ones only.
+// The Python wrappers validate the arguments' metadata; the class-index ranges of cross_entropy
+// and nll_loss are checked where the targets are read (their Functions' forward, these twins'
+// row loops), so a twin call reads the targets once.
 
 #include "common.h"
 #include "twins.h"
@@ -10,10 +12,11 @@
 #include <ATen/cpu/vec/vec_convert.h>
 #include <c10/util/accumulate.h>
 
+#include <algorithm>
 #include <array>
-#include <functional>
 #include <initializer_list>
 #include <tuple>
+#include <vector>
 
 namespace manualgrad {
 
@@ -139,16 +142,37 @@ at::TensorIterator mixed_iterator(std::initializer_list<const Tensor*> outputs,
   return config.build();
 }
 
+// Σ_k chunk(b_k, e_k) over the fixed chunks [b_k, e_k) = [k·size, (k + 1)·size) ∩ [0, n), each
+// chunk a task of at::parallel_for, the partial sums added in chunk order: the same total, bit
+// for bit, at any thread count (at::parallel_reduce's ranges depend on it). S: double, or a
+// struct of sums with +; one chunk when n ≤ size, so a small loop stays on its thread.
+template <typename S, typename Chunk>
+S chunked_sum(int64_t n, int64_t size, const Chunk& chunk) {
+  int64_t chunks = n > 0 ? (n + size - 1) / size : 0;
+  std::vector<S> partial(chunks);
+  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t k = first; k < last; ++k) {
+      partial[k] = chunk(k * size, std::min(n, (k + 1) * size));
+    }
+  });
+  S total{};
+  for (const S& sum : partial) {
+    total = total + sum;
+  }
+  return total;
+}
+
 // body(operands, i, count) on every vector of iter's elements (operands: outputs first, then
-// inputs, in the iterator's order), in parallel over chunks of the iteration space; returns
-// the sum of what body returns (lanes past count dropped), in T over runs of kRun vectors and
-// in double across runs and chunks.
+// inputs, in the iterator's order), in parallel over fixed chunks of GRAIN_SIZE elements;
+// returns the sum of what body returns (lanes past count dropped), in T over runs of kRun
+// vectors and in double across runs and chunks (chunked_sum: independent of the thread count).
 template <typename T, typename Body>
 double fused_pass(at::TensorIteratorBase& iter, const Body& body) {
   constexpr int64_t width = Vec<T>::size();
   int ntensors = iter.ntensors();
   TORCH_INTERNAL_ASSERT(ntensors <= kMaxOperands);
-  auto chunk = [&](int64_t begin, int64_t end, double total) {
+  auto chunk = [&](int64_t begin, int64_t end) {
+    double total = 0;
     auto loop = [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
       std::array<Operand<T>, kMaxOperands> operands;
       for (int64_t j = 0; j < size1; ++j) {
@@ -170,8 +194,7 @@ double fused_pass(at::TensorIteratorBase& iter, const Body& body) {
     iter.serial_for_each(loop, {begin, end});
     return total;
   };
-  return at::parallel_reduce(0, iter.numel(), at::internal::GRAIN_SIZE, 0.0, chunk,
-                             std::plus<double>());
+  return chunked_sum<double>(iter.numel(), at::internal::GRAIN_SIZE, chunk);
 }
 
 // A 0-d tensor of `value` (a loss reduced on a fused pass), like's dtype.
@@ -545,12 +568,13 @@ int64_t grain(int64_t width) {
   return std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1));
 }
 
-// Σ_i ℓ_i in double over the rows, in parallel, ℓ_i = row_loss(i) (a T) also written to loss
-// when it has the rows ('none'; an empty tensor otherwise).
+// Σ_i ℓ_i in double over the rows, in parallel (chunked_sum), ℓ_i = row_loss(i) (a T) also
+// written to loss when it has the rows ('none'; an empty tensor otherwise).
 template <typename T, typename RowLoss>
 double row_losses(int64_t rows, int64_t width, const Tensor& loss, const RowLoss& row_loss) {
   T* l = loss.numel() ? loss.mutable_data_ptr<T>() : nullptr;
-  auto chunk = [&](int64_t begin, int64_t end, double sum) {
+  return chunked_sum<double>(rows, grain(width), [&](int64_t begin, int64_t end) {
+    double sum = 0;
     for (int64_t i = begin; i < end; ++i) {
       T value = row_loss(i);
       if (l) {
@@ -559,8 +583,7 @@ double row_losses(int64_t rows, int64_t width, const Tensor& loss, const RowLoss
       sum += value;
     }
     return sum;
-  };
-  return at::parallel_reduce(0, rows, grain(width), 0.0, chunk, std::plus<double>());
+  });
 }
 
 // A row kernel's L: the per-row loss ('none'), Σ ℓ ('sum') or Σ ℓ / rows ('mean').
@@ -572,60 +595,105 @@ Tensor rows_reduced(double total, const std::string& reduction, int64_t rows,
   return scalar_of(reduction == "sum" ? total : total / static_cast<double>(rows), loss);
 }
 
-// Σ ℓ and D = Σ w_t of a row loop, in double (at::parallel_reduce's value).
+// The error of an out-of-range class index, as _loss_checks.check_class_range's.
+[[noreturn]] void out_of_bounds(int64_t target) {
+  C10_THROW_ERROR(IndexError, c10::str("Target ", target, " is out of bounds."));
+}
+
+// _loss_checks.check_class_range on the composite paths (any target dtype and shape): every
+// class index in [0, C) or ignore_index, else the first other one (in target order) raised.
+void check_class_range(const Tensor& target, int64_t classes, int64_t ignore_index) {
+  if (target.numel() == 0) {
+    return;
+  }
+  auto [lowest, highest] = at::aminmax(target);  // one pass: the common, valid case ends here
+  if (lowest.item<int64_t>() >= 0 && highest.item<int64_t>() < classes) {
+    return;
+  }
+  Tensor bad = (target < 0).logical_or_(target >= classes).logical_and_(target != ignore_index);
+  Tensor found = target.masked_select(bad);
+  if (found.numel() > 0) {
+    out_of_bounds(found[0].item<int64_t>());
+  }
+}
+
+// Σ ℓ and D = Σ w_t of a class-index row loop, in double, and its first row whose target is
+// out of range (−1: none).
 struct Totals {
   double loss = 0, weight = 0;
+  int64_t bad = -1;
   Totals operator+(const Totals& other) const {
-    return {loss + other.loss, weight + other.weight};
+    return {loss + other.loss, weight + other.weight, bad >= 0 ? bad : other.bad};
   }
 };
 
-// The reduced loss from a row loop's totals: Σ ℓ ('sum') or Σ ℓ / D ('mean'), like's dtype.
-Tensor reduced(const Totals& totals, const std::string& reduction, const Tensor& like) {
-  return scalar_of(reduction == "sum" ? totals.loss : totals.loss / totals.weight, like);
+// The row loop of a class-index loss over contiguous int64 targets t (rows of `cost` elements'
+// work): each t_i is checked first — in [0, C) or ignore_index, else the first such row (in
+// row order) is raised after the loop, as _loss_checks.check_class_range — then
+// ℓ_i = row_loss(i, valid, w_{t_i}) (w_t = 0 if ignored, 1 unweighted) written ('none', into
+// loss) or summed with D in double over fixed chunks (chunked_sum). Returns the per-row loss
+// ('none'), Σ ℓ ('sum') or Σ ℓ / D ('mean').
+template <typename T, typename RowLoss>
+Tensor class_rows(const int64_t* t, const T* w, int64_t classes, int64_t cost,
+                  int64_t ignore_index, const std::string& reduction, const Tensor& loss,
+                  int64_t rows, const RowLoss& row_loss) {
+  T* l = reduction == "none" ? loss.mutable_data_ptr<T>() : nullptr;
+  Totals totals = chunked_sum<Totals>(rows, grain(cost), [&](int64_t begin, int64_t end) {
+    Totals sums;
+    for (int64_t i = begin; i < end; ++i) {
+      bool valid = t[i] != ignore_index;
+      if (valid && (t[i] < 0 || t[i] >= classes)) {
+        sums.bad = i;
+        break;
+      }
+      T picked = valid ? (w ? w[t[i]] : T(1)) : T(0);
+      T value = row_loss(i, valid, picked);
+      if (l) {
+        l[i] = value;
+      }
+      sums = sums + Totals{static_cast<double>(value), static_cast<double>(picked)};
+    }
+    return sums;
+  });
+  if (totals.bad >= 0) {
+    out_of_bounds(t[totals.bad]);
+  }
+  if (l) {
+    return loss;
+  }
+  return scalar_of(reduction == "sum" ? totals.loss : totals.loss / totals.weight, loss);
 }
 
-// CrossEntropyFunction's forward with ε = 0, one pass per row: m = max x, p = e^{x − m} / s
-// (s = Σ e^{x − m}) written, ℓ_i = (m + log s − x_{t_i}) w_{t_i} (0 if ignored) written
-// ('none') or summed with D in double.
+// CrossEntropyFunction's forward with ε = 0, one pass per row (class_rows): m = max x,
+// p = e^{x − m} / s (s = Σ e^{x − m}) written, ℓ_i = (m + log s − x_{t_i}) w_{t_i} (0 if
+// ignored) written ('none') or summed with D in double.
 std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor& target,
                                               const Tensor& weight, const std::string& reduction,
                                               int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
-  bool none = reduction == "none";
   Tensor probability = at::empty_like(input);
-  Tensor loss = at::empty({none ? rows : 0}, input.options());
+  Tensor loss = at::empty({reduction == "none" ? rows : 0}, input.options());
   Tensor targets = target.contiguous();
-  Totals totals;
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_cross_entropy", [&] {
     using V = Vec<scalar_t>;
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* p = probability.mutable_data_ptr<scalar_t>();
-    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
-    auto chunk = [&](int64_t begin, int64_t end, Totals sums) {
-      for (int64_t i = begin; i < end; ++i) {
-        const scalar_t* row = x + i * width;
-        scalar_t* out = p + i * width;
-        scalar_t m = at::vec::reduce_all<scalar_t>(
-            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
-        at::vec::map([m](V v) { return (v - V(m)).exp(); }, out, row, width);
-        scalar_t s = at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, out, width);
-        at::vec::map([s](V v) { return v / V(s); }, out, out, width);
-        bool valid = t[i] != ignore_index;
-        scalar_t picked = valid ? (w ? w[t[i]] : scalar_t(1)) : scalar_t(0);
-        scalar_t value = valid ? ((m + std::log(s)) - row[t[i]]) * picked : scalar_t(0);
-        if (none) {
-          l[i] = value;
-        }
-        sums = sums + Totals{static_cast<double>(value), static_cast<double>(picked)};
-      }
-      return sums;
-    };
-    totals = at::parallel_reduce(0, rows, grain(width), Totals{}, chunk, std::plus<Totals>());
+    loss = class_rows(t, w, width, width, ignore_index, reduction, loss, rows,
+                      [&](int64_t i, bool valid, scalar_t picked) {
+                        const scalar_t* row = x + i * width;
+                        scalar_t* out = p + i * width;
+                        scalar_t m = at::vec::reduce_all<scalar_t>(
+                            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+                        at::vec::map([m](V v) { return (v - V(m)).exp(); }, out, row, width);
+                        scalar_t s = at::vec::reduce_all<scalar_t>(
+                            [](V a, V b) { return a + b; }, out, width);
+                        at::vec::map([s](V v) { return v / V(s); }, out, out, width);
+                        return valid ? ((m + std::log(s)) - row[t[i]]) * picked : scalar_t(0);
+                      });
   });
-  return {none ? loss : reduced(totals, reduction, input), probability};
+  return {loss, probability};
 }
 
 // dL/dx of CrossEntropyFunction with ε = 0 and no gradient reaching p, one pass per row:
@@ -668,33 +736,21 @@ Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
   return grad_input;
 }
 
-// NLLLossFunction's L in one loop over the rows: ℓ_i = −x_{i,t_i} w_{t_i} (0 if ignored)
-// written ('none'), or Σ ℓ and D summed in double ('sum': Σ ℓ, 'mean': Σ ℓ / D).
+// NLLLossFunction's L in one loop over the rows (class_rows): ℓ_i = −x_{i,t_i} w_{t_i} (0 if
+// ignored) written ('none'), or Σ ℓ and D summed in double ('sum': Σ ℓ, 'mean': Σ ℓ / D).
 Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& weight,
                 const std::string& reduction, int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
-  bool none = reduction == "none";
-  Tensor loss = none ? at::empty({rows}, input.options()) : at::empty({}, input.options());
+  Tensor loss = at::empty({reduction == "none" ? rows : 0}, input.options());
   Tensor targets = target.contiguous();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_nll", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
-    scalar_t* l = loss.mutable_data_ptr<scalar_t>();
-    double total = 0, denominator = 0;
-    for (int64_t i = 0; i < rows; ++i) {
-      bool valid = t[i] != ignore_index;
-      scalar_t picked = valid ? (w ? w[t[i]] : scalar_t(1)) : scalar_t(0);
-      scalar_t value = -(valid ? x[i * width + t[i]] : scalar_t(0)) * picked;
-      if (none) {
-        l[i] = value;
-      }
-      total += value;
-      denominator += picked;
-    }
-    if (!none) {
-      *l = static_cast<scalar_t>(reduction == "sum" ? total : total / denominator);
-    }
+    loss = class_rows(t, w, width, 1, ignore_index, reduction, loss, rows,
+                      [&](int64_t i, bool valid, scalar_t picked) {
+                        return -(valid ? x[i * width + t[i]] : scalar_t(0)) * picked;
+                      });
   });
   return loss;
 }
@@ -729,7 +785,8 @@ Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& 
 }  // namespace
 
 // Python: manualgrad.functional.losses.CrossEntropyFunction (class-index targets). Outputs
-// (L, p), p hidden; saves p, the target and the weight.
+// (L, p), p hidden; saves p, the target and the weight. The forward checks the targets' range
+// (class_rows, or check_class_range on the composite path).
 struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight_arg, std::string reduction,
@@ -746,6 +803,7 @@ struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
       return {loss, probability};
     }
     int64_t dim = class_dim(input);
+    check_class_range(target, input.size(dim), ignore_index);
     // m = max_c x, s = Σ_c e^{x − m}, p = e^{x − m} / s, m + log s = x − log p
     Tensor shift = input.numel() ? input.amax(dim, true) : input.sum(dim, true);
     Tensor probability = (input - shift).exp_();
@@ -1195,7 +1253,8 @@ struct MultiMarginLossTwin : public torch::autograd::Function<MultiMarginLossTwi
 };
 
 // Python: manualgrad.functional.losses.NLLLossFunction. dL/dx = scatter of −g w_t at the
-// targets; saves the target and the weight only.
+// targets; saves the target and the weight only. The forward checks the targets' range
+// (class_rows, or check_class_range on the composite path).
 struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                         const std::optional<Tensor>& weight_arg, std::string reduction,
@@ -1208,6 +1267,7 @@ struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
     if (row_kernel(input, target, weight)) {
       return nll_rows(input, target, weight, reduction, ignore_index);
     }
+    check_class_range(target, input.size(class_dim(input)), ignore_index);
     Picked p = picked(target, weight, ignore_index, input.scalar_type());
     Tensor loss = -pick(input, p, class_dim(input)) * p.weight;
     return reduce(loss, reduction, p.weight.sum());

@@ -1,9 +1,12 @@
 """Argument checks of the loss wrappers: torch's exception type for the same bad call, a message
 naming the argument.
 
-Shape/dtype checks read metadata only. The two value checks (class index in range, hinge target
-in {−1, +1}) read data, so they run in the wrapper, outside the Functions, and are skipped while
-torch.compile traces or inside a torch.func transform (:func:`data_dependent_checks_allowed`).
+Shape/dtype checks read metadata only. The value checks (class index in range, hinge target in
+{−1, +1}) read data, so they are skipped while torch.compile traces or inside a torch.func
+transform (:func:`data_dependent_checks_allowed`). The hinge and multi-margin checks run in the
+wrapper; cross_entropy's and nll_loss's class range is checked where the targets are read: in
+the Python Function's forward, or in the C++ twin's row loop (``csrc/losses.cpp``) when the twin
+runs, so an eager call reads its targets once.
 """
 
 from __future__ import annotations
@@ -90,10 +93,17 @@ def check_class_weight(input: Tensor, weight: Tensor | None, n_classes: int, op:
 
 
 def check_class_targets(
-    input: Tensor, target: Tensor, weight: Tensor | None, ignore_index: int, op: str
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    ignore_index: int,
+    op: str,
+    check_range: bool = True,
 ) -> Tensor:
     """Validate class-index targets for input (C,), (N, C) or (N, C, d1, ..., dK) as torch's
-    nll_loss_nd does; return the target (a one-element target of a 1-d input as 0-d)."""
+    nll_loss_nd does; return the target (a one-element target of a 1-d input as 0-d).
+    ``check_range=False`` leaves the value check (:func:`check_class_range`) to the caller's
+    Function, which reads the targets anyway."""
     shape, target_shape = input.shape, target.shape  # read once: this runs on every loss call
     dims, target_dims = len(shape), len(target_shape)
     if dims < 1:
@@ -128,7 +138,8 @@ def check_class_targets(
     check_class_weight(input, weight, n_classes, op)
     if dims == 1 and target_dims == 1 and target_shape[0] == 1:
         target = target.reshape(())
-    check_class_range(target, n_classes, ignore_index)
+    if check_range:
+        check_class_range(target, n_classes, ignore_index)
     return target
 
 

@@ -608,6 +608,10 @@ class CrossEntropyFunction(Function):
     log_softmax output, the target, the weight and total_weight. p is an output, so double
     backward flows through it (the Hessian p diag − p pᵀ comes out of the same formula); D is
     recomputed from target and weight.
+
+    Bad targets: forward raises torch's IndexError for a class index outside [0, C) that is not
+    ignore_index (``_loss_checks.check_class_range``; the wrapper checks the rest). It sits
+    here, where the targets are read, so the C++ twin checks them in its row loop instead.
     """
 
     generate_vmap_rule = True
@@ -623,6 +627,7 @@ class CrossEntropyFunction(Function):
         label_smoothing: float,
     ):
         dim = _class_dim(input)
+        check_class_range(target, input.shape[dim], ignore_index)
         shift = input.amax(dim, keepdim=True) if input.numel() else input.sum(dim, keepdim=True)
         probability = (input - shift).exp_()
         total = probability.sum(dim, keepdim=True)
@@ -766,7 +771,7 @@ def cross_entropy(
         smoothing = check_label_smoothing(label_smoothing, "cross_entropy")
         return CrossEntropyProbsFunction.apply(input, target, weight, reduction, smoothing)[0]
     smoothing = check_label_smoothing(label_smoothing, "cross_entropy")
-    target = check_class_targets(input, target, weight, ignore_index, "cross_entropy")
+    target = check_class_targets(input, target, weight, ignore_index, "cross_entropy", False)
     return CrossEntropyFunction.apply(input, target, weight, reduction, ignore_index, smoothing)[0]
 
 
@@ -781,6 +786,9 @@ class NLLLossFunction(Function):
 
     Saved: the target and the weight only (torch also saves x and total_weight); D is
     recomputed from them.
+
+    Bad targets: forward raises IndexError for a class index outside [0, C) that is not
+    ignore_index, as :class:`CrossEntropyFunction` (the C++ twin: in its row loop).
     """
 
     generate_vmap_rule = True
@@ -794,8 +802,10 @@ class NLLLossFunction(Function):
         reduction: str,
         ignore_index: int,
     ) -> Tensor:
+        dim = _class_dim(input)
+        check_class_range(target, input.shape[dim], ignore_index)
         index, valid, picked_weight = _picked(target, weight, ignore_index, input.dtype)
-        loss = -_pick(input, index, valid, _class_dim(input)) * picked_weight
+        loss = -_pick(input, index, valid, dim) * picked_weight
         return _reduction.reduce(loss, reduction, picked_weight.sum())
 
     @staticmethod
@@ -830,7 +840,7 @@ def nll_loss(
 ) -> Tensor:
     """``torch.nn.functional.nll_loss`` through :class:`NLLLossFunction`."""
     reduction = _reduction.resolve(reduction, size_average, reduce)
-    target = check_class_targets(input, target, weight, ignore_index, "nll_loss")
+    target = check_class_targets(input, target, weight, ignore_index, "nll_loss", False)
     return NLLLossFunction.apply(input, target, weight, reduction, ignore_index)
 
 

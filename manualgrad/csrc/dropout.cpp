@@ -4,10 +4,11 @@
 // so both paths see the same mask for the same RNG state.
 //
 // Both are one map y = x·s(m) + t(m) of a bool mask (s, t per dtype, as the Python Function
-// computes them): written element by element in one pass where x and m are contiguous and of
-// one shape, else with the Python Function's composite ops (a broadcast channel mask, p = 1's
-// 0-d mask, grad mode on in backward).
+// computes them): written element by element in one pass where x and m are contiguous and m is
+// x's shape or a channel mask (N, C, 1, …), constant along rows of x, else with the Python
+// Function's composite ops (p = 1's 0-d mask, grad mode on in backward).
 
+#include <algorithm>
 #include <cmath>
 
 #include "common.h"
@@ -44,28 +45,66 @@ Coefficients alpha_coefficients(double p) {
 // gradient g·(m·a) (kScale).
 enum class Map { kDivide, kAffine, kScale };
 
-// The map in one pass over a contiguous x and m of one shape: the Python Function's operations,
-// in its order and dtype, per element.
+// One mask value's map x ↦ x·factor + shift: the noise (m/(1 − p), or m·a and its shift) the
+// Python Function computes from m in its order and dtype, then applied as its x·noise (+ shift).
+template <Map kind, typename T>
+struct MaskValue {
+  T factor, shift;
+  MaskValue(uint8_t keep, const Coefficients& c) {
+    auto noise = static_cast<T>(keep);
+    factor = kind == Map::kDivide ? noise / static_cast<T>(c.scale) : noise * static_cast<T>(c.scale);
+    shift = (noise - T(1)) * static_cast<T>(c.shift_slope) + static_cast<T>(c.shift_offset);
+  }
+  T operator()(T x) const {
+    return kind == Map::kAffine ? x * factor + shift : x * factor;
+  }
+};
+
+// The width of x's rows along which m is constant: m's shape is x's on the leading dims and 1
+// on the others (dropout's mask: 1; a channel mask (N, C, 1, …): the spatial size), else 0.
+int64_t mask_width(const Tensor& input, const Tensor& mask) {
+  if (mask.dim() != input.dim()) {
+    return 0;
+  }
+  int64_t dim = 0;
+  while (dim < input.dim() && mask.size(dim) == input.size(dim)) {
+    ++dim;
+  }
+  int64_t width = 1;
+  for (; dim < input.dim(); ++dim) {
+    if (mask.size(dim) != 1) {
+      return 0;
+    }
+    width *= input.size(dim);
+  }
+  return width;
+}
+
+// The map in one pass over a contiguous x and m (m constant along rows of `width`): the Python
+// Function's operations, in its order and dtype, per element.
 template <Map kind>
-Tensor mask_map(const Tensor& input, const Tensor& mask, const Coefficients& c) {
+Tensor mask_map(const Tensor& input, const Tensor& mask, const Coefficients& c, int64_t width) {
   Tensor output = at::empty_like(input, at::MemoryFormat::Contiguous);
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_dropout", [&] {
+    using Value = MaskValue<kind, scalar_t>;
     const scalar_t* __restrict__ x = input.const_data_ptr<scalar_t>();
     // a bool is the byte 0 or 1: read as uint8_t, the map needs no branch (vectorised)
     const uint8_t* __restrict__ m = reinterpret_cast<const uint8_t*>(mask.const_data_ptr<bool>());
     scalar_t* __restrict__ y = output.mutable_data_ptr<scalar_t>();
-    const auto scale = static_cast<scalar_t>(c.scale);
-    const auto slope = static_cast<scalar_t>(c.shift_slope);
-    const auto offset = static_cast<scalar_t>(c.shift_offset);
-    at::parallel_for(0, input.numel(), 32768, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        auto noise = static_cast<scalar_t>(m[i]);
-        if constexpr (kind == Map::kDivide) {
-          y[i] = x[i] * (noise / scale);
-        } else if constexpr (kind == Map::kScale) {
-          y[i] = x[i] * (noise * scale);
-        } else {
-          y[i] = x[i] * (noise * scale) + ((noise - scalar_t(1)) * slope + offset);
+    if (width == 1) {
+      at::parallel_for(0, input.numel(), 32768, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          y[i] = Value(m[i], c)(x[i]);
+        }
+      });
+      return;
+    }
+    int64_t grain = std::max<int64_t>(1, 32768 / width);
+    at::parallel_for(0, mask.numel(), grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const Value value(m[r], c);
+        for (int64_t i = r * width; i < (r + 1) * width; ++i) {
+          y[i] = value(x[i]);
         }
       }
     });
@@ -73,10 +112,12 @@ Tensor mask_map(const Tensor& input, const Tensor& mask, const Coefficients& c) 
   return output;
 }
 
-// Whether the one-pass map applies: first order, plain float tensors, contiguous, one shape.
-bool one_pass(const Tensor& input, const Tensor& mask) {
-  return !at::GradMode::is_enabled() && fusable(input) && plain(mask) && input.is_contiguous() &&
-         mask.is_contiguous() && input.sizes() == mask.sizes();
+// The width of the one-pass map (mask_width), or 0 where it does not apply: p < 1, first order,
+// plain float tensors, contiguous, m constant along rows of x.
+int64_t one_pass(const Tensor& input, const Tensor& mask, double p) {
+  bool applies = p != 1 && !at::GradMode::is_enabled() && fusable(input) && plain(mask) &&
+                 input.is_contiguous() && mask.is_contiguous() && input.numel() > 0;
+  return applies ? mask_width(input, mask) : 0;
 }
 
 // (a·m, α′a(m − 1) + α′a·p) in dtype, both 0 for p = 1 (_alpha_affine's composite ops).
@@ -96,8 +137,9 @@ std::tuple<Tensor, Tensor> alpha_affine(const Tensor& mask, double p, at::Scalar
 // dL/dx = dL/dy ⊙ m/(1 − p) (keep_scale; p = 1: m itself, all 0).
 struct DropoutTwin : public torch::autograd::Function<DropoutTwin> {
   static Tensor map(const Tensor& input, const Tensor& mask, double p) {
-    if (p != 1 && one_pass(input, mask)) {
-      return mask_map<Map::kDivide>(input, mask, dropout_coefficients(p));
+    int64_t width = one_pass(input, mask, p);
+    if (width != 0) {
+      return mask_map<Map::kDivide>(input, mask, dropout_coefficients(p), width);
     }
     Tensor noise = mask.to(input.scalar_type());
     return input * (p == 1 ? noise : noise.div_(1 - p));
@@ -119,8 +161,9 @@ struct AlphaDropoutTwin : public torch::autograd::Function<AlphaDropoutTwin> {
   static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& mask, double p) {
     ctx->saved_data["p"] = p;
     ctx->save_for_backward({mask});
-    if (p != 1 && one_pass(input, mask)) {
-      return mask_map<Map::kAffine>(input, mask, alpha_coefficients(p));
+    int64_t width = one_pass(input, mask, p);
+    if (width != 0) {
+      return mask_map<Map::kAffine>(input, mask, alpha_coefficients(p), width);
     }
     auto [scale, shift] = alpha_affine(mask, p, input.scalar_type());
     return input * scale + shift;
@@ -128,8 +171,10 @@ struct AlphaDropoutTwin : public torch::autograd::Function<AlphaDropoutTwin> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor mask = ctx->get_saved_variables()[0];
     double p = ctx->saved_data["p"].toDouble();
-    if (p != 1 && one_pass(grads[0], mask)) {
-      return {mask_map<Map::kScale>(grads[0], mask, alpha_coefficients(p)), Tensor(), Tensor()};
+    int64_t width = one_pass(grads[0], mask, p);
+    if (width != 0) {
+      return {mask_map<Map::kScale>(grads[0], mask, alpha_coefficients(p), width), Tensor(),
+              Tensor()};
     }
     return {grads[0] * std::get<0>(alpha_affine(mask, p, grads[0].scalar_type())), Tensor(),
             Tensor()};

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <initializer_list>
 #include <tuple>
 #include <vector>
@@ -630,14 +631,16 @@ struct Totals {
 // The row loop of a class-index loss over contiguous int64 targets t (rows of `cost` elements'
 // work): each t_i is checked first — in [0, C) or ignore_index, else the first such row (in
 // row order) is raised after the loop, as _loss_checks.check_class_range — then
-// ℓ_i = row_loss(i, valid, w_{t_i}) (w_t = 0 if ignored, 1 unweighted) written ('none', into
-// loss) or summed with D in double over fixed chunks (chunked_sum). Returns the per-row loss
-// ('none'), Σ ℓ ('sum') or Σ ℓ / D ('mean').
+// ℓ_i = row_loss(i, valid, w_{t_i}) (w_t = 0 if ignored, 1 unweighted) written ('none') or
+// summed with D in double over fixed chunks (chunked_sum). Returns the per-row loss ('none'),
+// Σ ℓ ('sum') or Σ ℓ / D ('mean'), in a tensor of its own size.
 template <typename T, typename RowLoss>
 Tensor class_rows(const int64_t* t, const T* w, int64_t classes, int64_t cost,
-                  int64_t ignore_index, const std::string& reduction, const Tensor& loss,
-                  int64_t rows, const RowLoss& row_loss) {
-  T* l = reduction == "none" ? loss.mutable_data_ptr<T>() : nullptr;
+                  int64_t ignore_index, const std::string& reduction,
+                  const at::TensorOptions& options, int64_t rows, const RowLoss& row_loss) {
+  bool none = reduction == "none";
+  Tensor loss = none ? at::empty({rows}, options) : at::empty({}, options);
+  T* l = none ? loss.mutable_data_ptr<T>() : nullptr;
   Totals totals = chunked_sum<Totals>(rows, grain(cost), [&](int64_t begin, int64_t end) {
     Totals sums;
     for (int64_t i = begin; i < end; ++i) {
@@ -658,10 +661,11 @@ Tensor class_rows(const int64_t* t, const T* w, int64_t classes, int64_t cost,
   if (totals.bad >= 0) {
     out_of_bounds(t[totals.bad]);
   }
-  if (l) {
-    return loss;
+  if (!none) {
+    double total = reduction == "sum" ? totals.loss : totals.loss / totals.weight;
+    *loss.mutable_data_ptr<T>() = static_cast<T>(total);
   }
-  return scalar_of(reduction == "sum" ? totals.loss : totals.loss / totals.weight, loss);
+  return loss;
 }
 
 // CrossEntropyFunction's forward with ε = 0, one pass per row (class_rows): m = max x,
@@ -672,7 +676,7 @@ std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor&
                                               int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
   Tensor probability = at::empty_like(input);
-  Tensor loss = at::empty({reduction == "none" ? rows : 0}, input.options());
+  Tensor loss;
   Tensor targets = target.contiguous();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_cross_entropy", [&] {
     using V = Vec<scalar_t>;
@@ -680,7 +684,7 @@ std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor&
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
     scalar_t* p = probability.mutable_data_ptr<scalar_t>();
-    loss = class_rows(t, w, width, width, ignore_index, reduction, loss, rows,
+    loss = class_rows(t, w, width, width, ignore_index, reduction, input.options(), rows,
                       [&](int64_t i, bool valid, scalar_t picked) {
                         const scalar_t* row = x + i * width;
                         scalar_t* out = p + i * width;
@@ -741,13 +745,13 @@ Tensor cross_entropy_grad_rows(const Tensor& probability, const Tensor& target,
 Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& weight,
                 const std::string& reduction, int64_t ignore_index) {
   int64_t rows = input.size(0), width = input.size(1);
-  Tensor loss = at::empty({reduction == "none" ? rows : 0}, input.options());
+  Tensor loss;
   Tensor targets = target.contiguous();
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "manualgrad_nll", [&] {
     const scalar_t* x = input.const_data_ptr<scalar_t>();
     const scalar_t* w = weight.defined() ? weight.const_data_ptr<scalar_t>() : nullptr;
     const int64_t* t = targets.const_data_ptr<int64_t>();
-    loss = class_rows(t, w, width, 1, ignore_index, reduction, loss, rows,
+    loss = class_rows(t, w, width, 1, ignore_index, reduction, input.options(), rows,
                       [&](int64_t i, bool valid, scalar_t picked) {
                         return -(valid ? x[i * width + t[i]] : scalar_t(0)) * picked;
                       });
@@ -755,12 +759,13 @@ Tensor nll_rows(const Tensor& input, const Tensor& target, const Tensor& weight,
   return loss;
 }
 
-// NLLLossFunction's dL/dx: −g_i w_{t_i} at (i, t_i), 0 elsewhere, into fresh zeros; g = dL/dℓ
+// NLLLossFunction's dL/dx: −g_i w_{t_i} at (i, t_i), 0 elsewhere, in one pass; g = dL/dℓ
 // (per sample for 'none', else one value; 'mean': divided by D, recomputed).
 Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& weight,
                      const Tensor& grad_loss, const std::string& reduction,
                      int64_t ignore_index) {
-  Tensor grad_input = at::zeros(shape, grad_loss.options());
+  int64_t rows = shape[0], width = shape[1];
+  Tensor grad_input = at::empty(shape, grad_loss.options());
   Tensor targets = target.contiguous();
   Tensor per_sample = grad_loss.contiguous();
   bool one = per_sample.numel() == 1;
@@ -771,13 +776,17 @@ Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& 
     scalar_t* out = grad_input.mutable_data_ptr<scalar_t>();
     scalar_t mean = gs[0];
     if (reduction == "mean") {
-      mean = mean / static_cast<scalar_t>(total_weight(t, w, shape[0], ignore_index));
+      mean = mean / static_cast<scalar_t>(total_weight(t, w, rows, ignore_index));
     }
-    for (int64_t i = 0; i < shape[0]; ++i) {
-      if (t[i] != ignore_index) {
-        out[i * shape[1] + t[i]] = -(one ? mean : gs[i]) * (w ? w[t[i]] : scalar_t(1));
+    // each row zeroed (memset) and its target entry written: one pass over dL/dx
+    at::parallel_for(0, rows, grain(width), [&](int64_t begin, int64_t end) {
+      std::memset(out + begin * width, 0, sizeof(scalar_t) * (end - begin) * width);
+      for (int64_t i = begin; i < end; ++i) {
+        if (t[i] != ignore_index) {
+          out[i * width + t[i]] = -(one ? mean : gs[i]) * (w ? w[t[i]] : scalar_t(1));
+        }
       }
-    }
+    });
   });
   return grad_input;
 }

@@ -50,6 +50,18 @@ def _compile_flags() -> list[str]:
     return flags
 
 
+def _openmp_flags() -> list[str]:
+    """``-fopenmp`` where torch's intra-op threads are OpenMP's (its Linux wheels), to compile and
+    to link: ATen's ``at::parallel_for`` is an inline ``#pragma omp parallel``
+    (ATen/ParallelOpenMP.h), which without the flag compiles to a serial loop, so the twins' row
+    and window loops would run on one thread where torch's kernels split the work. The extension
+    then calls the libgomp torch has loaded (the same soname), so ``torch.set_num_threads``
+    governs its threads too."""
+    import torch.backends.openmp
+
+    return ["-fopenmp"] if torch.backends.openmp.is_available() and sys.platform == "linux" else []
+
+
 def _optional_build(base: type) -> type:
     """``base`` (torch's ``BuildExtension``) made to skip a failed optional extension."""
 
@@ -82,7 +94,8 @@ if BUILD_EXTENSION:
         "manualgrad._C",
         sorted(str(path) for path in CSRC.glob("*.cpp")),
         depends=sorted(str(path) for path in CSRC.glob("*.h")),  # a header change rebuilds
-        extra_compile_args=_compile_flags(),
+        extra_compile_args=_compile_flags() + _openmp_flags(),
+        extra_link_args=_openmp_flags(),
         optional=True,
     )
     setup(ext_modules=[EXTENSION], cmdclass={"build_ext": _optional_build(BuildExtension)})

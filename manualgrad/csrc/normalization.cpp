@@ -7,8 +7,9 @@
 // columns of its (N, C·L) matrix) the statistics once — μ, then v = (1/M) Σ (x − μ)² or the mean
 // square, r = (v + ε)^(−1/2) — and the normalisation in the same visit, the row still in cache;
 // backward the sums Σ ĝ, Σ ĝ (x − μ) once, then dL/dx = r ĝ + B x + C in one pass. Rows run in
-// parallel (at::parallel_for), each thread summing the column sums (dL/dw, dL/db of layer norm,
-// batch norm's statistics) into its own buffer. Sums accumulate in the data's type (float32
+// parallel (at::parallel_for) in chunks fixed by the shape, each chunk summing the column sums
+// (dL/dw, dL/db of layer norm, batch norm's statistics) into its own buffer, the buffers added in
+// chunk order: the same result at any thread count. Sums accumulate in the data's type (float32
 // lanes for float32, as torch's reductions), so results equal the Python path's within float32
 // rounding — not bit for bit: the summation order differs, and Σ ĝ (x − μ) is summed as such
 // (the Python Function forms Σ ĝ x − μ Σ ĝ). Element-wise the operations run in the Python
@@ -251,37 +252,43 @@ std::pair<T, T> coefficients(T sum_grad, T centred_sum, T mean, T rstd, int64_t 
   return {coef_x, coef_1};
 }
 
-constexpr int64_t kGrain = 32768;  // elements per thread at least
+constexpr int64_t kGrain = 32768;  // elements per chunk at least (ATen's GRAIN_SIZE)
+constexpr int64_t kChunks = 16;    // chunks with column sums at most: their scratch rows
 
-// body(i, own) for each row i < rows of an (rows, width) matrix, the rows in chunks run in
-// parallel (one per thread at most). own[k] (k < outputs.size()) is a row of `width` column sums
-// the body adds to: the zeroed outputs[k] itself with one chunk, else the chunk's zeroed scratch
-// row, added into outputs[k] at the end. Plain buffers: no ATen op per call.
+// body(i, own) for each row i < rows of an (rows, width) matrix, the rows cut into chunks of
+// kGrain elements at least, run in parallel (at::parallel_for). own[k] (k < outputs.size()) is a
+// row of `width` column sums the body adds to: the first chunk's is the zeroed outputs[k]
+// itself, each other chunk's a zeroed scratch row, added into outputs[k] in chunk order at the
+// end. The chunks depend on the shape alone, not on the thread count (at most kChunks of them
+// with column sums), so the sums and their rounding are the same at any number of threads (one
+// thread runs the same chunks in turn). Plain buffers: no ATen op per call.
 template <typename T, typename Body>
 void over_rows(int64_t rows, int64_t width, std::initializer_list<T*> outputs, const Body& body) {
-  int64_t threads = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-  int64_t chunks = std::clamp<int64_t>(rows * width / kGrain, 1, threads);
   std::vector<T*> targets(outputs);
   auto count = static_cast<int64_t>(targets.size());
+  int64_t most = std::max<int64_t>(1, count == 0 ? rows : std::min(rows, kChunks));
+  int64_t chunks = std::clamp<int64_t>(rows * width / kGrain, 1, most);
   for (T* target : targets) {
     std::fill(target, target + width, T(0));
   }
-  bool shared = chunks == 1 || count == 0;
-  std::vector<T> scratch(shared ? 0 : chunks * count * width, T(0));
+  std::vector<T> scratch((chunks - 1) * count * width, T(0));
+  auto own_row = [&](int64_t chunk, int64_t k) {  // chunk ≥ 1
+    return scratch.data() + ((chunk - 1) * count + k) * width;
+  };
   at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
     std::vector<T*> own(targets);
     for (int64_t chunk = begin; chunk < end; ++chunk) {
-      for (int64_t k = 0; k < count && !shared; ++k) {
-        own[k] = scratch.data() + (chunk * count + k) * width;
+      for (int64_t k = 0; k < count && chunk > 0; ++k) {
+        own[k] = own_row(chunk, k);
       }
       for (int64_t i = rows * chunk / chunks; i < rows * (chunk + 1) / chunks; ++i) {
         body(i, own.data());
       }
     }
   });
-  for (int64_t chunk = 0; chunk < (shared ? 0 : chunks); ++chunk) {
+  for (int64_t chunk = 1; chunk < chunks; ++chunk) {
     for (int64_t k = 0; k < count; ++k) {
-      const T* part = scratch.data() + (chunk * count + k) * width;
+      const T* part = own_row(chunk, k);
       add_to(targets[k], width, [&](int64_t j, auto tag) { return load(part + j, tag); });
     }
   }

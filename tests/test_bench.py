@@ -81,6 +81,7 @@ def test_train_suite_has_time_and_peak_rows_per_model(quick_run):
     rows = {(name, metric) for name, _, metric in _keys(quick_run, "train")}
     expected = {(name, "time") for name in train_suite.MODELS}
     expected |= {(name, "peak_bytes") for name in train_suite.PEAK}
+    expected |= {("make_train", "time")}  # the whole ``make train`` run
     assert rows == expected
 
 

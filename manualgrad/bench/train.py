@@ -21,6 +21,14 @@ Models:
   quick smoke run uses the ``aot_eager`` backend) against the eager native twin, timed after the
   compiling warm-up.
 
+One more row, ``make_train``, times a whole ``make train`` run rather than a step:
+:class:`~manualgrad.train.trainer.Trainer` ``fit`` with the defaults (30 epochs; the quick
+smoke run 1), TensorBoard logging, checkpoints and figures included, into a temporary log
+directory, against the same trainer driving the torch twin (a subclass of ``Trainer`` that
+swaps in the model and loss through :func:`~manualgrad.conversion.to_torch` and the torch.optim
+class of the same name with the same hyper-parameters), in the bench's clock: is a whole
+``make train`` run as fast as the same model trained in plain torch.
+
 Both twins start from the same weights and batch; their first losses must agree, so the timing
 compares equal computations. Rows: ``time`` (interleaved medians) and ``peak_bytes``
 (:func:`manualgrad.bench.memory.peak_bytes` of one step after the warm-up that creates the
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import tempfile
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -265,13 +274,60 @@ def model_rows(name: str, quick: bool) -> list[Row]:
     return rows
 
 
+def _torch_twin_trainer() -> type:
+    """``TorchTwinTrainer``, defined on first use (the trainer imports TensorBoard)."""
+    from manualgrad.conversion import to_torch
+    from manualgrad.train import distributed
+    from manualgrad.train.diagnostics import ActivationMonitor
+    from manualgrad.train.optimizers import build_scheduler
+    from manualgrad.train.trainer import Trainer
+
+    class TorchTwinTrainer(Trainer):
+        """The trainer of ``make train`` driving the torch twin of its model, loss and
+        optimizer (built from the same seed, so the run starts from the same weights)."""
+
+        def __init__(self, config: object) -> None:
+            super().__init__(config)
+            self.model = to_torch(self.model)
+            self.loss_fn = to_torch(self.loss_fn)
+            native = torch_optimizer(self.optimizer, self.model.parameters())
+            # the trainer reads two traits manualgrad's optimizers declare (an Adam-like step)
+            traits = {"second_order": False, "closure_evaluations": 1}
+            native.__class__ = type(type(native).__name__, (type(native),), traits)
+            self.optimizer = native
+            self.scheduler = build_scheduler(config, native)
+            self.monitor = ActivationMonitor(self.model)
+            self.network = distributed.wrap(self.model, self.ctx)
+
+    return TorchTwinTrainer
+
+
+def make_train_row(quick: bool) -> Row:
+    """``make_train``: a whole ``Trainer.fit`` with the defaults (quick: one epoch), ours against
+    the torch twin's, each into a fresh temporary log directory."""
+    from manualgrad.train.config import TrainConfig
+    from manualgrad.train.trainer import Trainer
+
+    epochs = 1 if quick else TrainConfig().epochs
+
+    def fit(trainer_class: type) -> Callable[[], None]:
+        def run_once() -> None:
+            with tempfile.TemporaryDirectory() as logdir:
+                trainer_class(TrainConfig(epochs=epochs, logdir=logdir, quiet=True)).fit()
+
+        return run_once
+
+    candidates = {"manualgrad": fit(Trainer), "native": fit(_torch_twin_trainer())}
+    return compare("train", "make_train", f"{epochs} epochs", candidates, quick)
+
+
 def run(quick: bool) -> list[Row]:
-    """Rows of every model in ``MODELS``; a model whose layers or optimizer manualgrad does not
-    have (yet) is skipped with a note on stderr."""
+    """Rows of every model in ``MODELS``, then the whole ``make train`` run; a model whose layers
+    or optimizer manualgrad does not have (yet) is skipped with a note on stderr."""
     rows = []
     for name in MODELS:
         try:
             rows.extend(model_rows(name, quick))
         except (AttributeError, ImportError, NotImplementedError) as missing:
             print(f"bench train: skipped {name}: {missing}", file=sys.stderr)
-    return rows
+    return [*rows, make_train_row(quick)]

@@ -24,8 +24,10 @@ differ is passed by keyword, and one that binds a name the Function does not tak
 ``mode`` and results are aten's (weight first, an int mode, four tensors), goes through a
 function of its own form (:data:`_TORCH_FORMS`).
 
-Calls made while grad mode is off run torch's op (no backward graph is built, so the result is
-the same and the Function's overhead is saved), and so do the torch calls made by the Functions
+Calls made while grad mode is off, or with no tensor argument that requires grad (masks,
+position ids, a padded mask: nothing to differentiate), run torch's op (no backward graph is
+built, so the result is the same and the Function's overhead is saved), and so do the torch
+calls made by the Functions
 themselves: torch pops the mode while ``__torch_function__`` runs, so a routed call runs with
 the mode off and cannot recurse. A Python-level torch op that has no Function
 (``F.multi_head_attention_forward``) runs whole with the mode popped, so the ops inside it are
@@ -249,11 +251,25 @@ class HandDerived(TorchFunctionMode):
         """Run ``func(*args, **kwargs)`` through its manualgrad Function when it has one."""
         kwargs = kwargs or {}
         route = ROUTES.get(func)
-        if route is not None and torch.is_grad_enabled():
+        if route is not None and torch.is_grad_enabled() and _wants_grad(args, kwargs):
             bound = route.bind(args, kwargs)
             if bound is not None:
                 return route.call(*bound[0], **bound[1])
         return func(*args, **kwargs)
+
+
+def _wants_grad(args: tuple, kwargs: dict[str, Any]) -> bool:
+    """Whether a tensor argument, or a tensor in a list or tuple argument (``torch.cat``'s),
+    requires grad: without one a Function builds no backward graph, so torch's op runs."""
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, torch.Tensor):
+            if arg.requires_grad:
+                return True
+        elif isinstance(arg, (list, tuple)):
+            for item in arg:
+                if isinstance(item, torch.Tensor) and item.requires_grad:
+                    return True
+    return False
 
 
 def hand_derived() -> HandDerived:

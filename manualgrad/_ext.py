@@ -103,6 +103,7 @@ _TWINS = {
     "manualgrad.functional.pooling.AvgPool2dFunction": "avg_pool2d",
     "manualgrad.functional.pooling.AdaptiveAvgPool2dFunction": "adaptive_avg_pool2d",
     "manualgrad.functional.pooling.AdaptiveMaxPool2dFunction": "adaptive_max_pool2d",
+    "manualgrad.functional.attention.AttentionFunction": "attention",
 }
 TWINNED = frozenset(_TWINS)
 """The Functions that have a C++ twin (by ``module.qualname``), whether or not it is built."""

@@ -163,4 +163,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("avg_pool2d", &manualgrad::avg_pool2d);
   m.def("adaptive_avg_pool2d", &manualgrad::adaptive_avg_pool2d);
   m.def("adaptive_max_pool2d", as_tuple(&manualgrad::adaptive_max_pool2d));
+  m.def("attention", as_tuple(&manualgrad::attention));
 }

@@ -143,4 +143,10 @@ Tensor avg_pool2d(const Tensor& input, const PoolWindow& window,
 Tensor adaptive_avg_pool2d(const Tensor& input, std::vector<int64_t> output_size);
 std::vector<Tensor> adaptive_max_pool2d(const Tensor& input, std::vector<int64_t> output_size);
 
+// attention.cpp (AttentionFunction: (O, ℓ) or (O, ℓ, A); blocks = (heads, rows) per block)
+std::vector<Tensor> attention(const Tensor& query, const Tensor& key, const Tensor& value,
+                              const std::optional<Tensor>& attn_mask, double scale,
+                              bool is_causal, double dropout_p, int64_t seed,
+                              std::tuple<int64_t, int64_t> blocks, bool need_weights);
+
 }  // namespace manualgrad

@@ -551,11 +551,14 @@ def _accumulate_product(inplace: bool, part: Tensor, a: Tensor, b: Tensor, alpha
     """part += alpha · a b (``part`` a view of a contiguous accumulator). In a first-order
     backward (``inplace``), when a b has the part's batch shape, one ``addmm_`` / ``baddbmm_``
     into it: no (keys × E) temporary per block, where dL/dK and dL/dV get a full-size term from
-    every query block."""
+    every query block. A part narrowed from its accumulator (a causal block's keys, a block's
+    rows) is not one contiguous batch of matrices, and ``baddbmm_`` into it ran 2–3× slower than
+    the product and an add: that is the path it takes."""
     if inplace and part.dim() == a.dim() == b.dim() == 2:
         part.addmm_(a, b, alpha=alpha)
         return
-    if not (inplace and a.shape[:-2] == b.shape[:-2] == part.shape[:-2]):
+    batched = a.shape[:-2] == b.shape[:-2] == part.shape[:-2] and part.is_contiguous()
+    if not (inplace and batched):
         _accumulate(part, _into(inplace, a.matmul(b), "mul", alpha))
         return
     batch = math.prod(part.shape[:-2])

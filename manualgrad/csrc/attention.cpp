@@ -182,9 +182,23 @@ Tensor keep_mask(std::vector<int64_t> shape, int64_t rows, double p, int64_t see
 constexpr int64_t kTilePairs = 4096;  // query × key pairs per head of a call taken in one tile
 
 // The call is one tile (the fused loops below): no dropout or weights, one block of `rows` rows,
-// at most kTilePairs pairs per head.
-bool one_tile(int64_t length, int64_t source, int64_t rows, double dropout_p, bool need_weights) {
-  return dropout_p == 0.0 && !need_weights && rows >= length && length * source <= kTilePairs;
+// at most kTilePairs pairs per head, and V's batch dims broadcast to Q's and K's (else the blocked
+// path raises the Python Function's error).
+bool one_tile(const Tensor& query, const Tensor& key, const Tensor& value, int64_t rows,
+              double dropout_p, bool need_weights) {
+  int64_t length = query.size(-2), source = key.size(-2);
+  if (dropout_p != 0.0 || need_weights || rows < length || length * source > kTilePairs) {
+    return false;
+  }
+  std::vector<int64_t> batch = at::infer_size(query.sizes().slice(0, query.dim() - 2),
+                                              key.sizes().slice(0, key.dim() - 2));
+  int64_t missing = static_cast<int64_t>(batch.size()) - (value.dim() - 2);
+  for (int64_t d = 0; d < value.dim() - 2; ++d) {
+    if (missing < 0 || (value.size(d) != 1 && value.size(d) != batch[d + missing])) {
+      return false;
+    }
+  }
+  return missing >= 0;
 }
 
 // What every block of one call shares (attention._Plan).
@@ -773,7 +787,7 @@ struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
                                const Tensor& value, const std::optional<Tensor>& attn_mask,
                                double scale, bool is_causal, double dropout_p, int64_t seed,
                                int64_t heads, int64_t rows, bool need_weights) {
-    bool tiled = one_tile(query.size(-2), key.size(-2), rows, dropout_p, need_weights);
+    bool tiled = one_tile(query, key, value, rows, dropout_p, need_weights);
     Plan plan(query, key, attn_mask, scale, is_causal, dropout_p, seed, heads, rows, true, tiled);
     variable_list outputs;
     if (tiled) {
@@ -845,7 +859,7 @@ struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
     std::vector<int64_t> cut = ctx->saved_data["cut"].toIntVector();
     bool inplace = !at::GradMode::is_enabled() && plain(grads[0]);
     bool tiled = inplace && !needed[3] && plain(grads[1]) &&
-                 one_tile(query.size(-2), key.size(-2), cut[2], options[1], need_weights);
+                 one_tile(query, key, value, cut[2], options[1], need_weights);
     Plan plan(query, key, mask, options[0], is_causal, options[1], cut[0], cut[1], cut[2],
               inplace, tiled);
     const Tensor& grad_output = grads[0];

@@ -331,7 +331,7 @@ Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& state, d
 // and a first-order dL/dx are one pass each (pointwise_fused, slope_fused) when the tensors are
 // plain float/double of one dtype.
 template <typename Self>
-struct Pointwise : public torch::autograd::Function<Self> {
+struct PointwiseLoss : public torch::autograd::Function<Self> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight, std::string reduction,
                                double delta) {
@@ -410,7 +410,7 @@ struct Pointwise : public torch::autograd::Function<Self> {
 };
 
 // Python: manualgrad.functional.losses.MSELossFunction. e(d) = d², e'(d) = 2d; Σ d² = d·d.
-struct MSELossTwin : public Pointwise<MSELossTwin> {
+struct MSELossTwin : public PointwiseLoss<MSELossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = true;
   static constexpr bool sign_state = false;
@@ -438,7 +438,7 @@ struct MSELossTwin : public Pointwise<MSELossTwin> {
 
 // Python: manualgrad.functional.losses.L1LossFunction. e(d) = |d|, e'(d) = sign(d), saved as
 // int8 (d itself when the weight needs a gradient, which reads |d|).
-struct L1LossTwin : public Pointwise<L1LossTwin> {
+struct L1LossTwin : public PointwiseLoss<L1LossTwin> {
   static constexpr bool mean_over_weight = true;
   static constexpr bool has_total = false;
   static constexpr bool sign_state = true;
@@ -463,7 +463,7 @@ struct L1LossTwin : public Pointwise<L1LossTwin> {
 
 // Python: manualgrad.functional.losses.HuberLossFunction. With c = clamp(d, −δ, δ):
 // e(d) = c (d − ½ c), e'(d) = c; Σ e(d) = c·d − ½ c·c.
-struct HuberLossTwin : public Pointwise<HuberLossTwin> {
+struct HuberLossTwin : public PointwiseLoss<HuberLossTwin> {
   static constexpr bool mean_over_weight = false;
   static constexpr bool has_total = true;
   static constexpr bool sign_state = false;

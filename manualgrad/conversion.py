@@ -12,6 +12,12 @@ inside :func:`manualgrad.hand_derived` (forward hooks on the model), so the torc
 ``x.softmax(-1)``, ``a * b``) and those of the torch layers left as they are run manualgrad's
 Functions too, wherever manualgrad has one.
 
+Modules of other libraries whose ``forward`` is a formula manualgrad has as one Function
+(Hugging Face's RMSNorms and tanh GELU, :mod:`manualgrad.forms`: recognised by exact class and
+by their ``forward``'s bytecode) are swapped the same way, to a subclass whose ``forward`` calls
+that Function: one backward node where the library's ops would make 6–8; the report lists them
+under ``swapped``.
+
 Fewer nodes (issue 11): inside a plain ``torch.nn.Sequential``, a Linear directly followed by a
 ReLU or GELU runs as one fused Function (:func:`manualgrad.functional.linear_relu` /
 ``linear_gelu``: one backward node instead of two, a bool mask or nothing saved instead of the
@@ -46,6 +52,7 @@ from torch.nn.modules import module as torch_module
 
 import manualgrad.functional as F
 import manualgrad.nn as mnn
+from manualgrad.forms import form_class
 from manualgrad.graph_coverage import Coverage, coverage
 from manualgrad.interception import (
     MODE_HOOKS,
@@ -141,6 +148,11 @@ def _plan(model: torch.nn.Module) -> tuple[list, ConvertReport]:
     for name, module in model.named_modules():
         cls = type(module)
         if any(name.startswith(f"{prefix}.") for prefix in owned):
+            continue
+        form = form_class(cls)
+        if form is not None:  # a library's module whose forward is one manualgrad Function
+            swaps.append((module, form))
+            report.swapped.append((name, _qualname(cls), _qualname(form)))
             continue
         if cls in twins:
             swaps.append((module, twins[cls]))
@@ -346,13 +358,16 @@ REFERENCES = {
 
 def to_torch(module: torch.nn.Module) -> torch.nn.Module:
     """A deep copy of ``module`` in which every manualgrad module (or a user's subclass of one)
-    is replaced by its torch twin: its :func:`torch_base`, or its entry in :data:`REFERENCES`.
+    is replaced by its torch twin: its :func:`torch_base`, or its entry in :data:`REFERENCES`;
+    a library's module :func:`convert` swapped (:mod:`manualgrad.forms`) gets its class back.
     ``TypeError`` for a manualgrad module with neither."""
 
     def swap(m: torch.nn.Module) -> torch.nn.Module:
         if type(m) in REFERENCES:
             return REFERENCES[type(m)](m)
-        if any(c.__module__.startswith("manualgrad.") for c in type(m).__mro__):
+        if hasattr(type(m), "form_of"):  # a library's class (manualgrad.forms)
+            m.__class__ = type(m).form_of
+        elif any(c.__module__.startswith("manualgrad.") for c in type(m).__mro__):
             base = torch_base(type(m))
             if base is None:
                 raise TypeError(f"no torch twin for {type(m).__name__}")

@@ -12,6 +12,7 @@ import torch
 
 import manualgrad
 from manualgrad.testing.real_models import BUILDERS, RealModel, build
+from tests.autograd_graph import graph_nodes
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 LR = 1e-3
@@ -92,3 +93,48 @@ def test_coverage_finds_no_native_compute_node(name):
     assert report.complete, str(report)
     assert report.hand_derived_nodes > 0
     assert manualgrad.convert(native.model, strict=True, example_inputs=native.inputs)
+
+
+def test_library_forms_run_as_one_function_and_to_torch_gives_the_class_back():
+    from transformers.activations import NewGELUActivation
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from manualgrad.functional.activations import GELUFunction
+    from manualgrad.functional.normalization import RMSNormFunction
+
+    cases = (("llama", LlamaRMSNorm, RMSNormFunction), ("gpt2", NewGELUActivation, GELUFunction))
+    for name, cls, function in cases:
+        native, converted = _pair(name, torch.float32)
+        count = sum(type(m) is cls for m in native.model.modules())
+        swapped = [m for m in converted.model.modules() if type(m).__bases__ == (cls,)]
+        assert count > 0 and len(swapped) == count  # every instance
+        names = {old for _, old, new in converted.model.convert_report.swapped}
+        assert f"{cls.__module__}.{cls.__qualname__}" in names
+        functions = [fn for _, fn in graph_nodes(converted.loss().grad_fn)]
+        assert functions.count(function) == count  # one node per module
+        back = manualgrad.to_torch(converted.model)
+        assert sum(type(m) is cls for m in back.modules()) == count
+
+
+def test_a_library_form_whose_forward_changed_is_routed_op_by_op(monkeypatch):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from manualgrad.forms import form_class
+
+    assert form_class(LlamaRMSNorm) is not None
+    monkeypatch.setattr(LlamaRMSNorm, "forward", lambda self, x: self.weight * x)
+    assert form_class(LlamaRMSNorm) is None
+    model = manualgrad.convert(LlamaRMSNorm(8))
+    assert type(model) is LlamaRMSNorm
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_rms_norm_other_than_float32_keeps_the_librarys_arithmetic_in_the_mode(dtype):
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    native = LlamaRMSNorm(8).to(dtype)
+    converted = manualgrad.convert(native)
+    x = torch.randn(3, 8, dtype=dtype, requires_grad=True)
+    assert torch.equal(converted(x), native(x))
+    report = manualgrad.coverage(converted, x)
+    assert report.complete and report.hand_derived_nodes > 1  # pow, mean, rsqrt, ... each routed

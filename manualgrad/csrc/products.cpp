@@ -57,8 +57,11 @@ struct MatmulTwin : public torch::autograd::Function<MatmulTwin> {
     Matrices m = as_matrices(input_shape, other_shape);
     Tensor grad = grads[0].reshape(m.product);
     Tensor grad_input, grad_other;
+    // a product whose inner size is 1 (mv's and vdot's dL/dA, vdot's dL/dB) is an outer
+    // product: the same single products as a broadcast multiply, without a GEMM call
     if (ctx->needs_input_grad(0)) {
-      Tensor rows = at::matmul(grad, saved[1].reshape(m.right).mH());
+      Tensor right = saved[1].reshape(m.right).mH();
+      Tensor rows = m.right.back() == 1 ? grad * right : at::matmul(grad, right);
       grad_input = summed_to(rows, m.left).reshape(input_shape);
     }
     if (ctx->needs_input_grad(1)) {
@@ -68,8 +71,9 @@ struct MatmulTwin : public torch::autograd::Function<MatmulTwin> {
         for (size_t d = 0; d + 1 < m.product.size(); ++d) {
           count *= m.product[d];
         }
-        rows = at::matmul(saved[0].reshape({count, m.left.back()}).mH(),
-                          grad.reshape({count, m.product.back()}));
+        Tensor left = saved[0].reshape({count, m.left.back()}).mH();
+        Tensor rows_of_grad = grad.reshape({count, m.product.back()});
+        rows = count == 1 ? left * rows_of_grad : at::matmul(left, rows_of_grad);
       } else {
         rows = summed_to(at::matmul(saved[0].reshape(m.left).mH(), grad), m.right);
       }

@@ -62,7 +62,7 @@ ROUNDED = {
     "MultiMarginLossFunction",
     "L1LossFunction",
     "AvgPool2dFunction",  # the window sums in row-major order, not the convolution's
-    "AttentionFunction",  # the score tiles' exp: SLEEF's, an underflowing argument giving 0
+    "AttentionFunction",  # one-tile row loops; the tiles' exp SLEEF's, underflow giving 0
 }
 LOW_PRECISION_OPS = [op for op in TWINNED_OPS if _ext.low_precision(op.function)]
 needs_extension = pytest.mark.skipif(_ext.EXTENSION is None, reason="extension not built")

@@ -701,9 +701,7 @@ std::vector<Tensor> tile_forward(const Plan& plan, const Tensor& value) {
           T total = 0;
           for (int64_t j = 0; j < keys; ++j) {
             total += scores[j];
-            if (scores[j] != 0) {
-              axpy(o, scores[j], in.value.row<T>(b, j), width);
-            }
+            axpy(o, scores[j], in.value.row<T>(b, j), width);  // p = 0 too: 0 · inf is NaN
           }
           for (int64_t e = 0; e < width; ++e) {
             o[e] /= total;
@@ -761,10 +759,7 @@ std::vector<Tensor> tile_gradients(const Plan& plan, const Tensor& value, const 
           }
           exp_flushed(probs.data(), keys);
           for (int64_t j = 0; j < keys; ++j) {
-            T p = probs[j];
-            if (p == 0) {
-              continue;
-            }
+            T p = probs[j];  // p = 0 included, as the products do (0 · inf is NaN)
             const T* v = in.value.row<T>(b, j);
             axpy(dv + j * value_width, p, g, value_width);
             T grad_score = p * (dot(g, v, value_width) - delta) * scale;

@@ -77,9 +77,13 @@ Tensor kept(AutogradContext* ctx, const variable_list& saved, size_t slot, const
   return saved[slot];
 }
 
-// arithmetic._scaled: grad · factor, or grad itself for the factor 1.
+// arithmetic._scaled: grad · factor; grad itself for the factor 1, −grad for −1 (the same
+// values without converting the number to a tensor of grad's dtype: sub's dL/do).
 Tensor scaled(const Tensor& grad, const at::Scalar& factor) {
-  return factor.equal(1) ? grad : grad * factor;
+  if (factor.equal(1)) {
+    return grad;
+  }
+  return factor.equal(-1) ? grad.neg() : grad * factor;
 }
 
 }  // namespace

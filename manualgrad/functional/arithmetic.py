@@ -305,7 +305,10 @@ class SubFunction(Function):
 
 
 def _scaled(grad: Tensor, factor: Number) -> Tensor:
-    return grad if factor == 1 else grad * factor
+    """grad · factor: grad itself for 1, −grad for −1 (the same values, one op fewer)."""
+    if factor == 1:
+        return grad
+    return -grad if factor == -1 else grad * factor
 
 
 class MulFunction(Function):

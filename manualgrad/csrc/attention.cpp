@@ -8,9 +8,10 @@
 // the computation dtype is theirs. First order (grad mode off) the temporaries are written in
 // place; with grad mode on inside backward (double backward) every op is out of place, so the
 // gradient is differentiable again, as in the Python Function. A call that is one small tile per
-// head (one_tile: the real models' heads) runs in fused loops instead, forward and first-order
-// backward, with no ATen op per step; and the score tiles' exp is SLEEF's over a clamped argument
-// (exp_flushed), as an underflowing one is many times slower.
+// head (one_tile: the real models' heads) runs as one tile instead, forward and first-order
+// backward: row loops with no ATen op per step up to kLoopPairs pairs per head, above that the
+// products as matmuls over all heads with the element-wise steps fused per row. The score tiles'
+// exp is SLEEF's over a clamped argument (exp_flushed): an underflowing one is many times slower.
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
@@ -148,7 +149,8 @@ void accumulate(Tensor part, const Tensor& contribution) {
 }
 
 // part += alpha · a b (attention._accumulate_product): one addmm_ / baddbmm_ into it when first
-// order and a b has the part's batch shape (a contiguous part: baddbmm_ into a narrowed one is slower).
+// order and a b has the part's batch shape, the part contiguous (baddbmm_ into a narrowed part
+// is slower than the product and an add).
 void accumulate_product(bool inplace, Tensor part, const Tensor& a, const Tensor& b,
                         double alpha) {
   if (inplace && part.dim() == 2 && a.dim() == 2 && b.dim() == 2) {
@@ -156,7 +158,8 @@ void accumulate_product(bool inplace, Tensor part, const Tensor& a, const Tensor
     return;
   }
   auto batch_of = [](const Tensor& t) { return t.sizes().slice(0, t.dim() - 2); };
-  bool batched = batch_of(a) == batch_of(b) && batch_of(b) == batch_of(part) && part.is_contiguous();
+  bool batched =
+      batch_of(a) == batch_of(b) && batch_of(b) == batch_of(part) && part.is_contiguous();
   if (!(inplace && batched)) {  // a narrowed part: the product and an add (baddbmm_ is slower)
     Tensor product = a.matmul(b);
     accumulate(part, inplace ? product.mul_(alpha) : product.mul(alpha));
@@ -180,14 +183,18 @@ Tensor keep_mask(std::vector<int64_t> shape, int64_t rows, double p, int64_t see
 }
 
 constexpr int64_t kTilePairs = 4096;  // query × key pairs per head of a call taken in one tile
+constexpr int64_t kLoopPairs = 1024;  // up to which the tile runs row loops, above it products
+constexpr int64_t kMinBlockRows = 16;  // attention.MIN_BLOCK_ROWS
 
-// The call is one tile (the fused loops below): no dropout or weights, one block of `rows` rows,
-// at most kTilePairs pairs per head, and V's batch dims broadcast to Q's and K's (else the blocked
-// path raises the Python Function's error).
+// The call is one tile (the fused passes below): no dropout or weights, at most kTilePairs pairs
+// per head, blocks of at least the automatic cut's fewest rows (a causal call's four blocks skip
+// masked keys the tile's loops never visit; a finer cut asks for the blocked path), and V's batch
+// dims broadcast to Q's and K's (else the blocked path raises the Python Function's error).
 bool one_tile(const Tensor& query, const Tensor& key, const Tensor& value, int64_t rows,
               double dropout_p, bool need_weights) {
   int64_t length = query.size(-2), source = key.size(-2);
-  if (dropout_p != 0.0 || need_weights || rows < length || length * source > kTilePairs) {
+  if (dropout_p != 0.0 || need_weights || rows < std::min(length, kMinBlockRows) ||
+      length * source > kTilePairs) {
     return false;
   }
   std::vector<int64_t> batch = at::infer_size(query.sizes().slice(0, query.dim() - 2),
@@ -774,6 +781,138 @@ std::vector<Tensor> tile_gradients(const Plan& plan, const Tensor& value, const 
           grad_value.sum_to_size(value.sizes())};
 }
 
+
+// The one-tile call with its products as ATen matmuls over all heads at once (Z = Q Kᵀ,
+// O = P V; backward dL/dV = Pᵀ G, dL/dP = G Vᵀ, dL/dQ = dL/dZ K, dL/dK = dL/dZᵀ Q) and the
+// element-wise steps fused per row (s·z + B, the row max, exp, the sum; p = exp(s·z + B − ℓ),
+// dL/dZ = s · p (dL/dP − D)): above kLoopPairs pairs per head, where the row loops' dot products
+// fall behind (one thread, fwd + bwd against native: 1×1×64×64 2.46 → 1.72×,
+// 1×4×64×32 3.59 → 1.57×; at 16 × 16 the loops win, 1.33 against 1.74×).
+template <typename T>
+void tile_row_probabilities(const Plan& plan, const std::optional<Strided>& mask, T* z, int64_t b,
+                            int64_t i, T shift_or_nan, T* top_out) {
+  int64_t source = plan.source;
+  int64_t keys = plan.is_causal ? std::min(source, i + 1) : source;
+  const T scale = static_cast<T>(plan.scale);
+  for (int64_t j = 0; j < keys; ++j) {
+    z[j] *= scale;
+  }
+  if (mask) {
+    if (mask->tensor.scalar_type() == at::kBool) {
+      const bool* allowed = mask->row<bool>(b, i);
+      for (int64_t j = 0; j < keys; ++j) {
+        z[j] = allowed[j] ? z[j] : -std::numeric_limits<T>::infinity();
+      }
+    } else {
+      const T* bias = mask->row<T>(b, i);
+      for (int64_t j = 0; j < keys; ++j) {
+        z[j] += bias[j];
+      }
+    }
+  }
+  std::fill(z + keys, z + source, T(0));
+  T shift = shift_or_nan;
+  if (top_out != nullptr) {  // forward: the row max
+    shift = -std::numeric_limits<T>::infinity();
+    for (int64_t j = 0; j < keys; ++j) {
+      shift = std::max(shift, z[j]);
+    }
+    *top_out = shift;
+  }
+  if (shift == -std::numeric_limits<T>::infinity()) {  // no finite score: P = 0
+    std::fill(z, z + keys, T(0));
+    return;
+  }
+  for (int64_t j = 0; j < keys; ++j) {
+    z[j] -= shift;
+  }
+  exp_flushed(z, keys);
+}
+
+std::vector<Tensor> tile_forward_products(const Plan& plan, const Tensor& value) {
+  TileOperands in(plan, value);
+  int64_t length = plan.length, source = plan.source;
+  Tensor scores = at::matmul(plan.query, plan.key.transpose(-2, -1)).contiguous();
+  std::vector<int64_t> shape = plan.batch;
+  shape.push_back(length);
+  Tensor lse = at::empty(shape, plan.query.options());
+  Tensor totals = at::empty(shape, plan.query.options());
+  int64_t rows = in.entries * length;
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "attention_tile_products", [&] {
+    using T = scalar_t;
+    T* z = scores.data_ptr<T>();
+    T* row_lse = lse.data_ptr<T>();
+    T* row_total = totals.data_ptr<T>();
+    int64_t grain = std::max<int64_t>(1, kTileWork / std::max<int64_t>(source, 1));
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        T top;
+        T* row = z + r * source;
+        tile_row_probabilities<T>(plan, in.mask, row, r / length, r % length, T(0), &top);
+        T total = 0;
+        for (int64_t j = 0; j < source; ++j) {
+          total += row[j];
+        }
+        row_total[r] = total == 0 ? T(1) : total;  // a row without a finite score: O = 0
+        row_lse[r] = top == -std::numeric_limits<T>::infinity() ? top : top + std::log(total);
+      }
+    });
+  });
+  Tensor output = at::matmul(scores, value).contiguous();
+  output.div_(totals.unsqueeze(-1));
+  return {output, lse};
+}
+
+std::vector<Tensor> tile_gradients_products(const Plan& plan, const Tensor& value,
+                                            const Tensor& output, const Tensor& lse,
+                                            const Tensor& grad_output, const Tensor& grad_lse) {
+  TileOperands in(plan, value);
+  Strided out(output, plan.batch), grad(grad_output, plan.batch);
+  Tensor grad_lse_dense = grad_lse.contiguous(), lse_dense = lse.contiguous();
+  int64_t length = plan.length, source = plan.source, value_width = value.size(-1);
+  Tensor probs = at::matmul(plan.query, plan.key.transpose(-2, -1)).contiguous();
+  std::vector<int64_t> shape = plan.batch;
+  shape.push_back(length);
+  Tensor delta = at::empty(shape, plan.query.options());
+  int64_t rows = in.entries * length;
+  int64_t grain = std::max<int64_t>(1, kTileWork / std::max<int64_t>(source, 1));
+  AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "attention_tile_products_p", [&] {
+    using T = scalar_t;
+    T* p = probs.data_ptr<T>();
+    T* row_delta = delta.data_ptr<T>();
+    const T* row_lse = lse_dense.const_data_ptr<T>();
+    const T* row_grad_lse = grad_lse_dense.const_data_ptr<T>();
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        int64_t b = r / length, i = r % length;
+        tile_row_probabilities<T>(plan, in.mask, p + r * source, b, i, row_lse[r], nullptr);
+        row_delta[r] = dot(grad.row<T>(b, i), out.row<T>(b, i), value_width) - row_grad_lse[r];
+      }
+    });
+  });
+  Tensor grad_value = at::matmul(probs.transpose(-2, -1), grad_output);
+  Tensor grad_scores = at::matmul(grad_output, value.transpose(-2, -1)).contiguous();
+  AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "attention_tile_products_ds", [&] {
+    using T = scalar_t;
+    const T* p = probs.const_data_ptr<T>();
+    T* ds = grad_scores.data_ptr<T>();
+    const T* row_delta = delta.const_data_ptr<T>();
+    const T scale = static_cast<T>(plan.scale);
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        for (int64_t j = 0; j < source; ++j) {
+          int64_t k = r * source + j;
+          ds[k] = p[k] * (ds[k] - row_delta[r]) * scale;
+        }
+      }
+    });
+  });
+  Tensor grad_query = at::matmul(grad_scores, plan.key);
+  Tensor grad_key = at::matmul(grad_scores.transpose(-2, -1), plan.query);
+  return {grad_query.sum_to_size(plan.query.sizes()), grad_key.sum_to_size(plan.key.sizes()),
+          grad_value.sum_to_size(value.sizes())};
+}
+
 }  // namespace
 
 // Python: manualgrad.functional.attention.AttentionFunction.
@@ -786,7 +925,8 @@ struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
     Plan plan(query, key, attn_mask, scale, is_causal, dropout_p, seed, heads, rows, true, tiled);
     variable_list outputs;
     if (tiled) {
-      outputs = tile_forward(plan, value);
+      bool loops = query.size(-2) * key.size(-2) <= kLoopPairs;
+      outputs = loops ? tile_forward(plan, value) : tile_forward_products(plan, value);
     } else {
       bool unshifted = plan.unshifted();
       std::vector<std::vector<Tensor>> parts;
@@ -859,7 +999,10 @@ struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
               inplace, tiled);
     const Tensor& grad_output = grads[0];
     if (tiled) {
-      std::vector<Tensor> tile = tile_gradients(plan, value, output, lse, grad_output, grads[1]);
+      bool loops = query.size(-2) * key.size(-2) <= kLoopPairs;
+      std::vector<Tensor> tile =
+          loops ? tile_gradients(plan, value, output, lse, grad_output, grads[1])
+                : tile_gradients_products(plan, value, output, lse, grad_output, grads[1]);
       for (int i = 0; i < 3; ++i) {
         result[i] = needed[i] ? tile[i] : Tensor();
       }

@@ -52,6 +52,12 @@ def sdpa_samples(dtype):
     yield Sample(
         "noncontiguous", _qkv(dtype, batch=(2, 2), noncontiguous=True), noncontiguous_grad=True
     )
+    # more than 1024 query × key pairs a head: the compiled one-tile path's products
+    long = _qkv(dtype, batch=(1,), L=40, S=33, E=2, Ev=2)
+    yield Sample("long_causal", long, {"is_causal": True})
+    allowed = torch.arange(40 * 33).reshape(40, 33) % 3 != 0
+    yield Sample("long_bool_mask", long, {"attn_mask": allowed})
+    yield Sample("long_float_mask", (*long, tensor(40, 33, dtype=dtype)))
 
 
 def sdpa_dropout_samples(dtype):

@@ -623,6 +623,23 @@ struct Strided {
   }
 };
 
+// The mask's row i of batch entry b on the first `keys` scores: −∞ where a bool mask is False,
+// a float mask added.
+template <typename T>
+void add_mask(const Strided& mask, int64_t b, int64_t i, T* scores, int64_t keys) {
+  if (mask.tensor.scalar_type() == at::kBool) {
+    const bool* allowed = mask.row<bool>(b, i);
+    for (int64_t j = 0; j < keys; ++j) {
+      scores[j] = allowed[j] ? scores[j] : -std::numeric_limits<T>::infinity();
+    }
+    return;
+  }
+  const T* bias = mask.row<T>(b, i);
+  for (int64_t j = 0; j < keys; ++j) {
+    scores[j] += bias[j];
+  }
+}
+
 // The scores z_j of row i of batch entry b over its keys, written to `scores`; how many keys.
 template <typename T>
 int64_t row_scores(const Plan& plan, const Strided& query, const Strided& key,
@@ -634,19 +651,8 @@ int64_t row_scores(const Plan& plan, const Strided& query, const Strided& key,
   for (int64_t j = 0; j < keys; ++j) {
     scores[j] = dot(q, key.row<T>(b, j), width) * scale;
   }
-  if (!mask) {
-    return keys;
-  }
-  if (mask->tensor.scalar_type() == at::kBool) {
-    const bool* allowed = mask->row<bool>(b, i);
-    for (int64_t j = 0; j < keys; ++j) {
-      scores[j] = allowed[j] ? scores[j] : -std::numeric_limits<T>::infinity();
-    }
-  } else {
-    const T* bias = mask->row<T>(b, i);
-    for (int64_t j = 0; j < keys; ++j) {
-      scores[j] += bias[j];
-    }
+  if (mask) {
+    add_mask(*mask, b, i, scores, keys);
   }
   return keys;
 }
@@ -798,17 +804,7 @@ void tile_row_probabilities(const Plan& plan, const std::optional<Strided>& mask
     z[j] *= scale;
   }
   if (mask) {
-    if (mask->tensor.scalar_type() == at::kBool) {
-      const bool* allowed = mask->row<bool>(b, i);
-      for (int64_t j = 0; j < keys; ++j) {
-        z[j] = allowed[j] ? z[j] : -std::numeric_limits<T>::infinity();
-      }
-    } else {
-      const T* bias = mask->row<T>(b, i);
-      for (int64_t j = 0; j < keys; ++j) {
-        z[j] += bias[j];
-      }
-    }
+    add_mask(*mask, b, i, z, keys);
   }
   std::fill(z + keys, z + source, T(0));
   T shift = shift_or_nan;

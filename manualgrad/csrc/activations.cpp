@@ -47,17 +47,6 @@ void vector_loop(int64_t n, const Body& body) {
   }
 }
 
-// row(r) for r in [0, rows), in parallel over chunks of about 32768 elements (rows of width).
-template <typename Row>
-void parallel_rows(int64_t rows, int64_t width, const Row& row) {
-  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1)),
-                   [&](int64_t begin, int64_t end) {
-                     for (int64_t r = begin; r < end; ++r) {
-                       row(r);
-                     }
-                   });
-}
-
 // ---- element-wise twins -------------------------------------------------------------------
 
 // Python: manualgrad.functional.activations.ReLUFunction.

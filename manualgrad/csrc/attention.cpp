@@ -14,7 +14,6 @@
 // exp is SLEEF's over a clamped argument (exp_flushed): an underflowing one is many times slower.
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -640,21 +639,48 @@ void add_mask(const Strided& mask, int64_t b, int64_t i, T* scores, int64_t keys
   }
 }
 
-// The scores z_j of row i of batch entry b over its keys, written to `scores`; how many keys.
+// Row i of batch entry b's scores, z_j holding q_i · k_j on entry: z_j ← s·z_j + B_ij over the
+// keys the row may see; how many keys.
+template <typename T>
+int64_t scale_and_mask(const Plan& plan, const std::optional<Strided>& mask, int64_t b,
+                       int64_t i, T* z) {
+  int64_t keys = plan.is_causal ? std::min(plan.source, i + 1) : plan.source;
+  const T scale = static_cast<T>(plan.scale);
+  for (int64_t j = 0; j < keys; ++j) {
+    z[j] *= scale;
+  }
+  if (mask) {
+    add_mask(*mask, b, i, z, keys);
+  }
+  return keys;
+}
+
+// z_j ← exp(z_j − shift) over the first `keys` scores (exp_flushed); all 0 when the shift is
+// −∞ (a row with no finite score: P = 0).
+template <typename T>
+void shifted_exp(T* z, int64_t keys, T shift) {
+  if (shift == -std::numeric_limits<T>::infinity()) {
+    std::fill(z, z + keys, T(0));
+    return;
+  }
+  for (int64_t j = 0; j < keys; ++j) {
+    z[j] -= shift;
+  }
+  exp_flushed(z, keys);
+}
+
+// The scores z_j = s·q_i·k_j + B_ij of row i of batch entry b over its keys, written to
+// `scores`; how many keys.
 template <typename T>
 int64_t row_scores(const Plan& plan, const Strided& query, const Strided& key,
                    const std::optional<Strided>& mask, int64_t b, int64_t i, T* scores) {
   int64_t keys = plan.is_causal ? std::min(plan.source, i + 1) : plan.source;
   int64_t width = plan.query.size(-1);
   const T* q = query.row<T>(b, i);
-  const T scale = static_cast<T>(plan.scale);
   for (int64_t j = 0; j < keys; ++j) {
-    scores[j] = dot(q, key.row<T>(b, j), width) * scale;
+    scores[j] = dot(q, key.row<T>(b, j), width);
   }
-  if (mask) {
-    add_mask(*mask, b, i, scores, keys);
-  }
-  return keys;
+  return scale_and_mask(plan, mask, b, i, scores);
 }
 
 // The operands of a one-tile call: Q, K, V and the mask (a float mask in the inputs' dtype).
@@ -707,10 +733,7 @@ std::vector<Tensor> tile_forward(const Plan& plan, const Tensor& value) {
             row_lse[b * length + i] = top;
             continue;
           }
-          for (int64_t j = 0; j < keys; ++j) {
-            scores[j] -= top;
-          }
-          exp_flushed(scores.data(), keys);
+          shifted_exp(scores.data(), keys, top);
           T total = 0;
           for (int64_t j = 0; j < keys; ++j) {
             total += scores[j];
@@ -767,10 +790,7 @@ std::vector<Tensor> tile_gradients(const Plan& plan, const Tensor& value, const 
           const T* q = in.query.row<T>(b, i);
           T delta = dot(g, out.row<T>(b, i), value_width) - row_grad_lse[b * length + i];
           int64_t keys = row_scores(plan, in.query, in.key, in.mask, b, i, probs.data());
-          for (int64_t j = 0; j < keys; ++j) {
-            probs[j] -= shift;
-          }
-          exp_flushed(probs.data(), keys);
+          shifted_exp(probs.data(), keys, shift);
           for (int64_t j = 0; j < keys; ++j) {
             T p = probs[j];  // p = 0 included, as the products do (0 · inf is NaN)
             const T* v = in.value.row<T>(b, j);
@@ -787,44 +807,12 @@ std::vector<Tensor> tile_gradients(const Plan& plan, const Tensor& value, const 
           grad_value.sum_to_size(value.sizes())};
 }
 
-
 // The one-tile call with its products as ATen matmuls over all heads at once (Z = Q Kᵀ,
 // O = P V; backward dL/dV = Pᵀ G, dL/dP = G Vᵀ, dL/dQ = dL/dZ K, dL/dK = dL/dZᵀ Q) and the
 // element-wise steps fused per row (s·z + B, the row max, exp, the sum; p = exp(s·z + B − ℓ),
 // dL/dZ = s · p (dL/dP − D)): above kLoopPairs pairs per head, where the row loops' dot products
 // fall behind (one thread, fwd + bwd against native: 1×1×64×64 2.46 → 1.72×,
 // 1×4×64×32 3.59 → 1.57×; at 16 × 16 the loops win, 1.33 against 1.74×).
-template <typename T>
-void tile_row_probabilities(const Plan& plan, const std::optional<Strided>& mask, T* z, int64_t b,
-                            int64_t i, T shift_or_nan, T* top_out) {
-  int64_t source = plan.source;
-  int64_t keys = plan.is_causal ? std::min(source, i + 1) : source;
-  const T scale = static_cast<T>(plan.scale);
-  for (int64_t j = 0; j < keys; ++j) {
-    z[j] *= scale;
-  }
-  if (mask) {
-    add_mask(*mask, b, i, z, keys);
-  }
-  std::fill(z + keys, z + source, T(0));
-  T shift = shift_or_nan;
-  if (top_out != nullptr) {  // forward: the row max
-    shift = -std::numeric_limits<T>::infinity();
-    for (int64_t j = 0; j < keys; ++j) {
-      shift = std::max(shift, z[j]);
-    }
-    *top_out = shift;
-  }
-  if (shift == -std::numeric_limits<T>::infinity()) {  // no finite score: P = 0
-    std::fill(z, z + keys, T(0));
-    return;
-  }
-  for (int64_t j = 0; j < keys; ++j) {
-    z[j] -= shift;
-  }
-  exp_flushed(z, keys);
-}
-
 std::vector<Tensor> tile_forward_products(const Plan& plan, const Tensor& value) {
   TileOperands in(plan, value);
   int64_t length = plan.length, source = plan.source;
@@ -833,25 +821,26 @@ std::vector<Tensor> tile_forward_products(const Plan& plan, const Tensor& value)
   shape.push_back(length);
   Tensor lse = at::empty(shape, plan.query.options());
   Tensor totals = at::empty(shape, plan.query.options());
-  int64_t rows = in.entries * length;
   AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "attention_tile_products", [&] {
     using T = scalar_t;
     T* z = scores.data_ptr<T>();
     T* row_lse = lse.data_ptr<T>();
     T* row_total = totals.data_ptr<T>();
-    int64_t grain = std::max<int64_t>(1, kTileWork / std::max<int64_t>(source, 1));
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        T top;
-        T* row = z + r * source;
-        tile_row_probabilities<T>(plan, in.mask, row, r / length, r % length, T(0), &top);
-        T total = 0;
-        for (int64_t j = 0; j < source; ++j) {
-          total += row[j];
-        }
-        row_total[r] = total == 0 ? T(1) : total;  // a row without a finite score: O = 0
-        row_lse[r] = top == -std::numeric_limits<T>::infinity() ? top : top + std::log(total);
+    parallel_rows(in.entries * length, source, [&](int64_t r) {
+      T* row = z + r * source;
+      int64_t keys = scale_and_mask(plan, in.mask, r / length, r % length, row);
+      std::fill(row + keys, row + source, T(0));  // keys the row may not see: P = 0
+      T top = -std::numeric_limits<T>::infinity();
+      for (int64_t j = 0; j < keys; ++j) {
+        top = std::max(top, row[j]);
       }
+      shifted_exp(row, keys, top);
+      T total = 0;
+      for (int64_t j = 0; j < keys; ++j) {
+        total += row[j];
+      }
+      row_total[r] = total == 0 ? T(1) : total;  // a row without a finite score: O = 0
+      row_lse[r] = top == -std::numeric_limits<T>::infinity() ? top : top + std::log(total);
     });
   });
   Tensor output = at::matmul(scores, value).contiguous();
@@ -871,19 +860,19 @@ std::vector<Tensor> tile_gradients_products(const Plan& plan, const Tensor& valu
   shape.push_back(length);
   Tensor delta = at::empty(shape, plan.query.options());
   int64_t rows = in.entries * length;
-  int64_t grain = std::max<int64_t>(1, kTileWork / std::max<int64_t>(source, 1));
   AT_DISPATCH_FLOATING_TYPES(probs.scalar_type(), "attention_tile_products_p", [&] {
     using T = scalar_t;
     T* p = probs.data_ptr<T>();
     T* row_delta = delta.data_ptr<T>();
     const T* row_lse = lse_dense.const_data_ptr<T>();
     const T* row_grad_lse = grad_lse_dense.const_data_ptr<T>();
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        int64_t b = r / length, i = r % length;
-        tile_row_probabilities<T>(plan, in.mask, p + r * source, b, i, row_lse[r], nullptr);
-        row_delta[r] = dot(grad.row<T>(b, i), out.row<T>(b, i), value_width) - row_grad_lse[r];
-      }
+    parallel_rows(rows, source, [&](int64_t r) {
+      int64_t b = r / length, i = r % length;
+      T* row = p + r * source;
+      int64_t keys = scale_and_mask(plan, in.mask, b, i, row);
+      std::fill(row + keys, row + source, T(0));  // keys the row may not see: P = 0
+      shifted_exp(row, keys, row_lse[r]);
+      row_delta[r] = dot(grad.row<T>(b, i), out.row<T>(b, i), value_width) - row_grad_lse[r];
     });
   });
   Tensor grad_value = at::matmul(probs.transpose(-2, -1), grad_output);
@@ -894,12 +883,10 @@ std::vector<Tensor> tile_gradients_products(const Plan& plan, const Tensor& valu
     T* ds = grad_scores.data_ptr<T>();
     const T* row_delta = delta.const_data_ptr<T>();
     const T scale = static_cast<T>(plan.scale);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        for (int64_t j = 0; j < source; ++j) {
-          int64_t k = r * source + j;
-          ds[k] = p[k] * (ds[k] - row_delta[r]) * scale;
-        }
+    parallel_rows(rows, source, [&](int64_t r) {
+      for (int64_t j = 0; j < source; ++j) {
+        int64_t k = r * source + j;
+        ds[k] = p[k] * (ds[k] - row_delta[r]) * scale;
       }
     });
   });

@@ -20,6 +20,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/native/TensorIterator.h>
 #include <ATen/native/cpu/Loops.h>
@@ -281,6 +282,17 @@ struct FromOutput : public torch::autograd::Function<Self> {
 inline Tensor times(Tensor fresh, const Tensor& other) {
   bool scratch = !at::GradMode::is_enabled() && plain(fresh) && plain(other);
   return scratch ? fresh.mul_(other) : fresh * other;
+}
+
+// row(r) for r in [0, rows), in parallel over chunks of about 32768 elements (rows of width).
+template <typename Row>
+void parallel_rows(int64_t rows, int64_t width, const Row& row) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(width, 1)),
+                   [&](int64_t begin, int64_t end) {
+                     for (int64_t r = begin; r < end; ++r) {
+                       row(r);
+                     }
+                   });
 }
 
 // (..., k) viewed as (N, k); N explicit, so k may be 0.

@@ -67,18 +67,39 @@ def _mistakes(
 ) -> None:
     """The misclassified ``images`` tiled in a square on one Axes (one Axes per example made
     the figure most of a one-epoch run's CPU time), ``true → predicted`` above each tile."""
-    side = math.ceil(math.sqrt(len(images)))
     height, width = image_shape
     label = max(2, height // 3)  # rows above each tile for its caption
-    pitch_y, pitch_x = height + label, width + 1
-    mosaic = torch.full((side * pitch_y, side * pitch_x - 1), math.nan)
-    for k, image in enumerate(images):
-        top, left = (k // side) * pitch_y + label, (k % side) * pitch_x
-        mosaic[top : top + height, left : left + width] = image.reshape(image_shape)
-        caption = f"{int(target[k])} → {int(predicted[k])}"
+    side = math.ceil(math.sqrt(len(images)))
+    mosaic, corners = _mosaic(images, image_shape, side, rows=side, above=label, gap=0)
+    for (top, left), truth, guess in zip(corners, target, predicted, strict=True):
+        caption = f"{int(truth)} → {int(guess)}"
         axes.text(left + width / 2 - 0.5, top - 0.7, caption, ha="center", va="bottom", fontsize=8)
     axes.imshow(mosaic.numpy(), cmap="gray_r")  # NaN gaps: blank
     axes.axis("off")
+
+
+def _mosaic(
+    images: Tensor,
+    image_shape: tuple[int, ...],
+    columns: int,
+    rows: int | None = None,
+    above: int = 0,
+    gap: int = 1,
+) -> tuple[Tensor, list[tuple[int, int]]]:
+    """``images`` (each reshaped to ``image_shape``) tiled ``columns`` to a row in one NaN
+    (blank) canvas of ``rows`` rows of tiles (as many as they fill by default): one pixel between
+    columns, ``gap`` pixels between rows and ``above`` blank rows over each tile (room for a
+    caption). Returns the canvas and each tile's (top, left) corner."""
+    height, width = image_shape
+    rows = math.ceil(len(images) / columns) if rows is None else rows
+    pitch_y, pitch_x = above + height + gap, width + 1
+    mosaic = torch.full((rows * pitch_y - gap, columns * pitch_x - 1), math.nan)
+    corners = []
+    for k, image in enumerate(images):
+        top, left = (k // columns) * pitch_y + above, (k % columns) * pitch_x
+        mosaic[top : top + height, left : left + width] = image.reshape(image_shape)
+        corners.append((top, left))
+    return mosaic, corners
 
 
 def weights_figure(weight: Tensor, image_shape: tuple[int, ...]) -> Figure:
@@ -88,12 +109,8 @@ def weights_figure(weight: Tensor, image_shape: tuple[int, ...]) -> Figure:
     units = weight.detach().cpu()[:MAX_UNITS]
     columns = min(8, len(units))
     rows = math.ceil(len(units) / columns)
-    height, width = image_shape
     scale = units.abs().max().item() or 1.0
-    mosaic = torch.full((rows * (height + 1) - 1, columns * (width + 1) - 1), math.nan)
-    for k, row in enumerate(units):
-        top, left = (k // columns) * (height + 1), (k % columns) * (width + 1)
-        mosaic[top : top + height, left : left + width] = row.reshape(image_shape)
+    mosaic, _ = _mosaic(units, image_shape, columns)
     figure = Figure(figsize=(columns * 1.1, rows * 1.1 + 0.4), layout="constrained")
     figure.suptitle("first layer: each unit's incoming weights (red +, blue −)", fontsize=9)
     axes = figure.add_subplot()

@@ -7,9 +7,8 @@ manualgrad/csrc/, loaded by manualgrad/_ext.py). Metadata lives in pyproject.tom
 ``csrc/*.cpp`` with torch's ``BuildExtension`` and ninja (pinned in pyproject's ``[ext]`` extra,
 which the bootstrap installs), as two translation units (:func:`_units`); it runs again whenever a
 ``csrc/*.cpp`` or ``*.h`` file changes, and ninja then recompiles only the units that include
-what changed. Torch is a
-build dependency of the extension only, which is why the build is a second step with the venv's
-torch rather than part of ``pip install``.
+what changed. Torch is a build dependency of the extension only, which is why the build is a
+second step with the venv's torch rather than part of ``pip install``.
 
 The extension is optional: without a C++ compiler, or when compiling fails, the build reports it in
 one message, removes a stale in-place ``_C*.so`` (so sources and binary never disagree), and
@@ -48,10 +47,9 @@ def _units() -> list[str]:
     """The sources handed to the compiler: two translation units, ``build/unity/first.cpp`` and
     ``second.cpp``, each ``#include``-ing its family files (a unity build). Every family file pays
     ~13 s of its 20-60 s parsing ATen's and autograd's headers; two units pay it twice instead of
-    fourteen times, so a fresh build on 2 cores (MAX_JOBS=2) took 1.5 min of wall time instead of ~4
-    (2.5 min of CPU instead of 7.7).
-    ninja's dependency files list the included files, so editing one family rebuilds its unit;
-    a unit's text is rewritten only when its list changes."""
+    fourteen times, so a fresh build on 2 cores (MAX_JOBS=2) took 1.5 min of wall time instead
+    of ~4 (2.5 min of CPU instead of 7.7). ninja's dependency files list the included files, so
+    editing one family rebuilds its unit; a unit's text is rewritten only when its list changes."""
     families = sorted(CSRC.glob("*.cpp"))
     first = [path for path in families if path.stem in FIRST_UNIT]
     units = {"first": first, "second": [path for path in families if path not in first]}

@@ -27,11 +27,10 @@ function of its own form (:data:`_TORCH_FORMS`).
 Calls made while grad mode is off, or with no tensor argument that requires grad (masks,
 position ids, a padded mask: nothing to differentiate), run torch's op (no backward graph is
 built, so the result is the same and the Function's overhead is saved), and so do the torch
-calls made by the Functions
-themselves: torch pops the mode while ``__torch_function__`` runs, so a routed call runs with
-the mode off and cannot recurse. A Python-level torch op that has no Function
-(``F.multi_head_attention_forward``) runs whole with the mode popped, so the ops inside it are
-native; the coverage report shows them.
+calls made by the Functions themselves: torch pops the mode while ``__torch_function__`` runs,
+so a routed call runs with the mode off and cannot recurse. A Python-level torch op that has no
+Function (``F.multi_head_attention_forward``) runs whole with the mode popped, so the ops inside
+it are native; the coverage report shows them.
 
 Cost per call (``manualgrad bench models``, rows ``mode pass-through`` and ``mode routed``; the
 project's 2-core CPU, one thread, fastest of 9 × 5000 calls on a 32×64 tensor): a call passed

@@ -6,7 +6,7 @@ One forward runs (grad mode on); the graph is walked from its outputs through
 
 - **hand-derived**: the node of a manualgrad Function (its class, ``<Name>Backward``, has a
   ``_forward_cls`` defined in ``manualgrad``), or of its compiled twin (manualgrad/csrc/: a C++
-  node, ``torch::autograd::CppNode<manualgrad::<Name>Twin>``); a twin's node is reported under
+  node, ``manualgrad::TwinNode<manualgrad::<Name>Twin>``); a twin's node is reported under
   its Python Function's name (:func:`node_name`), so a report reads the same on both paths;
 - **view/cast**: a node that moves data and does no arithmetic (:data:`VIEW_NODES`, listed by
   name; ``AccumulateGrad`` at the leaves is one too); these are left out of every share;
@@ -66,8 +66,8 @@ VIEW_NODES = frozenset(
 )
 
 _OVERLOAD = re.compile(r"\d+$")
-# The node of a C++ torch::autograd::Function in manualgrad's namespace: a compiled twin.
-_TWIN_NODE = re.compile(r"torch::autograd::CppNode<manualgrad::(\w+)>")
+# The node of a compiled twin (csrc/twin_function.h's TwinNode).
+_TWIN_NODE = re.compile(r"manualgrad::TwinNode<manualgrad::(\w+)>")
 # A twin's struct name → the Python Function it twins (``ReLUTwin`` ↔ ``ReLUFunction``), as
 # module.qualname.
 _TWIN_OF = {
@@ -89,7 +89,7 @@ def _twinned(struct: str) -> type | None:
 def node_function(node: Any) -> type | None:
     """The ``autograd.Function`` whose derivation one autograd node runs: a Python Function's
     node gives its ``_forward_cls`` (manualgrad's or anyone's), a compiled twin's node
-    (``CppNode<manualgrad::LinearTwin>``) the manualgrad Function it twins (``LinearFunction``);
+    (``TwinNode<manualgrad::LinearTwin>``) the manualgrad Function it twins (``LinearFunction``);
     None for a native node."""
     forward_cls = getattr(type(node), "_forward_cls", None)
     if forward_cls is not None:
@@ -101,7 +101,7 @@ def node_function(node: Any) -> type | None:
 def node_name(node: Any) -> str:
     """The op name of one autograd node: its class name (``AddmmBackward0``,
     ``LinearFunctionBackward``); a compiled twin's node takes the name of its Python Function's
-    node (``CppNode<manualgrad::LinearTwin>`` → ``LinearFunctionBackward``), or keeps its C++
+    node (``TwinNode<manualgrad::LinearTwin>`` → ``LinearFunctionBackward``), or keeps its C++
     name (``LinearTwin``) if it twins no Function in ``_ext``."""
     twin = _TWIN_NODE.fullmatch(node.name())
     if twin is None:

@@ -23,6 +23,7 @@ import sys
 
 import pytest
 import torch
+from torch.autograd import forward_ad
 
 import manualgrad.functional as F
 from manualgrad import _ext
@@ -157,7 +158,7 @@ def test_low_precision_twin_rounds_once(op, sample, dtype, create_graph):
 
 def _twin_node(op) -> str:
     """The name of the autograd node of ``op``'s twin."""
-    return f"torch::autograd::CppNode<manualgrad::{op.function.__name__[: -len('Function')]}Twin>"
+    return f"manualgrad::TwinNode<manualgrad::{op.function.__name__[: -len('Function')]}Twin>"
 
 
 def _node_names(roots: list) -> set[str]:
@@ -280,3 +281,80 @@ def test_no_ext_forces_the_python_path():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "None"
+
+
+def _backward_twice(outputs: list[torch.Tensor], leaves: list[torch.Tensor]) -> tuple:
+    torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)
+    return torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)
+
+
+def _backward_after_output_changed_in_place(
+    outputs: list[torch.Tensor], leaves: list[torch.Tensor]
+) -> tuple:
+    outputs[0].mul_(2)
+    return tuple(
+        None if g is None else g / 2
+        for g in torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)
+    )
+
+
+def _backward_after_input_changed_in_place(
+    outputs: list[torch.Tensor], leaves: list[torch.Tensor]
+) -> tuple:
+    with torch.no_grad():
+        leaves[0].add_(1)
+    return torch.autograd.grad(outputs[0].sum(), leaves, allow_unused=True)
+
+
+@needs_extension
+@pytest.mark.parametrize(
+    "action",
+    [
+        _backward_twice,
+        _backward_after_output_changed_in_place,
+        _backward_after_input_changed_in_place,
+    ],
+)
+@pytest.mark.parametrize("path", ["eager", "python"])
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS])
+def test_graph_misuse_raises_or_gives_the_right_gradient(op, path, action):
+    """A twin's node (csrc/twin_function.h), as the Python Function's, either refuses a misuse
+    of the graph — a second backward once saved tensors are freed, a saved tensor changed in
+    place (an input, or an output or a view of one) — with torch's RuntimeError, or gives the
+    gradient of the call as it was recorded: never a silently wrong one."""
+    sample = op.seeded_samples(torch.float64)[0]
+    with _ext.python_path() if path == "python" else contextlib.nullcontext():
+        args = sample.prepared(torch.float64)
+        leaves = [args[i] for i in sample.differentiable()]
+        outputs = [o for o in float_outputs(op.op(*args, **sample.kwargs)) if o.requires_grad]
+        if not outputs or not leaves:
+            pytest.skip("nothing to differentiate")
+        expected = torch.autograd.grad(
+            outputs[0].sum(), leaves, allow_unused=True, retain_graph=True
+        )
+        try:
+            got = action(outputs, leaves)
+        except RuntimeError as error:
+            assert "second time" in str(error) or "inplace" in str(error)
+            return
+    for g, e in zip(got, expected, strict=True):
+        assert (g is None) == (e is None)
+        if g is not None:
+            torch.testing.assert_close(g, e, rtol=1e-12, atol=1e-12)
+
+
+@needs_extension
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS])
+def test_forward_mode_ad_raises_as_the_python_path(op):
+    """Neither path has a jvp: a dual tensor argument raises the same error on both."""
+    sample = op.seeded_samples(torch.float64)[0]
+    outcomes = []
+    for context in (contextlib.nullcontext, _ext.python_path):
+        with context(), forward_ad.dual_level():
+            args = list(sample.prepared(torch.float64))
+            first = sample.differentiable()[0]
+            args[first] = forward_ad.make_dual(args[first].detach(), torch.ones_like(args[first]))
+            with pytest.raises(NotImplementedError) as raised:
+                op.op(*args, **sample.kwargs)
+            outcomes.append(str(raised.value))
+    assert outcomes[0] == outcomes[1]

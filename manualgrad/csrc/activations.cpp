@@ -66,10 +66,10 @@ struct ReLUTwin : public FromOutput<ReLUTwin> {
 // branch on the coefficients is taken once per call, outside the element loop (one fused
 // instantiation per branch), never per element.
 template <typename Self, size_t N>
-struct Pointwise : public torch::autograd::Function<Self> {
+struct Pointwise : public TwinFunction<Self> {
   using Coefficients = std::array<double, N>;
   template <typename... Numbers>
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, Numbers... numbers) {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, Numbers... numbers) {
     static_assert(sizeof...(Numbers) == N, "one coefficient per number argument");
     Coefficients c{static_cast<double>(numbers)...};
     Tensor output = Self::value(input, c);
@@ -77,7 +77,7 @@ struct Pointwise : public torch::autograd::Function<Self> {
     ctx->save_for_backward({Self::from_output(c) ? output : input});
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor saved = ctx->get_saved_variables()[0];
     std::vector<double> numbers = ctx->saved_data["coefficients"].toDoubleVector();
     Coefficients c;
@@ -411,12 +411,12 @@ struct LogSigmoidTwin : public Pointwise<LogSigmoidTwin, 0> {
 };
 
 // Python: manualgrad.functional.activations.SiLUFunction.
-struct SiLUTwin : public torch::autograd::Function<SiLUTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
+struct SiLUTwin : public TwinFunction<SiLUTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input) {
     ctx->save_for_backward({input});
     return fused(input, [](auto z) { return z * sigmoid_value(z); });
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor input = ctx->get_saved_variables()[0];
     // dL/dz = dL/dy · σ(z)·(1 + z(1 − σ(z)))
     return {chain(input, grads[0], [](auto z) {
@@ -467,8 +467,8 @@ auto prelu_slope(const V& z, const W& a) {
 // Python Function sums them). First order over a contiguous z and dL/dy: both gradients in one
 // pass over rows (a per-channel a: one a per row of an (N·C, H·W...) view, or a row of a's along
 // an (N, C) input); else the Python Function's composite ops.
-struct PReLUTwin : public torch::autograd::Function<PReLUTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight) {
+struct PReLUTwin : public TwinFunction<PReLUTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight) {
     ctx->saved_data["weight_shape"] = weight.sizes().vec();
     ctx->save_for_backward({input, input.requires_grad() ? weight : Tensor()});
     if (fusable(input) && fusable(weight)) {
@@ -476,7 +476,7 @@ struct PReLUTwin : public torch::autograd::Function<PReLUTwin> {
     }
     return at::addcmul(input.clamp_min(0), weight, input.clamp_max(0));
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& input = saved[0];
     const Tensor& weight = saved[1];
@@ -552,8 +552,8 @@ struct PReLUTwin : public torch::autograd::Function<PReLUTwin> {
 // contiguous z, seen as rows [a | b] of 2L (L the half's size times the trailing dims'): one
 // pass each way, both halves of dL/dz written in place; else composite (the Python Function's
 // ops, the sigmoid twin's entry point under grad mode).
-struct GLUTwin : public torch::autograd::Function<GLUTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, int64_t dim) {
+struct GLUTwin : public TwinFunction<GLUTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, int64_t dim) {
     dim = c10::maybe_wrap_dim(dim, input.dim());
     ctx->saved_data["dim"] = dim;
     ctx->save_for_backward({input});
@@ -578,7 +578,7 @@ struct GLUTwin : public torch::autograd::Function<GLUTwin> {
     });
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor input = ctx->get_saved_variables()[0];
     int64_t dim = ctx->saved_data["dim"].toInt();
     const Tensor& grad = grads[0];

@@ -45,18 +45,18 @@ Tensor reduce_to(const Tensor& grad, const std::vector<int64_t>& shape) {
 }
 
 // Each operand's shape (arithmetic._keep), read back by shape_of.
-void keep_shapes(AutogradContext* ctx, const Tensor& input, const Tensor& other) {
+void keep_shapes(TwinContext* ctx, const Tensor& input, const Tensor& other) {
   ctx->saved_data["input_shape"] = input.sizes().vec();
   ctx->saved_data["other_shape"] = other.sizes().vec();
 }
 
-std::vector<int64_t> shape_of(AutogradContext* ctx, const char* name) {
+std::vector<int64_t> shape_of(TwinContext* ctx, const char* name) {
   return ctx->saved_data[name].toIntVector();
 }
 
 // Save `operand` when `wanted`: a tensor through save_for_backward (slot `slot` of `saved`), a
 // number as its value in saved_data[name] (arithmetic._keep: numbers go on ctx).
-void keep(AutogradContext* ctx, variable_list& saved, size_t slot, const Tensor& operand,
+void keep(TwinContext* ctx, variable_list& saved, size_t slot, const Tensor& operand,
           bool wanted, const char* name) {
   if (!wanted) {
     return;
@@ -70,7 +70,7 @@ void keep(AutogradContext* ctx, variable_list& saved, size_t slot, const Tensor&
 
 // The kept operand back: the saved tensor, or the conjugated number as a wrapped-number tensor
 // (the value `grad * conj(1.5)` multiplies by, as in the Python backward).
-Tensor kept(AutogradContext* ctx, const variable_list& saved, size_t slot, const char* name) {
+Tensor kept(TwinContext* ctx, const variable_list& saved, size_t slot, const char* name) {
   if (ctx->saved_data.count(name) != 0) {
     return wrapped(ctx->saved_data[name].toScalar().conj());
   }
@@ -92,13 +92,13 @@ Tensor scaled(const Tensor& grad, const at::Scalar& factor) {
 // dL/do = ±α · Σ_b G. Nothing saved but the shapes.
 template <bool Subtract>
 struct AlphaTwin {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& other,
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& other,
                         const at::Scalar& alpha) {
     keep_shapes(ctx, input, other);
     ctx->saved_data["alpha"] = (Subtract ? -alpha : alpha).conj();
     return Subtract ? at::sub(input, other, alpha) : at::add(input, other, alpha);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     Tensor grad_input, grad_other;
     if (ctx->needs_input_grad(0)) {
@@ -111,13 +111,13 @@ struct AlphaTwin {
     return {grad_input, grad_other, Tensor()};
   }
 };
-struct AddTwin : public AlphaTwin<false>, public torch::autograd::Function<AddTwin> {};
-struct SubTwin : public AlphaTwin<true>, public torch::autograd::Function<SubTwin> {};
+struct AddTwin : public AlphaTwin<false>, public TwinFunction<AddTwin> {};
+struct SubTwin : public AlphaTwin<true>, public TwinFunction<SubTwin> {};
 
 // Python: MulFunction (y = x · o): saves o if x needs a gradient, x if o does;
 // dL/dx = Σ_b G · o,   dL/do = Σ_b G · x.
-struct MulTwin : public torch::autograd::Function<MulTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& other) {
+struct MulTwin : public TwinFunction<MulTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& other) {
     keep_shapes(ctx, input, other);
     variable_list saved(2);
     keep(ctx, saved, 0, input, other.requires_grad(), "input");
@@ -125,7 +125,7 @@ struct MulTwin : public torch::autograd::Function<MulTwin> {
     ctx->save_for_backward(saved);
     return at::mul(input, other);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
     Tensor grad_input, grad_other;
@@ -142,8 +142,8 @@ struct MulTwin : public torch::autograd::Function<MulTwin> {
 // Python: DivFunction (y = x / o, or rounded with rounding_mode: gradients 0): saves o if
 // either operand needs a gradient, x if o does;
 // dL/dx = Σ_b G / o,   dL/do = −Σ_b G · x / o².
-struct DivTwin : public torch::autograd::Function<DivTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& other,
+struct DivTwin : public TwinFunction<DivTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& other,
                         const std::optional<std::string>& rounding_mode) {
     keep_shapes(ctx, input, other);
     bool exact = !rounding_mode.has_value();
@@ -158,7 +158,7 @@ struct DivTwin : public torch::autograd::Function<DivTwin> {
     }
     return at::div(input, other, mode);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
     bool exact = ctx->saved_data["exact"].toBool();
@@ -184,8 +184,8 @@ struct DivTwin : public torch::autograd::Function<DivTwin> {
 // dL/dx = Σ_b G · p·x^{p−1} (0 where p = 0),
 // dL/dp = Σ_b G · y · log x (0 where x = 0 and p ≥ 0), as arithmetic._pow_grad_input and
 // _pow_grad_exponent.
-struct PowTwin : public torch::autograd::Function<PowTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& exponent) {
+struct PowTwin : public TwinFunction<PowTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& exponent) {
     keep_shapes(ctx, input, exponent);
     // torch.pow's overload for a number exponent or base (pow.Tensor_Scalar: x·x for p = 2),
     // not pow.Tensor_Tensor with a wrapped number: the Python Function's forward, bit for bit
@@ -201,7 +201,7 @@ struct PowTwin : public torch::autograd::Function<PowTwin> {
     ctx->save_for_backward(saved);
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
     Tensor grad_input, grad_exponent;
@@ -217,7 +217,7 @@ struct PowTwin : public torch::autograd::Function<PowTwin> {
   }
 
   // G · p·x^{p−1}, 0 where p = 0 (a tensor p: where; a number p = 0: zeros).
-  static Tensor pow_grad_input(AutogradContext* ctx, const Tensor& grad, const Tensor& input,
+  static Tensor pow_grad_input(TwinContext* ctx, const Tensor& grad, const Tensor& input,
                                const Tensor& exponent) {
     if (exponent.defined()) {
       Tensor slope = exponent * input.pow(exponent - 1);
@@ -233,7 +233,7 @@ struct PowTwin : public torch::autograd::Function<PowTwin> {
   }
 
   // G · y · log x, 0 where x = 0 and p ≥ 0 (a number x: log x, −inf at 0, nan below).
-  static Tensor pow_grad_exponent(AutogradContext* ctx, const Tensor& grad, const Tensor& input,
+  static Tensor pow_grad_exponent(TwinContext* ctx, const Tensor& grad, const Tensor& input,
                                   const Tensor& exponent, const Tensor& output) {
     if (input.defined()) {
       Tensor limit = (input == 0) & (exponent >= 0);
@@ -248,9 +248,9 @@ struct PowTwin : public torch::autograd::Function<PowTwin> {
 };
 
 // Python: arithmetic.NegFunction (y = −x): nothing saved; dL/dx = −dL/dy.
-struct NegTwin : public torch::autograd::Function<NegTwin> {
-  static Tensor forward(AutogradContext*, const Tensor& input) { return at::neg(input); }
-  static variable_list backward(AutogradContext*, variable_list grads) { return {-grads[0]}; }
+struct NegTwin : public TwinFunction<NegTwin> {
+  static Tensor forward(TwinContext*, const Tensor& input) { return at::neg(input); }
+  static variable_list backward(TwinContext*, variable_list grads) { return {-grads[0]}; }
 };
 
 // y³: y·y·y on scalars and vectors (as torch's pow kernel for the exponent 3), y.pow(3) on

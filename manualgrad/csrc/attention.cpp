@@ -899,8 +899,8 @@ std::vector<Tensor> tile_gradients_products(const Plan& plan, const Tensor& valu
 }  // namespace
 
 // Python: manualgrad.functional.attention.AttentionFunction.
-struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& query, const Tensor& key,
+struct AttentionTwin : public TwinFunction<AttentionTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& query, const Tensor& key,
                                const Tensor& value, const std::optional<Tensor>& attn_mask,
                                double scale, bool is_causal, double dropout_p, int64_t seed,
                                int64_t heads, int64_t rows, bool need_weights) {
@@ -951,7 +951,7 @@ struct AttentionTwin : public torch::autograd::Function<AttentionTwin> {
     return outputs;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     bool is_causal = ctx->saved_data["is_causal"].toBool();
     bool need_weights = ctx->saved_data["need_weights"].toBool();
     bool has_mask = ctx->saved_data["has_mask"].toBool();

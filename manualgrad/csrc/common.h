@@ -24,7 +24,7 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/native/TensorIterator.h>
 #include <ATen/native/cpu/Loops.h>
-#include <torch/csrc/autograd/custom_function.h>
+#include "twin_function.h"
 
 #include "twins.h"
 
@@ -34,7 +34,6 @@
 namespace manualgrad {
 
 using at::Tensor;
-using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 template <typename T>
 using Vec = at::vec::Vectorized<T>;
@@ -265,13 +264,13 @@ Tensor chain(const Tensor& saved, const Tensor& grad, const Derivative& derivati
 // A unary op (the activations, rsqrt) whose derivative is a function of its output y: forward Self::value (an ATen
 // value op), save y only, dL/dz = Self::derivative(y) · dL/dy.
 template <typename Self>
-struct FromOutput : public torch::autograd::Function<Self> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input) {
+struct FromOutput : public TwinFunction<Self> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input) {
     Tensor output = Self::value(input);
     ctx->save_for_backward({output});
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor output = ctx->get_saved_variables()[0];
     return {chain(output, grads[0], [](auto y) { return Self::derivative(y); })};
   }

@@ -32,7 +32,7 @@ Ints zeros_like(const Ints& stride) {
 
 // conv._save_operands: x only if W needs a gradient, W only if x needs one, both shapes and
 // the layer's options.
-void save_operands(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+void save_operands(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                    const std::optional<Tensor>& bias, const Ints& stride, const Ints& padding,
                    const Ints& dilation, int64_t groups) {
   ctx->save_for_backward({weight.requires_grad() ? input : Tensor(),
@@ -46,7 +46,7 @@ void save_operands(AutogradContext* ctx, const Tensor& input, const Tensor& weig
   ctx->saved_data["groups"] = groups;
 }
 
-Ints saved_ints(AutogradContext* ctx, const char* key) {
+Ints saved_ints(TwinContext* ctx, const char* key) {
   return ctx->saved_data[key].toIntVector();
 }
 
@@ -150,8 +150,8 @@ Tensor conv_weight_grad(const Tensor& grad_output, const Tensor& input, const In
 }  // namespace
 
 // Python: manualgrad.functional.conv.ConvolutionFunction.
-struct ConvolutionTwin : public torch::autograd::Function<ConvolutionTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct ConvolutionTwin : public TwinFunction<ConvolutionTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias, Ints stride, Ints padding,
                         Ints dilation, int64_t groups, Ints extra) {
     save_operands(ctx, input, weight, bias, stride, padding, dilation, groups);
@@ -159,7 +159,7 @@ struct ConvolutionTwin : public torch::autograd::Function<ConvolutionTwin> {
     return at::convolution(pad_after(input, extra), weight, bias, stride, padding, dilation,
                            false, zeros_like(stride), groups);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& grad = grads[0];
     Ints stride = saved_ints(ctx, "stride"), padding = saved_ints(ctx, "padding");
@@ -185,15 +185,15 @@ struct ConvolutionTwin : public torch::autograd::Function<ConvolutionTwin> {
 // Python: manualgrad.functional.conv_transpose.ConvTransposeFunction: dL/dx the forward
 // convolution of dL/dy, dL/dW the convolution's weight gradient with dL/dy as the input and x
 // as the output gradient.
-struct ConvTransposeTwin : public torch::autograd::Function<ConvTransposeTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct ConvTransposeTwin : public TwinFunction<ConvTransposeTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias, Ints stride, Ints padding,
                         Ints output_padding, int64_t groups, Ints dilation) {
     save_operands(ctx, input, weight, bias, stride, padding, dilation, groups);
     return at::convolution(input, weight, bias, stride, padding, dilation, true, output_padding,
                            groups);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& grad = grads[0];
     Ints stride = saved_ints(ctx, "stride"), padding = saved_ints(ctx, "padding");

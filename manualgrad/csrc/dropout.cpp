@@ -135,7 +135,7 @@ std::tuple<Tensor, Tensor> alpha_affine(const Tensor& mask, double p, at::Scalar
 
 // Python: manualgrad.functional.dropout.DropoutFunction: y = x ⊙ m/(1 − p), saves m only;
 // dL/dx = dL/dy ⊙ m/(1 − p) (keep_scale; p = 1: m itself, all 0).
-struct DropoutTwin : public torch::autograd::Function<DropoutTwin> {
+struct DropoutTwin : public TwinFunction<DropoutTwin> {
   static Tensor map(const Tensor& input, const Tensor& mask, double p) {
     int64_t width = one_pass(input, mask, p);
     if (width != 0) {
@@ -144,12 +144,12 @@ struct DropoutTwin : public torch::autograd::Function<DropoutTwin> {
     Tensor noise = mask.to(input.scalar_type());
     return input * (p == 1 ? noise : noise.div_(1 - p));
   }
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& mask, double p) {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& mask, double p) {
     ctx->saved_data["p"] = p;
     ctx->save_for_backward({mask});
     return map(input, mask, p);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor mask = ctx->get_saved_variables()[0];
     return {map(grads[0], mask, ctx->saved_data["p"].toDouble()), Tensor(), Tensor()};
   }
@@ -157,8 +157,8 @@ struct DropoutTwin : public torch::autograd::Function<DropoutTwin> {
 
 // Python: manualgrad.functional.dropout.AlphaDropoutFunction: y = a·m ⊙ x + b,
 // b = α′a(m − 1) + α′a·p (_alpha_affine), saves m only; dL/dx = a · dL/dy ⊙ m.
-struct AlphaDropoutTwin : public torch::autograd::Function<AlphaDropoutTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& mask, double p) {
+struct AlphaDropoutTwin : public TwinFunction<AlphaDropoutTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& mask, double p) {
     ctx->saved_data["p"] = p;
     ctx->save_for_backward({mask});
     int64_t width = one_pass(input, mask, p);
@@ -168,7 +168,7 @@ struct AlphaDropoutTwin : public torch::autograd::Function<AlphaDropoutTwin> {
     auto [scale, shift] = alpha_affine(mask, p, input.scalar_type());
     return input * scale + shift;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor mask = ctx->get_saved_variables()[0];
     double p = ctx->saved_data["p"].toDouble();
     int64_t width = one_pass(grads[0], mask, p);

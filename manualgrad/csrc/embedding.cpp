@@ -95,8 +95,8 @@ Tensor weight_grad(const Tensor& indices, Tensor rows, int64_t num_weights, cons
 
 // Python: manualgrad.functional.embedding.EmbeddingFunction. y = W[i]; saves the indices only.
 // A first-order dense dL/dW is one pass (weight_grad_rows); else weight_grad's ATen ops.
-struct EmbeddingTwin : public torch::autograd::Function<EmbeddingTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct EmbeddingTwin : public TwinFunction<EmbeddingTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         int64_t padding_idx, bool scale_grad_by_freq, bool sparse) {
     ctx->saved_data["num_weights"] = weight.size(0);
     ctx->saved_data["padding_idx"] = padding_idx;
@@ -108,7 +108,7 @@ struct EmbeddingTwin : public torch::autograd::Function<EmbeddingTwin> {
     return weight.index_select(0, input.reshape(-1)).reshape(shape);
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     variable_list none(5);
     if (!ctx->needs_input_grad(1)) {
       return none;

@@ -22,7 +22,7 @@ Tensor affine(const Tensor& input, const Tensor& weight, const std::optional<Ten
 
 // Each gradient of the affine map needs the other operand (the graph's edges exist only when
 // grad is on): x if W requires grad, W if x does, then the extra saved tensors.
-void save_operands(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+void save_operands(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                    const std::optional<Tensor>& bias, variable_list extra = {}) {
   variable_list saved{weight.requires_grad() ? input : Tensor(),
                       input.requires_grad() ? weight : Tensor()};
@@ -32,7 +32,7 @@ void save_operands(AutogradContext* ctx, const Tensor& input, const Tensor& weig
 }
 
 // (dL/dx, dL/dW, dL/db) from G = dL/dy, each where needed (linear.affine_grads).
-variable_list affine_grads(AutogradContext* ctx, const Tensor& grad, const variable_list& saved) {
+variable_list affine_grads(TwinContext* ctx, const Tensor& grad, const variable_list& saved) {
   Tensor grad_input, grad_weight, grad_bias;
   if (ctx->needs_input_grad(0)) {  // dL/dx = G W
     grad_input = grad.matmul(saved[1]);
@@ -47,13 +47,13 @@ variable_list affine_grads(AutogradContext* ctx, const Tensor& grad, const varia
 }
 
 // Python: manualgrad.functional.linear.LinearFunction (affine_grads).
-struct LinearTwin : public torch::autograd::Function<LinearTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct LinearTwin : public TwinFunction<LinearTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias) {
     save_operands(ctx, input, weight, bias);
     return affine(input, weight, bias);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     return affine_grads(ctx, grads[0], ctx->get_saved_variables());
   }
 };
@@ -102,15 +102,15 @@ Tensor masked(const Tensor& grad, const Tensor& mask) {
 
 // Python: manualgrad.functional.fused.LinearReLUFunction: y = max(x Wᵀ + b, 0), saves the bool
 // mask m = 1 − 1[y ≤ 0]; the affine gradients of G ⊙ m.
-struct LinearReLUTwin : public torch::autograd::Function<LinearReLUTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct LinearReLUTwin : public TwinFunction<LinearReLUTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias) {
     Tensor output = affine(input, weight, bias);
     Tensor mask = relu_and_mask_(output);
     save_operands(ctx, input, weight, bias, {mask});
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     return affine_grads(ctx, masked(grads[0], saved[2]), saved);
   }
@@ -119,15 +119,15 @@ struct LinearReLUTwin : public torch::autograd::Function<LinearReLUTwin> {
 // Python: manualgrad.functional.fused.LinearGELUFunction: y = GELU(x Wᵀ + b) (GELU over the
 // fresh affine output, in place), saves x, W and b; backward recomputes z = x Wᵀ + b and takes
 // the affine gradients of dL/dy ⊙ GELU'(z).
-struct LinearGELUTwin : public torch::autograd::Function<LinearGELUTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& weight,
+struct LinearGELUTwin : public TwinFunction<LinearGELUTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& weight,
                         const std::optional<Tensor>& bias, std::string approximate) {
     ctx->save_for_backward({input, weight, bias.value_or(Tensor())});
     ctx->saved_data["bias"] = bias.has_value();
     ctx->saved_data["tanh"] = approximate == "tanh";
     return gelu_(affine(input, weight, bias), approximate == "tanh");
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     std::optional<Tensor> bias;
     if (saved[2].defined()) {

@@ -331,8 +331,8 @@ Tensor slope_fused(const Tensor& g, const Tensor& weight, const Tensor& state, d
 // and a first-order dL/dx are one pass each (pointwise_fused, slope_fused) when the tensors are
 // plain float/double of one dtype.
 template <typename Self>
-struct PointwiseLoss : public torch::autograd::Function<Self> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct PointwiseLoss : public TwinFunction<Self> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight, std::string reduction,
                                double delta) {
     Tensor w = weight.value_or(Tensor());
@@ -361,7 +361,7 @@ struct PointwiseLoss : public torch::autograd::Function<Self> {
     return {out.loss, diff};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor state = saved[0].defined() ? saved[0] : saved[1] - saved[2];
     const Tensor& weight = saved[3];
@@ -796,8 +796,8 @@ Tensor nll_grad_rows(at::IntArrayRef shape, const Tensor& target, const Tensor& 
 // Python: manualgrad.functional.losses.CrossEntropyFunction (class-index targets). Outputs
 // (L, p), p hidden; saves p, the target and the weight. The forward checks the targets' range
 // (class_rows, or check_class_range on the composite path).
-struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct CrossEntropyTwin : public TwinFunction<CrossEntropyTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight_arg, std::string reduction,
                                int64_t ignore_index, double smoothing) {
     Tensor weight = weight_arg.value_or(Tensor());
@@ -832,7 +832,7 @@ struct CrossEntropyTwin : public torch::autograd::Function<CrossEntropyTwin> {
     return {reduce(loss, reduction, p.weight.sum()), probability};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad_loss = grads[0];
     const Tensor& grad_probability = grads[1];
     variable_list none(6);
@@ -1016,8 +1016,8 @@ Tensor cross_entropy_probability_grad_rows(const Tensor& log_p, const Tensor& ta
 // hidden; saves log p, t (only if x needs a gradient) and the weight. On a contiguous (N, C)
 // input the forward and a first-order dL/dx (t needing none) are row kernels
 // (cross_entropy_probability_rows / _grad_rows); else the Python Function's ops.
-struct CrossEntropyProbsTwin : public torch::autograd::Function<CrossEntropyProbsTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct CrossEntropyProbsTwin : public TwinFunction<CrossEntropyProbsTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                                const std::optional<Tensor>& weight_arg, std::string reduction,
                                double smoothing) {
     Tensor weight = weight_arg.value_or(Tensor());
@@ -1041,7 +1041,7 @@ struct CrossEntropyProbsTwin : public torch::autograd::Function<CrossEntropyProb
     return {loss, log_p};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& log_p = saved[0];
     const Tensor& target = saved[1];
@@ -1198,8 +1198,8 @@ Tensor multi_margin_grad_rows(const Tensor& saved, const Tensor& target, const T
 // non-differentiable; saves a (p = 1) or x (p = 2), the target and the weight. On a contiguous
 // (N, C) input the forward and a first-order dL/dx are one loop per row (multi_margin_rows /
 // _grad_rows); else the Python Function's ops.
-struct MultiMarginLossTwin : public torch::autograd::Function<MultiMarginLossTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct MultiMarginLossTwin : public TwinFunction<MultiMarginLossTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                                int64_t p, double margin, const std::optional<Tensor>& weight_arg,
                                std::string reduction) {
     Tensor weight = weight_arg.value_or(Tensor());
@@ -1227,7 +1227,7 @@ struct MultiMarginLossTwin : public torch::autograd::Function<MultiMarginLossTwi
     return {loss, active};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved_tensors = ctx->get_saved_variables();
     const Tensor& saved = saved_tensors[0];
     const Tensor& target = saved_tensors[1];
@@ -1264,8 +1264,8 @@ struct MultiMarginLossTwin : public torch::autograd::Function<MultiMarginLossTwi
 // Python: manualgrad.functional.losses.NLLLossFunction. dL/dx = scatter of −g w_t at the
 // targets; saves the target and the weight only. The forward checks the targets' range
 // (class_rows, or check_class_range on the composite path).
-struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct NLLLossTwin : public TwinFunction<NLLLossTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                         const std::optional<Tensor>& weight_arg, std::string reduction,
                         int64_t ignore_index) {
     Tensor weight = weight_arg.value_or(Tensor());
@@ -1282,7 +1282,7 @@ struct NLLLossTwin : public torch::autograd::Function<NLLLossTwin> {
     return reduce(loss, reduction, p.weight.sum());
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& grad_loss = grads[0];
     int64_t ignore_index = ctx->saved_data["ignore_index"].toInt();
@@ -1399,8 +1399,8 @@ Tensor bce_grad_fused(const Tensor& g, const Tensor& input, const Tensor& target
 // Python: manualgrad.functional.losses.BCEWithLogitsFunction. Saves x, t (only if x needs a
 // gradient), w and P. The forward and a first-order dL/dx (t needing none) are one pass each
 // (bce_fused, bce_grad_fused) on plain float/double tensors of one dtype.
-struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct BCEWithLogitsTwin : public TwinFunction<BCEWithLogitsTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                         const std::optional<Tensor>& weight_arg,
                         const std::optional<Tensor>& pos_weight_arg, std::string reduction) {
     Tensor weight = weight_arg.value_or(Tensor());
@@ -1420,7 +1420,7 @@ struct BCEWithLogitsTwin : public torch::autograd::Function<BCEWithLogitsTwin> {
     return reduce(loss, reduction);
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& input = saved[0];
     const Tensor& target = saved[1];
@@ -1525,8 +1525,8 @@ Tensor hinge_grad_fused(const Tensor& g, const Tensor& slope) {
 // and non-differentiable; saves the int8 slope −t·a, or x, t and a when t needs a gradient.
 // The forward and the first-order dL/dy from the slope are one pass each (hinge_fused,
 // hinge_grad_fused) on plain float/double tensors of one dtype.
-struct HingeLossTwin : public torch::autograd::Function<HingeLossTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& target,
+struct HingeLossTwin : public TwinFunction<HingeLossTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& target,
                                double margin, std::string reduction) {
     bool target_grad = target.requires_grad();
     HingeForward out;
@@ -1550,7 +1550,7 @@ struct HingeLossTwin : public torch::autograd::Function<HingeLossTwin> {
     return {out.loss, out.active};
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     const Tensor& input = saved[0];
     const Tensor& target = saved[1];

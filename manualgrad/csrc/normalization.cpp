@@ -323,7 +323,7 @@ bool first_order(std::initializer_list<Tensor> tensors) {
 
 // needs_input_grad per tensor argument: an absent optional tensor has no edge
 // (custom_function.h), so the edges of the present ones are counted.
-std::vector<bool> needs(AutogradContext* ctx, std::initializer_list<bool> present) {
+std::vector<bool> needs(TwinContext* ctx, std::initializer_list<bool> present) {
   std::vector<bool> result;
   size_t edge = 0;
   for (bool here : present) {
@@ -569,8 +569,8 @@ std::vector<Tensor> trailing_grads(const Tensor& grad, const Tensor& input, cons
 // (layer norm's dims, group norm's groups): forward Self::outputs (y, μ, r), saving x, w, μ, r;
 // backward Self::gradients (dL/dx, dL/dw, dL/db).
 template <typename Self>
-struct CentredNorm : public torch::autograd::Function<Self> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+struct CentredNorm : public TwinFunction<Self> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& bias, int64_t parameter, double eps) {
     ctx->set_materialize_grads(false);
@@ -582,7 +582,7 @@ struct CentredNorm : public torch::autograd::Function<Self> {
     ctx->save_for_backward({input, w, outputs[1], outputs[2]});
     return outputs;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto need =
         needs(ctx, {true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
@@ -610,8 +610,8 @@ struct LayerNormTwin : public CentredNorm<LayerNormTwin> {
 };
 
 // Python: manualgrad.functional.normalization.RMSNormFunction.
-struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+struct RMSNormTwin : public TwinFunction<RMSNormTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input,
                                const std::optional<Tensor>& weight, int64_t dims, double eps) {
     ctx->set_materialize_grads(false);
     ctx->saved_data["weight"] = weight.has_value();
@@ -621,7 +621,7 @@ struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
     ctx->save_for_backward({input, w, outputs[2]});
     return {outputs[0], outputs[2]};
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto need = needs(ctx, {true, ctx->saved_data["weight"].toBool(), false});
     auto result = trailing_grads(grads[0], saved[0], saved[1], Tensor(), saved[2], Tensor(),
@@ -635,8 +635,8 @@ struct RMSNormTwin : public torch::autograd::Function<RMSNormTwin> {
 // Python: manualgrad.functional.transformer.AddNormFunction: h = x + r, y = norm(h) (RMS or
 // layer norm, the twins' kernels above on h), outputs (y, h, the norm's statistics);
 // dL/dx = dL/dr = dL/dh|_out + normᵀ(dL/dy), reduced to each operand's shape.
-struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Tensor& residual,
+struct AddNormTwin : public TwinFunction<AddNormTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, const Tensor& residual,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& bias, int64_t dims, double eps,
                                std::string kind) {
@@ -658,7 +658,7 @@ struct AddNormTwin : public torch::autograd::Function<AddNormTwin> {
     }
     return {outputs[0], total, outputs[2]};
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     bool centred = ctx->saved_data["centred"].toBool();
     auto need = needs(
@@ -1190,8 +1190,8 @@ std::vector<Tensor> batch_grads_composite(const Tensor& grad, const Tensor& inpu
 }  // namespace
 
 // Python: manualgrad.functional.normalization.BatchNormFunction.
-struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+struct BatchNormTwin : public TwinFunction<BatchNormTwin> {
+  static variable_list forward(TwinContext* ctx, const Tensor& input,
                                const std::optional<Tensor>& weight,
                                const std::optional<Tensor>& bias,
                                const std::optional<Tensor>& running_mean,
@@ -1224,7 +1224,7 @@ struct BatchNormTwin : public torch::autograd::Function<BatchNormTwin> {
     ctx->save_for_backward({keep_input ? input : Tensor(), w, outputs[1], outputs[2]});
     return outputs;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto need =
         needs(ctx, {true, ctx->saved_data["weight"].toBool(), ctx->saved_data["bias"].toBool()});
     bool training = ctx->saved_data["training"].toBool();

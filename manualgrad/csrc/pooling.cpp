@@ -142,15 +142,15 @@ Tensor scatter_to_input(const Tensor& grad_output, const Tensor& indices, const 
 // The max pools' setup_context and backward: the indices are non-differentiable and the only
 // saved tensor.
 template <typename Self>
-struct MaxSelection : public torch::autograd::Function<Self> {
-  static variable_list save(AutogradContext* ctx, const Tensor& input,
+struct MaxSelection : public TwinFunction<Self> {
+  static variable_list save(TwinContext* ctx, const Tensor& input,
                             std::vector<Tensor> outputs) {
     ctx->mark_non_differentiable({outputs[1]});
     ctx->save_for_backward({outputs[1]});
     ctx->saved_data["input_shape"] = input.sizes().vec();
     return outputs;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor indices = ctx->get_saved_variables()[0];
     return {scatter_to_input(grads[0], indices, ctx->saved_data["input_shape"].toIntVector()),
             Tensor()};
@@ -321,7 +321,7 @@ int64_t first_maximum(const T* plane, int64_t width, int64_t row0, int64_t row1,
 // kernel cells take their turns in row-major order, each over a whole output row (compete), the
 // winner carried as its cell's ordinal a·k_w + b (exact in x's dtype).
 struct MaxPool2dTwin : public MaxSelection<MaxPool2dTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input,
+  static variable_list forward(TwinContext* ctx, const Tensor& input,
                                const PoolWindow& window) {
     FixedWindows w(window, input.size(-2), input.size(-1));
     int64_t out_w = window.output[1];
@@ -368,7 +368,7 @@ struct MaxPool2dTwin : public MaxSelection<MaxPool2dTwin> {
 // windows the winner is the first maximum in row-major window order (the first NaN if the
 // window holds one), what the Python Function's separable maxima pick (first_maximum).
 struct AdaptiveMaxPool2dTwin : public MaxSelection<AdaptiveMaxPool2dTwin> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& input, Ints output_size) {
+  static variable_list forward(TwinContext* ctx, const Tensor& input, Ints output_size) {
     int64_t height = input.size(-2), width = input.size(-1);
     int64_t out_h = output_size[0], out_w = output_size[1];
     auto row = [=](int64_t i, const auto* plane, auto* value, int64_t* index) {
@@ -391,10 +391,10 @@ struct AdaptiveMaxPool2dTwin : public MaxSelection<AdaptiveMaxPool2dTwin> {
 // the convolutions' fixed cost is most of a small pool (1×16×16×16: 794 → 132 µs forward and
 // backward), while on larger ones they are the faster kernels (4×64×32×32: 2.3 ms against the
 // loops' 3.7). The loops sum each window in row-major order, not the convolution's.
-struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
+struct AvgPool2dTwin : public TwinFunction<AvgPool2dTwin> {
   static constexpr int64_t kLoopCells = 1 << 16;
 
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const PoolWindow& window,
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const PoolWindow& window,
                         std::vector<Ints> divisors) {
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->saved_data["kernel"] = window.kernel;
@@ -416,7 +416,7 @@ struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
     return sums.div_(divisor(divisors, sums));
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto& data = ctx->saved_data;
     Ints shape = data["input_shape"].toIntVector();
     PoolWindow window{data["kernel"].toIntVector(),  data["stride"].toIntVector(),
@@ -502,8 +502,8 @@ struct AvgPool2dTwin : public torch::autograd::Function<AvgPool2dTwin> {
 // Python: manualgrad.functional.pooling.AdaptiveAvgPool2dFunction: y = A_h · x · A_wᵀ per plane
 // (the tile mean when the output size divides the input's, else the window means themselves);
 // dL/dx = A_hᵀ · dL/dy · A_w (the broadcast of dL/dy / (k_h k_w) over each tile). Saves nothing.
-struct AdaptiveAvgPool2dTwin : public torch::autograd::Function<AdaptiveAvgPool2dTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, Ints output_size) {
+struct AdaptiveAvgPool2dTwin : public TwinFunction<AdaptiveAvgPool2dTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, Ints output_size) {
     int64_t height = input.size(-2), width = input.size(-1);
     ctx->saved_data["input_size"] = Ints{height, width};
     ctx->saved_data["output_size"] = output_size;
@@ -514,7 +514,7 @@ struct AdaptiveAvgPool2dTwin : public torch::autograd::Function<AdaptiveAvgPool2
     }
     return window_means(window_means(input, -2, output_size[0]), -1, output_size[1]);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Ints size = ctx->saved_data["input_size"].toIntVector();
     Ints output_size = ctx->saved_data["output_size"].toIntVector();
     const Tensor& grad = grads[0];

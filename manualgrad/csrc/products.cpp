@@ -43,14 +43,14 @@ Tensor if_needed(const Tensor& operand, const Tensor& needed_by) {
 // Python: MatmulFunction. y = A·B; saves B if A needs a gradient, A if B does;
 // dL/dA = Σ_batch G·Bᵀ, dL/dB = Σ_batch Aᵀ·G (one product over the flattened batch when B has
 // no batch dims), each reshaped back to its operand.
-struct MatmulTwin : public torch::autograd::Function<MatmulTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& other) {
+struct MatmulTwin : public TwinFunction<MatmulTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& other) {
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->saved_data["other_shape"] = other.sizes().vec();
     ctx->save_for_backward({if_needed(input, other), if_needed(other, input)});
     return at::matmul(input, other);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto input_shape = ctx->saved_data["input_shape"].toIntVector();
     auto other_shape = ctx->saved_data["other_shape"].toIntVector();
@@ -86,8 +86,8 @@ struct MatmulTwin : public torch::autograd::Function<MatmulTwin> {
 // Python: AddmmFunction. y = β·C + α·A·B (addmm, or baddbmm for batches); saves B if A needs a
 // gradient, A if B does, never C; dL/dC = β · Σ_broadcast G, dL/dA = α · G·Bᵀ,
 // dL/dB = α · Aᵀ·G (a factor 1 is not multiplied: the same values).
-struct AddmmTwin : public torch::autograd::Function<AddmmTwin> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Tensor& mat1,
+struct AddmmTwin : public TwinFunction<AddmmTwin> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Tensor& mat1,
                         const Tensor& mat2, const at::Scalar& beta, const at::Scalar& alpha) {
     ctx->saved_data["input_shape"] = input.sizes().vec();
     ctx->saved_data["beta"] = beta.conj();  // conj: as the Python Function (complex numbers)
@@ -96,7 +96,7 @@ struct AddmmTwin : public torch::autograd::Function<AddmmTwin> {
     return mat1.dim() == 2 ? at::addmm(input, mat1, mat2, beta, alpha)
                            : at::baddbmm(input, mat1, mat2, beta, alpha);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
     auto factor = [](const Tensor& value, const at::Scalar& scale) {

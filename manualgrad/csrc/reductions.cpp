@@ -51,14 +51,14 @@ at::OptionalIntArrayRef as_dims(const Dims& dim, std::vector<int64_t>& storage) 
 }
 
 // reductions._record: the input's shape, the reduced dims and keepdim on ctx.
-void record(AutogradContext* ctx, const Tensor& input, const Dims& dim, bool keepdim) {
+void record(TwinContext* ctx, const Tensor& input, const Dims& dim, bool keepdim) {
   ctx->saved_data["shape"] = input.sizes().vec();
   ctx->saved_data["dims"] = reduced_dims(dim, input.dim());
   ctx->saved_data["keepdim"] = keepdim;
 }
 
 // reductions.spread: grad given back the reduced dims (unless keepdim) and expanded to the shape.
-Tensor spread(AutogradContext* ctx, Tensor grad) {
+Tensor spread(TwinContext* ctx, Tensor grad) {
   auto shape = ctx->saved_data["shape"].toIntVector();
   if (!ctx->saved_data["keepdim"].toBool() && !shape.empty()) {
     for (int64_t d : ctx->saved_data["dims"].toIntVector()) {
@@ -73,8 +73,8 @@ Tensor spread(AutogradContext* ctx, Tensor grad) {
 // The forward SumTwin and MeanTwin share: y = Self::reduce(x) over the dims, and what
 // reductions._record puts on ctx.
 template <typename Self>
-struct ReductionTwin : public torch::autograd::Function<Self> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, const Dims& dim, bool keepdim) {
+struct ReductionTwin : public TwinFunction<Self> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, const Dims& dim, bool keepdim) {
     std::vector<int64_t> storage;
     Tensor output = Self::reduce(input, as_dims(dim, storage), keepdim);
     record(ctx, input, dim, keepdim);
@@ -87,7 +87,7 @@ struct SumTwin : public ReductionTwin<SumTwin> {
   static Tensor reduce(const Tensor& input, at::OptionalIntArrayRef dims, bool keepdim) {
     return at::sum(input, dims, keepdim);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     return {spread(ctx, grads[0]), Tensor(), Tensor()};
   }
 };
@@ -97,7 +97,7 @@ struct MeanTwin : public ReductionTwin<MeanTwin> {
   static Tensor reduce(const Tensor& input, at::OptionalIntArrayRef dims, bool keepdim) {
     return at::mean(input, dims, keepdim);
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     auto shape = ctx->saved_data["shape"].toIntVector();
     int64_t count = 1;  // reductions._count: 1 for a 0-d input
     if (!shape.empty()) {

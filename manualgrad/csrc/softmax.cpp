@@ -85,8 +85,8 @@ Tensor shifted(const Tensor& input, int64_t dim) {
 // Self::value (Self::row_value on rows, else Self::composite), save y only, dL/dz =
 // Self::gradient(y, dL/dy, dim) (Self::row_gradient on rows when first order, else composite).
 template <typename Self>
-struct AlongDim : public torch::autograd::Function<Self> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& input, int64_t dim) {
+struct AlongDim : public TwinFunction<Self> {
+  static Tensor forward(TwinContext* ctx, const Tensor& input, int64_t dim) {
     Tensor output = innermost(input, dim)
                         ? by_rows(input.size(dim), [](auto... row) { Self::row_value(row...); },
                                   input)
@@ -95,7 +95,7 @@ struct AlongDim : public torch::autograd::Function<Self> {
     ctx->save_for_backward({output});
     return output;
   }
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  static variable_list backward(TwinContext* ctx, variable_list grads) {
     Tensor output = ctx->get_saved_variables()[0];
     const Tensor& grad = grads[0];
     int64_t dim = ctx->saved_data["dim"].toInt();

@@ -4,7 +4,7 @@
 // the Python Function stays the reference and the path under torch.func and torch.compile.
 //
 // One file per family (activations.cpp, linear.cpp, softmax.cpp, ...), each a
-// torch::autograd::Function per twin and the entry points declared below; module.cpp binds them.
+// TwinFunction (twin_function.h) per twin and the entry points declared below; module.cpp binds them.
 // To add a twin: its Function and entry point in the family's file, its declaration here, one
 // m.def in module.cpp, one line in _ext._TWINS.
 

@@ -17,10 +17,11 @@ nothing to bind, so eager calls go straight to the C++ entry point. torch's ``ap
   was 30 µs of a 4-tensor ``cat``).
 
 An eager call of a Function that has a compiled twin (:mod:`manualgrad._ext`: the same
-derivation as a C++ ``torch::autograd::Function``, when the extension is built) runs the twin
-instead, if its arguments are :func:`manualgrad._ext.eligible` (plain CPU float32/float64
-tensors, float16/bfloat16 too for the twins of ``_ext.LOW_PRECISION``, autocast off); the
-checks above run first, so transforms and tracing keep the Python Function.
+derivation as a C++ autograd Function, ``csrc/twin_function.h``'s ``TwinFunction``, when the
+extension is built) runs the twin instead, if its arguments are :func:`manualgrad._ext.eligible`
+(plain CPU float32/float64 tensors, float16/bfloat16 too for the twins of
+``_ext.LOW_PRECISION``, autocast off); the checks above run first, so transforms and tracing
+keep the Python Function.
 
 Tensors left wrapped by a transform that has exited ("dead wrappers", e.g. a ``torch.func.vjp``
 closure called later) are unwrapped first, as torch does.

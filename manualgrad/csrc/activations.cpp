@@ -280,10 +280,15 @@ struct ELUTwin : public Pointwise<ELUTwin, 3> {
     return c[0] >= 0;
   }
   static Tensor value(const Tensor& input, const Coefficients& c) {
-    return fused(input, [&c](auto z) {  // λ·max(z, 0) + λα·(e^{s·min(z, 0)} − 1)
-      auto positive = maximum_of(z, constant(z, 0)) * constant(z, c[1]);
-      auto negative = minimum_of(z, constant(z, 0)) * constant(z, c[2]);
-      return positive + expm1_of(negative) * constant(z, c[0] * c[1]);
+    // λ·max(z, 0) + λα·(e^{s·min(z, 0)} − 1), the expm1 (a SLEEF call) first and the positive
+    // branch after it, in the one expression: GCC's code for the formula written with the
+    // positive branch as a named value ahead of the sum took 1.6× as long (~530 against ~330
+    // µs at 256×1024; torch's elu ~300), whatever the order of the named values.
+    double scale = c[1], input_scale = c[2], negative_scale = c[0] * c[1];
+    return fused(input, [scale, input_scale, negative_scale](auto z) {
+      auto negative = expm1_of(minimum_of(z, constant(z, 0)) * constant(z, input_scale));
+      return maximum_of(z, constant(z, 0)) * constant(z, scale) +
+          negative * constant(z, negative_scale);
     });
   }
   // The slope from the negative branch's λα·e^{sz}/s (`negative`): 1[x ≤ 0]·s·negative +

@@ -5,6 +5,8 @@
 // again, so the backward is differentiable as it stands (double backward needs no other path).
 
 #include "common.h"
+
+#include <c10/util/generic_math.h>
 #include "twins.h"
 
 namespace manualgrad {
@@ -107,19 +109,51 @@ Tensor weight_grad_product(const Tensor& grad_output, const Tensor& input, const
   return grads.matmul(columns.transpose(1, 2)).reshape(shape);
 }
 
+// conv.TAP_KERNEL: kernel width up to which a 1-d, one-group dL/dW is one product per tap.
+constexpr int64_t kTapKernel = 32;
+
+// conv._weight_grad_taps: dL/dW[:, :, j] = Σ_n Σ_i G_y[n, :, i] · x[n, :, s·i + d·j − p]ᵀ, one
+// batched matrix product per kernel tap j over the outputs whose cell lies inside x.
+Tensor weight_grad_taps(const Tensor& grad_output, const Tensor& input, int64_t kernel,
+                        int64_t stride, int64_t padding, int64_t dilation) {
+  int64_t length = input.size(2);
+  std::vector<Tensor> taps;
+  taps.reserve(kernel);
+  for (int64_t j = 0; j < kernel; ++j) {
+    int64_t offset = j * dilation - padding;
+    int64_t first = std::max<int64_t>(0, -c10::div_floor_integer(offset, stride));
+    int64_t end = std::min<int64_t>(grad_output.size(2),
+                                    c10::div_floor_integer(length - 1 - offset, stride) + 1);
+    if (end <= first) {
+      taps.push_back(at::zeros({grad_output.size(1), input.size(1)}, grad_output.options()));
+      continue;
+    }
+    int64_t start = first * stride + offset;
+    Tensor cells = input.slice(2, start, start + (end - first - 1) * stride + 1, stride);
+    taps.push_back(at::bmm(grad_output.slice(2, first, end), cells.mT()).sum(0));
+  }
+  return at::stack(taps, -1);
+}
+
 // conv._conv_weight_grad: dL/dW as one convolution, channels ↔ batch swapped (image c of the
 // new batch holds channel c of every group, group by group, so that groups=G pairs each group
 // with its own filters) and stride ↔ dilation swapped, cropped to the kernel size. Dense copies
 // for the kernel, channels-last in 2-d unless an operand is batched (a torch.func transform or
 // autograd's vmap over the incoming gradients: only the contiguous layout there). In 2-d with a
-// 1×1 kernel, a small output or a small unfold(x) (and plain operands), the matrix product.
+// 1×1 kernel, a small output or a small unfold(x) (and plain operands), the matrix product; with
+// taps (a convolution's, not a transposed one's), in 1-d with one group and at most kTapKernel
+// taps, one product per tap.
 Tensor conv_weight_grad(const Tensor& grad_output, const Tensor& input, const Ints& weight_shape,
                         const Ints& stride, const Ints& padding, const Ints& dilation,
-                        int64_t groups) {
+                        int64_t groups, bool taps = false) {
   if (input.numel() == 0) {  // no samples (dL/dW = 0) or no input channels (W is empty)
     return at::zeros(weight_shape, grad_output.options());
   }
   Ints kernel(weight_shape.begin() + 2, weight_shape.end());
+  if (taps && input.dim() == 3 && groups == 1 && kernel[0] <= kTapKernel && plain(grad_output) &&
+      plain(input)) {
+    return weight_grad_taps(grad_output, input, kernel[0], stride[0], padding[0], dilation[0]);
+  }
   int64_t outputs = c10::multiply_integers(grad_output.sizes().slice(2));
   int64_t cells = c10::multiply_integers(kernel);
   bool small = cells == 1 || outputs <= kProductOutputs ||
@@ -173,7 +207,7 @@ struct ConvolutionTwin : public TwinFunction<ConvolutionTwin> {
     if (ctx->needs_input_grad(1)) {
       grad_weight = conv_weight_grad(grad, pad_after(saved[0], extra),
                                      saved_ints(ctx, "weight_shape"), stride, padding, dilation,
-                                     groups);
+                                     groups, /*taps=*/true);
     }
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) {
       grad_bias = bias_grad(grad);

@@ -21,7 +21,6 @@
 #include <ATen/FuncTorchTLS.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/csrc/autograd/variable.h>
 
@@ -169,7 +168,9 @@ struct TwinNode final : public torch::autograd::Node {
 };
 
 // The tensor arguments of a call, as torch's extract_vars finds them: a tensor (defined or
-// not), each of a tensor list, an optional tensor only when it holds a defined one.
+// not), each of a tensor list, an optional tensor only when it holds a defined one. Held as
+// pointers (the arguments outlive the call), so require_grad and edges do what torch's
+// any_variable_requires_grad and collect_next_edges do without a variable_list of copies.
 struct Arguments {
   c10::SmallVector<const Tensor*, 8> tensors;
   c10::SmallVector<bool, 8>& is_variable;
@@ -206,7 +207,8 @@ struct Arguments {
     torch::autograd::edge_list next;
     next.reserve(tensors.size());
     for (const Tensor* x : tensors) {
-      next.push_back(x->defined() ? torch::autograd::impl::gradient_edge(*x) : torch::autograd::Edge());
+      next.push_back(x->defined() ? torch::autograd::impl::gradient_edge(*x)
+                                  : torch::autograd::Edge());
     }
     return next;
   }

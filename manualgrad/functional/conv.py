@@ -205,7 +205,6 @@ def _conv_weight_grad(
     kernel = weight_shape[2:]
     if input.numel() == 0:  # no samples (dL/dW = 0) or no input channels (W is empty)
         return grad_output.new_zeros(weight_shape)
-    outputs = math.prod(grad_output.shape[2:])
     if (
         taps
         and input.dim() == 3
@@ -214,6 +213,7 @@ def _conv_weight_grad(
         and not transforms_or_tracing(grad_output, input)
     ):
         return _weight_grad_taps(grad_output, input, kernel[0], stride[0], padding[0], dilation[0])
+    outputs = math.prod(grad_output.shape[2:])
     if (
         input.dim() == 4
         and (

@@ -86,6 +86,54 @@ Tensor scaled(const Tensor& grad, const at::Scalar& factor) {
   return factor.equal(-1) ? grad.neg() : grad * factor;
 }
 
+// Whether both gradients of a binary op may come from one pass over (grad, x, o): first order
+// (grad mode off), and three plain, contiguous float32/float64 tensors of one dtype and one shape
+// (nothing broadcast to sum back; a number operand is not saved as a tensor, so fails this).
+bool one_pass(const Tensor& grad, const Tensor& input, const Tensor& other) {
+  if (at::GradMode::is_enabled() || !input.defined() || !other.defined()) {
+    return false;
+  }
+  for (const Tensor* t : {&grad, &input, &other}) {
+    if (!fusable(*t) || !t->is_contiguous() || t->scalar_type() != grad.scalar_type() ||
+        t->sizes() != grad.sizes()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// (first(g, x, o), second(g, x, o)) element-wise in one vectorised pass over the operands of
+// one_pass (in parallel over large tensors): each formula the Python backward's ops in their
+// order, so each value is theirs bit for bit, with grad, x and o each read once where the
+// Python backward reads them once per gradient op.
+template <typename First, typename Second>
+std::pair<Tensor, Tensor> both_in_one_pass(const Tensor& grad, const Tensor& input,
+                                           const Tensor& other, const First& first,
+                                           const Second& second) {
+  Tensor first_out = at::empty_like(grad), second_out = at::empty_like(grad);
+  AT_DISPATCH_FLOATING_TYPES(grad.scalar_type(), "manualgrad_both_in_one_pass", [&] {
+    using V = Vec<scalar_t>;
+    const scalar_t* g = grad.const_data_ptr<scalar_t>();
+    const scalar_t* x = input.const_data_ptr<scalar_t>();
+    const scalar_t* o = other.const_data_ptr<scalar_t>();
+    scalar_t* a = first_out.mutable_data_ptr<scalar_t>();
+    scalar_t* b = second_out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, grad.numel(), at::internal::GRAIN_SIZE, [&](int64_t begin, int64_t end) {
+      int64_t i = begin;
+      for (; i + V::size() <= end; i += V::size()) {
+        V gv = V::loadu(g + i), xv = V::loadu(x + i), ov = V::loadu(o + i);
+        first(gv, xv, ov).store(a + i);
+        second(gv, xv, ov).store(b + i);
+      }
+      for (; i < end; ++i) {
+        a[i] = first(g[i], x[i], o[i]);
+        b[i] = second(g[i], x[i], o[i]);
+      }
+    });
+  });
+  return {first_out, second_out};
+}
+
 }  // namespace
 
 // Python: AddFunction (y = x + α·o) and SubFunction (y = x − α·o): dL/dx = Σ_b G,
@@ -128,6 +176,13 @@ struct MulTwin : public TwinFunction<MulTwin> {
   static variable_list backward(TwinContext* ctx, variable_list grads) {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
+    if (ctx->needs_input_grad(0) && ctx->needs_input_grad(1) &&
+        one_pass(grad, saved[0], saved[1])) {
+      auto [grad_input, grad_other] = both_in_one_pass(
+          grad, saved[0], saved[1], [](auto g, auto, auto o) { return g * o; },
+          [](auto g, auto x, auto) { return g * x; });
+      return {grad_input, grad_other};
+    }
     Tensor grad_input, grad_other;
     if (ctx->needs_input_grad(0)) {
       grad_input = reduce_to(grad * kept(ctx, saved, 1, "other"), shape_of(ctx, "input_shape"));
@@ -162,6 +217,13 @@ struct DivTwin : public TwinFunction<DivTwin> {
     const Tensor& grad = grads[0];
     auto saved = ctx->get_saved_variables();
     bool exact = ctx->saved_data["exact"].toBool();
+    if (exact && ctx->needs_input_grad(0) && ctx->needs_input_grad(1) &&
+        one_pass(grad, saved[0], saved[1])) {
+      auto [grad_input, grad_other] = both_in_one_pass(
+          grad, saved[0], saved[1], [](auto g, auto, auto o) { return g / o; },
+          [](auto g, auto x, auto o) { return -g * (x / o / o); });
+      return {grad_input, grad_other, Tensor()};
+    }
     Tensor grad_input, grad_other;
     if (ctx->needs_input_grad(0)) {
       Tensor full = exact ? grad / kept(ctx, saved, 1, "other") : at::zeros_like(grad);
@@ -229,6 +291,19 @@ struct PowTwin : public TwinFunction<PowTwin> {
     }
     at::Scalar lower =
         p.isIntegral(false) ? at::Scalar(p.toLong() - 1) : at::Scalar(p.toDouble() - 1);
+    // p = 2 or 3, first order: one pass of the same values (x.pow(1) is x, x.pow(2) is x·x in
+    // ATen's pow kernel); else the composite ops
+    bool square = p.equal(2), cube = p.equal(3);
+    if ((square || cube) && !at::GradMode::is_enabled() && fusable(grad) && plain(input) &&
+        grad.scalar_type() == input.scalar_type() && grad.sizes() == input.sizes()) {
+      double factor = p.toDouble();
+      return square ? fused(input, grad, [factor](auto x, auto g) {
+        return g * (x * constant(x, factor));
+      })
+                    : fused(input, grad, [factor](auto x, auto g) {
+                        return g * ((x * x) * constant(x, factor));
+                      });
+    }
     return grad * (input.pow(lower) * p).conj();
   }
 

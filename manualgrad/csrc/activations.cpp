@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <vector>
 
 #include "activations.h"
@@ -358,9 +359,15 @@ struct HardswishTwin : public Pointwise<HardswishTwin, 0> {
   static auto derivative(const V& z, const Coefficients&) {
     // 1[−3 < z < 3]·(c/3 + ½) + (1 − 1[z < 3]), c = fmax(fmin(z, 3), −3)
     auto inside = indicator_gt(z, -3) * indicator_lt(z, 3);
-    auto clamped = fmax_of(fmin_of(z, 3), -3);
-    auto middle = inside * (clamped / constant(z, 3) + constant(z, 0.5));
-    return middle + (constant(z, 1) - indicator_lt(z, 3));
+    auto above = constant(z, 1) - indicator_lt(z, 3);
+    if constexpr (std::is_same_v<V, Tensor>) {  // the Python ops, differentiable again
+      auto clamped = fmax_of(fmin_of(z, 3), -3);
+      return inside * (clamped / constant(z, 3) + constant(z, 0.5)) + above;
+    } else {
+      // the same values with a select: inside, c = z and the sum's second term is 0; outside,
+      // the first term is 0 (a ±0 that the sum's +0 or 1 absorbs) and NaN falls to 1 − 0 = 1
+      return where_positive(inside, z / constant(z, 3) + constant(z, 0.5), above);
+    }
   }
 };
 

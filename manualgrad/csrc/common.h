@@ -29,6 +29,7 @@
 #include "twins.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 namespace manualgrad {
@@ -281,6 +282,53 @@ struct FromOutput : public TwinFunction<Self> {
 inline Tensor times(Tensor fresh, const Tensor& other) {
   bool scratch = !at::GradMode::is_enabled() && plain(fresh) && plain(other);
   return scratch ? fresh.mul_(other) : fresh * other;
+}
+
+// ---- row reductions ------------------------------------------------------------------------
+
+// reduce over the row of map(row values...) (`identity` the reduction's neutral value), with
+// four independent vector accumulators: ATen's reduce_all carries one, and its loop is a chain
+// of dependent reductions (a max is exact in any order; a sum's order is a rounding choice,
+// within float rounding of the Python Function's torch.sum).
+template <typename T, typename Map, typename Reduce, typename... Rows>
+T row_reduce(int64_t width, T identity, const Map& map, const Reduce& reduce,
+             const Rows*... rows) {
+  using V = Vec<T>;
+  constexpr int64_t n = V::size();
+  V acc0(identity), acc1(identity), acc2(identity), acc3(identity);
+  int64_t d = 0;
+  for (; d + 4 * n <= width; d += 4 * n) {
+    acc0 = reduce(acc0, map(V::loadu(rows + d)...));
+    acc1 = reduce(acc1, map(V::loadu(rows + d + n)...));
+    acc2 = reduce(acc2, map(V::loadu(rows + d + 2 * n)...));
+    acc3 = reduce(acc3, map(V::loadu(rows + d + 3 * n)...));
+  }
+  for (; d + n <= width; d += n) {
+    acc0 = reduce(acc0, map(V::loadu(rows + d)...));
+  }
+  if (d < width) {
+    int64_t tail = width - d;
+    acc1 = reduce(acc1, V::set(V(identity), map(V::loadu(rows + d, tail)...), tail));
+  }
+  return at::vec::vec_reduce_all<T>(reduce, reduce(reduce(acc0, acc1), reduce(acc2, acc3)));
+}
+
+template <typename T>
+T row_max(const T* x, int64_t width) {
+  return row_reduce<T>(
+      width, -std::numeric_limits<T>::infinity(), [](Vec<T> v) { return v; },
+      [](Vec<T> a, Vec<T> b) { return at::vec::maximum(a, b); }, x);
+}
+
+// a + b (a sum's reduction).
+template <typename T>
+Vec<T> plus(Vec<T> a, Vec<T> b) {
+  return a + b;
+}
+
+template <typename T>
+T row_sum(const T* x, int64_t width) {
+  return row_reduce<T>(width, T(0), [](Vec<T> v) { return v; }, plus<T>, x);
 }
 
 // row(r) for r in [0, rows), in parallel over chunks of about 32768 elements (rows of width).

@@ -58,17 +58,6 @@ Tensor by_rows(int64_t width, const Kernel& kernel, const Tensor& first, const I
   return output;
 }
 
-template <typename T>
-T row_max(const T* x, int64_t width) {
-  return at::vec::reduce_all<T>([](Vec<T> a, Vec<T> b) { return at::vec::maximum(a, b); }, x,
-                                width);
-}
-
-template <typename T>
-T row_sum(const T* x, int64_t width) {
-  return at::vec::reduce_all<T>([](Vec<T> a, Vec<T> b) { return a + b; }, x, width);
-}
-
 // z − max_dim z, a fresh tensor (an empty tensor has no max: its copy).
 Tensor shifted(const Tensor& input, int64_t dim) {
   if (input.numel() == 0) {
@@ -143,8 +132,8 @@ struct SoftmaxTwin : public AlongDim<SoftmaxTwin> {
   }
   template <typename T>
   static void row_gradient(T* out, int64_t width, const T* y, const T* g) {
-    Vec<T> dot(at::vec::map2_reduce_all<T>([](Vec<T> a, Vec<T> b) { return b * a; },
-                                           [](Vec<T> a, Vec<T> b) { return a + b; }, y, g, width));
+    Vec<T> dot(row_reduce<T>(
+        width, T(0), [](Vec<T> a, Vec<T> b) { return b * a; }, plus<T>, y, g));
     at::vec::map2([dot](Vec<T> y, Vec<T> g) { return (g - dot) * y; }, out, y, g, width);
   }
 };
@@ -159,8 +148,7 @@ struct LogSoftmaxTwin : public AlongDim<LogSoftmaxTwin> {
   template <typename T>
   static void row_value(T* y, int64_t width, const T* z) {
     Vec<T> max(row_max(z, width));
-    T total = at::vec::map_reduce_all<T>([max](Vec<T> v) { return (v - max).exp(); },
-                                         [](Vec<T> a, Vec<T> b) { return a + b; }, z, width);
+    T total = row_reduce<T>(width, T(0), [max](Vec<T> v) { return (v - max).exp(); }, plus<T>, z);
     Vec<T> log_total(std::log(total));
     at::vec::map([max, log_total](Vec<T> v) { return (v - max) - log_total; }, y, z, width);
   }

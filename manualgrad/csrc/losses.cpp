@@ -63,14 +63,15 @@ Tensor scaled(Tensor fresh, const Tensor& other) {
 // One operand of a fused pass along a row of a TensorIterator loop: its base pointer and the
 // stride (bytes) between elements. A vector of count ≤ Vec::size() elements is loaded or stored
 // at element i; a broadcast operand (stride 0) loads its one value, a partial vector leaves the
-// other lanes 0 (load) or memory untouched (store).
-template <typename T>
+// other lanes 0 (load) or memory untouched (store). Dense: every operand of the row is known to
+// be contiguous (the stride tests compile away).
+template <typename T, bool Dense = false>
 struct Operand {
   char* data = nullptr;
   int64_t stride = 0;
 
   Vec<T> load(int64_t i, int64_t count) const {
-    if (stride == static_cast<int64_t>(sizeof(T))) {
+    if (Dense || stride == static_cast<int64_t>(sizeof(T))) {
       return Vec<T>::loadu(data + i * stride, count);
     }
     if (stride == 0) {
@@ -84,7 +85,7 @@ struct Operand {
   }
 
   void store(int64_t i, const Vec<T>& value, int64_t count) const {
-    if (stride == static_cast<int64_t>(sizeof(T))) {
+    if (Dense || stride == static_cast<int64_t>(sizeof(T))) {
       value.store(data + i * stride, count);
       return;
     }
@@ -98,7 +99,7 @@ struct Operand {
   // A byte operand (bool or int8: values 0, ±1) read into, or written from, a T vector
   // (through int32 lanes when contiguous).
   Vec<T> load_bytes(int64_t i, int64_t count) const {
-    if (stride == 1) {
+    if (Dense || stride == 1) {
       auto bytes = Vec<int8_t>::loadu(data + i, count);
       return at::vec::convert<T>(at::vec::convert<int32_t>(bytes));
     }
@@ -109,7 +110,7 @@ struct Operand {
     return Vec<T>::loadu(lanes);
   }
   void store_bytes(int64_t i, const Vec<T>& value, int64_t count) const {
-    if (stride == 1) {
+    if (Dense || stride == 1) {
       at::vec::convert<int8_t>(at::vec::convert<int32_t>(value)).store(data + i, count);
       return;
     }
@@ -163,32 +164,56 @@ S chunked_sum(int64_t n, int64_t size, const Chunk& chunk) {
   return total;
 }
 
+// Σ body(operands, i, count) along one row of size0 elements, added to total: in T over runs of
+// kRun vectors, each run's sum then in double (lanes past count dropped). The whole vectors pass
+// count as the constant Vec::size(), so the partial-vector branches fold away.
+template <typename T, typename Operands, typename Body>
+void row_pass(const Operands& operands, int64_t size0, const Body& body, double& total) {
+  constexpr int64_t width = Vec<T>::size();
+  Vec<T> run(T(0));
+  int64_t i = 0;
+  for (int64_t n = 1; i + width <= size0; i += width, ++n) {
+    run = run + body(operands, i, width);
+    if (n == kRun) {
+      total += at::vec::vec_reduce_all<T>(plus<T>, run);
+      run = Vec<T>(T(0));
+      n = 0;
+    }
+  }
+  if (i < size0) {
+    int64_t count = size0 - i;
+    run = run + Vec<T>::set(Vec<T>(T(0)), body(operands, i, count), count);
+  }
+  total += at::vec::vec_reduce_all<T>(plus<T>, run);
+}
+
 // body(operands, i, count) on every vector of iter's elements (operands: outputs first, then
 // inputs, in the iterator's order), in parallel over fixed chunks of GRAIN_SIZE elements;
-// returns the sum of what body returns (lanes past count dropped), in T over runs of kRun
-// vectors and in double across runs and chunks (chunked_sum: independent of the thread count).
+// returns the sum of what body returns (row_pass: in T over runs of kRun vectors, in double
+// across runs and chunks; chunked_sum: independent of the thread count). Rows whose operands
+// are all contiguous run with Dense operands.
 template <typename T, typename Body>
 double fused_pass(at::TensorIteratorBase& iter, const Body& body) {
-  constexpr int64_t width = Vec<T>::size();
   int ntensors = iter.ntensors();
   TORCH_INTERNAL_ASSERT(ntensors <= kMaxOperands);
   auto chunk = [&](int64_t begin, int64_t end) {
     double total = 0;
     auto loop = [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
-      std::array<Operand<T>, kMaxOperands> operands;
+      bool dense = true;
+      for (int k = 0; k < ntensors; ++k) {
+        dense = dense && strides[k] == iter.element_size(k);
+      }
+      std::array<Operand<T, false>, kMaxOperands> operands;
+      std::array<Operand<T, true>, kMaxOperands> dense_operands;
       for (int64_t j = 0; j < size1; ++j) {
         for (int k = 0; k < ntensors; ++k) {
           operands[k] = {data[k] + j * strides[ntensors + k], strides[k]};
+          dense_operands[k] = {operands[k].data, strides[k]};
         }
-        Vec<T> run(T(0));
-        for (int64_t i = 0, n = 1; i < size0; i += width, ++n) {
-          int64_t count = std::min(width, size0 - i);
-          Vec<T> value = body(operands, i, count);
-          run = run + (count == width ? value : Vec<T>::set(Vec<T>(T(0)), value, count));
-          if (n % kRun == 0 || i + width >= size0) {
-            total += at::vec::vec_reduce_all<T>([](Vec<T> a, Vec<T> b) { return a + b; }, run);
-            run = Vec<T>(T(0));
-          }
+        if (dense) {
+          row_pass<T>(dense_operands, size0, body, total);
+        } else {
+          row_pass<T>(operands, size0, body, total);
         }
       }
     };
@@ -688,11 +713,9 @@ std::tuple<Tensor, Tensor> cross_entropy_rows(const Tensor& input, const Tensor&
                       [&](int64_t i, bool valid, scalar_t picked) {
                         const scalar_t* row = x + i * width;
                         scalar_t* out = p + i * width;
-                        scalar_t m = at::vec::reduce_all<scalar_t>(
-                            [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+                        scalar_t m = row_max(row, width);
                         at::vec::map([m](V v) { return (v - V(m)).exp(); }, out, row, width);
-                        scalar_t s = at::vec::reduce_all<scalar_t>(
-                            [](V a, V b) { return a + b; }, out, width);
+                        scalar_t s = row_sum(out, width);
                         at::vec::map([s](V v) { return v / V(s); }, out, out, width);
                         return valid ? ((m + std::log(s)) - row[t[i]]) * picked : scalar_t(0);
                       });
@@ -947,11 +970,9 @@ std::tuple<Tensor, Tensor> cross_entropy_probability_rows(const Tensor& input,
       const scalar_t* row = x + i * width;
       scalar_t* lp = out + i * width;
       RowTargets<scalar_t> q{t + i * width, w, smoothing, width};
-      scalar_t m = at::vec::reduce_all<scalar_t>(
-          [](V a, V b) { return at::vec::maximum(a, b); }, row, width);
+      scalar_t m = row_max(row, width);
       at::vec::map([m](V v) { return (v - V(m)).exp(); }, lp, row, width);
-      V log_s(
-          std::log(at::vec::reduce_all<scalar_t>([](V a, V b) { return a + b; }, lp, width)));
+      V log_s(std::log(row_sum(lp, width)));
       V dot(scalar_t(0));
       for (int64_t c = 0; c < width; c += step) {
         int64_t count = std::min(step, width - c);

@@ -386,8 +386,12 @@ struct SoftplusTwin : public Pointwise<SoftplusTwin, 2> {
   static auto derivative(const V& z, const Coefficients& c) {
     // (1 − 1[βz > threshold])·σ(βz) + 1[βz > threshold]
     auto scaled = z * constant(z, c[0]);
-    auto above = indicator_gt(scaled, c[1]);
-    return (constant(z, 1) - above) * sigmoid_value(scaled) + above;
+    if constexpr (std::is_same_v<V, Tensor>) {  // the Python ops, differentiable again
+      auto above = indicator_gt(scaled, c[1]);
+      return (constant(z, 1) - above) * sigmoid_value(scaled) + above;
+    } else {  // the same values as a select (σ is finite above the threshold; NaN is below)
+      return where_above(scaled, c[1], constant(z, 1), sigmoid_value(scaled));
+    }
   }
 };
 

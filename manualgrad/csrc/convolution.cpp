@@ -113,24 +113,42 @@ Tensor weight_grad_product(const Tensor& grad_output, const Tensor& input, const
 constexpr int64_t kTapKernel = 32;
 
 // conv._weight_grad_taps: dL/dW[:, :, j] = Σ_n Σ_i G_y[n, :, i] · x[n, :, s·i + d·j − p]ᵀ, one
-// batched matrix product per kernel tap j over the outputs whose cell lies inside x.
+// batched matrix product per kernel tap j over the outputs whose cell lies inside x; with
+// zeros_outside (a float64 transposed convolution's dL/dW: torch's float64 kernel multiplies the
+// padded dL/dy's zeros by x, its float32 one does not) plus Σ_n Σ_i 0 · G_y[n, :, i] over the
+// outputs whose cell is padding, for every column.
 Tensor weight_grad_taps(const Tensor& grad_output, const Tensor& input, int64_t kernel,
-                        int64_t stride, int64_t padding, int64_t dilation) {
-  int64_t length = input.size(2);
+                        int64_t stride, int64_t padding, int64_t dilation, bool zeros_outside) {
+  int64_t length = input.size(2), outputs = grad_output.size(2);
+  std::vector<Tensor> phases;  // x's cells by residue mod s, dense (x itself for s = 1)
+  if (stride == 1) {
+    phases.push_back(input);
+  } else {
+    for (int64_t r = 0; r < stride; ++r) {
+      phases.push_back(input.slice(2, r, length, stride).contiguous());
+    }
+  }
   std::vector<Tensor> taps;
   taps.reserve(kernel);
   for (int64_t j = 0; j < kernel; ++j) {
     int64_t offset = j * dilation - padding;
     int64_t first = std::max<int64_t>(0, -c10::div_floor_integer(offset, stride));
-    int64_t end = std::min<int64_t>(grad_output.size(2),
-                                    c10::div_floor_integer(length - 1 - offset, stride) + 1);
-    if (end <= first) {
-      taps.push_back(at::zeros({grad_output.size(1), input.size(1)}, grad_output.options()));
-      continue;
+    int64_t end = std::max<int64_t>(
+        first,
+        std::min<int64_t>(outputs, c10::div_floor_integer(length - 1 - offset, stride) + 1));
+    Tensor tap;
+    if (end == first) {
+      tap = at::zeros({grad_output.size(1), input.size(1)}, grad_output.options());
+    } else {
+      int64_t start = first * stride + offset;
+      Tensor cells = phases[start % stride].slice(2, start / stride, start / stride + end - first);
+      tap = at::bmm(grad_output.slice(2, first, end), cells.mT()).sum(0);
     }
-    int64_t start = first * stride + offset;
-    Tensor cells = input.slice(2, start, start + (end - first - 1) * stride + 1, stride);
-    taps.push_back(at::bmm(grad_output.slice(2, first, end), cells.mT()).sum(0));
+    if (zeros_outside && (first > 0 || end < outputs)) {
+      Tensor outside = at::cat({grad_output.slice(2, 0, first), grad_output.slice(2, end)}, 2);
+      tap = tap + (outside * 0).sum({0, 2}).unsqueeze(1);
+    }
+    taps.push_back(tap);
   }
   return at::stack(taps, -1);
 }
@@ -141,18 +159,19 @@ Tensor weight_grad_taps(const Tensor& grad_output, const Tensor& input, int64_t 
 // for the kernel, channels-last in 2-d unless an operand is batched (a torch.func transform or
 // autograd's vmap over the incoming gradients: only the contiguous layout there). In 2-d with a
 // 1×1 kernel, a small output or a small unfold(x) (and plain operands), the matrix product; with
-// taps (a convolution's, not a transposed one's), in 1-d with one group and at most kTapKernel
-// taps, one product per tap.
+// taps, in 1-d with one group and at most kTapKernel taps, one product per tap (zeros_outside:
+// a transposed convolution's, see weight_grad_taps).
 Tensor conv_weight_grad(const Tensor& grad_output, const Tensor& input, const Ints& weight_shape,
                         const Ints& stride, const Ints& padding, const Ints& dilation,
-                        int64_t groups, bool taps = false) {
+                        int64_t groups, bool taps = false, bool zeros_outside = false) {
   if (input.numel() == 0) {  // no samples (dL/dW = 0) or no input channels (W is empty)
     return at::zeros(weight_shape, grad_output.options());
   }
   Ints kernel(weight_shape.begin() + 2, weight_shape.end());
   if (taps && input.dim() == 3 && groups == 1 && kernel[0] <= kTapKernel && plain(grad_output) &&
       plain(input)) {
-    return weight_grad_taps(grad_output, input, kernel[0], stride[0], padding[0], dilation[0]);
+    return weight_grad_taps(grad_output, input, kernel[0], stride[0], padding[0], dilation[0],
+                            zeros_outside);
   }
   int64_t outputs = c10::multiply_integers(grad_output.sizes().slice(2));
   int64_t cells = c10::multiply_integers(kernel);
@@ -240,7 +259,8 @@ struct ConvTransposeTwin : public TwinFunction<ConvTransposeTwin> {
     }
     if (ctx->needs_input_grad(1)) {
       grad_weight = conv_weight_grad(saved[0], grad, saved_ints(ctx, "weight_shape"), stride,
-                                     padding, dilation, groups);
+                                     padding, dilation, groups, /*taps=*/true,
+                                     /*zeros_outside=*/grad.scalar_type() == at::kDouble);
     }
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) {
       grad_bias = bias_grad(grad);

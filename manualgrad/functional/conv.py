@@ -195,12 +195,13 @@ def _conv_weight_grad(
     dilation: tuple[int, ...],
     groups: int,
     taps: bool = False,
+    zeros_outside: bool = False,
 ) -> Tensor:
     """dL/dW as one convolution: channels ↔ batch swapped, stride ↔ dilation swapped; or, for
     a 2-d 1×1 kernel, a small output or a small unfold(x), as a matrix product of unfold(x);
-    with ``taps``, in 1-d (one group, at most ``TAP_KERNEL`` taps), one product per kernel tap.
-    (A transposed convolution's dL/dW keeps the convolution form: torch's multiplies the padding's
-    zeros, so an infinite x gives NaN there, which a product over x's own cells would not.)"""
+    with ``taps``, in 1-d (one group, at most ``TAP_KERNEL`` taps), one product per kernel tap,
+    and with ``zeros_outside`` also the padding's zeros times G_y (a transposed convolution's
+    dL/dW, for which torch's kernel multiplies them: see :func:`_weight_grad_taps`)."""
     batch, channels, *spatial = input.shape
     kernel = weight_shape[2:]
     if input.numel() == 0:  # no samples (dL/dW = 0) or no input channels (W is empty)
@@ -212,7 +213,9 @@ def _conv_weight_grad(
         and kernel[0] <= TAP_KERNEL
         and not transforms_or_tracing(grad_output, input)
     ):
-        return _weight_grad_taps(grad_output, input, kernel[0], stride[0], padding[0], dilation[0])
+        return _weight_grad_taps(
+            grad_output, input, kernel[0], stride[0], padding[0], dilation[0], zeros_outside
+        )
     outputs = math.prod(grad_output.shape[2:])
     if (
         input.dim() == 4
@@ -279,23 +282,41 @@ def _weight_grad_product(
 
 
 def _weight_grad_taps(
-    grad_output: Tensor, input: Tensor, kernel: int, stride: int, padding: int, dilation: int
+    grad_output: Tensor,
+    input: Tensor,
+    kernel: int,
+    stride: int,
+    padding: int,
+    dilation: int,
+    zeros_outside: bool = False,
 ) -> Tensor:
     """dL/dW[:, :, j] = Σ_n Σ_i G_y[n, :, i] · x[n, :, s·i + d·j − p]ᵀ, one batched matrix product
     per kernel tap j over the outputs i whose cell lies inside x (the padding's cells add
-    nothing: no 0 · ∞ where x or G_y holds an infinity)."""
+    nothing: no 0 · ∞ where x or G_y holds an infinity).
+
+    ``zeros_outside``: each tap also adds Σ_n Σ_i 0 · G_y[n, :, i] over the outputs i whose cell
+    is padding, for every column — 0, or NaN where such a G_y is infinite or NaN: a float64
+    transposed convolution's dL/dW (G_y its x, x its dL/dy), where torch's kernel multiplies the
+    padded dL/dy's zeros by x (its float32 kernel does not)."""
     length = input.shape[2]
+    # x's cells s·i + c by residue r = c mod s, each a dense copy (x itself for s = 1): a tap's
+    # cells are then a contiguous run of one of them, which the product reads without a copy
+    phases = [input[:, :, r::stride].contiguous() for r in range(stride)] if stride > 1 else [input]
     taps = []
     for j in range(kernel):
         offset = j * dilation - padding  # x's cell of output 0
         first = max(0, -(offset // stride))  # the first output whose cell is ≥ 0
-        end = min(grad_output.shape[2], (length - 1 - offset) // stride + 1)
-        if end <= first:
-            taps.append(grad_output.new_zeros(grad_output.shape[1], input.shape[1]))
-            continue
-        start = first * stride + offset
-        cells = input[:, :, start : start + (end - first - 1) * stride + 1 : stride]
-        taps.append(torch.bmm(grad_output[:, :, first:end], cells.mT).sum(0))
+        end = max(first, min(grad_output.shape[2], (length - 1 - offset) // stride + 1))
+        if end == first:
+            tap = grad_output.new_zeros(grad_output.shape[1], input.shape[1])
+        else:
+            start = first * stride + offset
+            cells = phases[start % stride][:, :, start // stride : start // stride + end - first]
+            tap = torch.bmm(grad_output[:, :, first:end], cells.mT).sum(0)
+        if zeros_outside and (first > 0 or end < grad_output.shape[2]):
+            outside = torch.cat((grad_output[:, :, :first], grad_output[:, :, end:]), 2)
+            tap = tap + (outside * 0).sum((0, 2)).unsqueeze(1)
+        taps.append(tap)
     return torch.stack(taps, -1)
 
 

@@ -39,6 +39,10 @@ from manualgrad.functional.conv import (
     _save_operands,
 )
 
+# dtypes whose 1-d dL/dW is one product per tap (float16/bfloat16 keep the convolution form,
+# whose padding products are whatever torch's kernel for that dtype does)
+_TAP_DTYPES = (torch.float32, torch.float64)
+
 
 class ConvTransposeFunction(Function):
     r"""N-d transposed convolution  y = conv_transpose(x, W) + b,  x: (N, C_in, *spatial),
@@ -48,7 +52,10 @@ class ConvTransposeFunction(Function):
     Saved: x only if W needs a gradient, W only if x needs one; never b.
     dL/dx = conv(dL/dy, W; stride s, padding p, dilation d, groups G)
     dL/dW = weight gradient of conv(dL/dy, W) for the output gradient x
-            (dL/dy as the input, x as the output gradient)
+            (dL/dy as the input, x as the output gradient); in 1-d, float32/float64, one
+            product per kernel tap, in float64 plus 0·x for the zeros padding dL/dy: torch's
+            float64 kernel multiplies them (an infinite x gives NaN there), its float32 one
+            (oneDNN) does not, and its NaN positions are the reference
     dL/db = Σ over batch and spatial dims of dL/dy.
     """
 
@@ -87,7 +94,15 @@ class ConvTransposeFunction(Function):
             )
         if needs_weight:
             grad_weight = _conv_weight_grad(
-                input, grad_output, ctx.weight_shape, stride, padding, dilation, groups
+                input,
+                grad_output,
+                ctx.weight_shape,
+                stride,
+                padding,
+                dilation,
+                groups,
+                taps=input.dtype in _TAP_DTYPES,
+                zeros_outside=input.dtype == torch.float64,
             )
         if needs_bias:
             grad_bias = _bias_grad(grad_output)

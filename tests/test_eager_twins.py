@@ -27,6 +27,7 @@ from torch.autograd import forward_ad
 
 import manualgrad.functional as F
 from manualgrad import _ext
+from manualgrad.bench.inputs import make
 from manualgrad.functional.activations import ReLUFunction
 from manualgrad.testing.calls import float_outputs, random_like
 from tests.registry import OPS
@@ -124,6 +125,24 @@ def test_twin_equals_python_path(op, sample, dtype, create_graph):
             torch.testing.assert_close(got, expected, rtol=0, atol=0, equal_nan=True)
         else:  # float32 rounding, scaled by the values
             torch.testing.assert_close(got, expected, rtol=4e-6, atol=1e-6, equal_nan=True)
+
+
+@needs_extension
+@pytest.mark.parametrize("op", [pytest.param(op, id=op.name) for op in TWINNED_OPS])
+def test_twin_equals_python_path_at_bench_size(op):
+    """The same at the benchmark's medium size (256 × 1024 or the op's equivalent), first order in
+    float32: the registry's samples are a few elements, so mostly the kernels' scalar tails;
+    here the vector loops, row kernels and parallel chunks run."""
+    sample = make(op.name, "medium")
+    eager = _run(op.op, sample, torch.float32, create_graph=False)
+    with _ext.python_path():
+        reference = _run(op.op, sample, torch.float32, create_graph=False)
+    exact = op.function.__name__ not in ROUNDED
+    for got, expected in zip(eager, reference, strict=True):
+        assert (got is None) == (expected is None)
+        if got is not None:
+            tolerance = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-5, "atol": 1e-5}
+            torch.testing.assert_close(got, expected, equal_nan=True, **tolerance)
 
 
 def _no_farther(got: torch.Tensor, expected: torch.Tensor, truth: torch.Tensor) -> bool:

@@ -199,22 +199,22 @@ double fused_pass(at::TensorIteratorBase& iter, const Body& body) {
   auto chunk = [&](int64_t begin, int64_t end) {
     double total = 0;
     auto loop = [&](char** data, const int64_t* strides, int64_t size0, int64_t size1) {
+      auto rows = [&](auto operands) {
+        for (int64_t j = 0; j < size1; ++j) {
+          for (int k = 0; k < ntensors; ++k) {
+            operands[k] = {data[k] + j * strides[ntensors + k], strides[k]};
+          }
+          row_pass<T>(operands, size0, body, total);
+        }
+      };
       bool dense = true;
       for (int k = 0; k < ntensors; ++k) {
         dense = dense && strides[k] == iter.element_size(k);
       }
-      std::array<Operand<T, false>, kMaxOperands> operands;
-      std::array<Operand<T, true>, kMaxOperands> dense_operands;
-      for (int64_t j = 0; j < size1; ++j) {
-        for (int k = 0; k < ntensors; ++k) {
-          operands[k] = {data[k] + j * strides[ntensors + k], strides[k]};
-          dense_operands[k] = {operands[k].data, strides[k]};
-        }
-        if (dense) {
-          row_pass<T>(dense_operands, size0, body, total);
-        } else {
-          row_pass<T>(operands, size0, body, total);
-        }
+      if (dense) {
+        rows(std::array<Operand<T, true>, kMaxOperands>{});
+      } else {
+        rows(std::array<Operand<T, false>, kMaxOperands>{});
       }
     };
     iter.serial_for_each(loop, {begin, end});

@@ -289,8 +289,6 @@ struct PowTwin : public TwinFunction<PowTwin> {
     if (p.equal(0)) {
       return at::zeros_like(grad);
     }
-    at::Scalar lower =
-        p.isIntegral(false) ? at::Scalar(p.toLong() - 1) : at::Scalar(p.toDouble() - 1);
     // p = 2 or 3, first order: one pass of the same values (x.pow(1) is x, x.pow(2) is x·x in
     // ATen's pow kernel); else the composite ops
     bool square = p.equal(2), cube = p.equal(3);
@@ -304,6 +302,8 @@ struct PowTwin : public TwinFunction<PowTwin> {
                         return g * ((x * x) * constant(x, factor));
                       });
     }
+    at::Scalar lower =
+        p.isIntegral(false) ? at::Scalar(p.toLong() - 1) : at::Scalar(p.toDouble() - 1);
     return grad * (input.pow(lower) * p).conj();
   }
 
